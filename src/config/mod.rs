@@ -1,0 +1,237 @@
+//! The validated runtime configuration. Raw TOML is turned into one [`Snapshot`]
+//! before anything else sees it; a snapshot is immutable and published atomically.
+
+mod raw;
+mod validate;
+pub mod watch;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderName, HeaderValue};
+
+pub use raw::Strategy;
+pub use validate::{from_str, load, ConfigError};
+
+use crate::providers::Kind;
+
+/// Reads an environment variable; injectable so tests need not mutate the process env.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub fn process_env() -> EnvLookup {
+    Arc::new(|name| std::env::var(name).ok())
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub path: PathBuf,
+    pub loaded_at: SystemTime,
+    pub server: Server,
+    pub failover: FailoverPolicy,
+    pub circuit: CircuitPolicy,
+    pub health_interval: Duration,
+    pub fallback_message: Option<String>,
+    /// Sorted by name.
+    pub providers: Vec<Arc<Provider>>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug)]
+pub struct Server {
+    pub listen: String,
+    /// Client keys; empty means the proxy is open.
+    pub api_keys: Vec<Secret>,
+    pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FailoverPolicy {
+    pub on_status: Vec<u16>,
+    pub max_attempts: u32,
+    pub retries_per_target: u32,
+    pub backoff: Duration,
+    pub default_cooldown: Duration,
+    pub max_cooldown: Duration,
+    pub max_wait: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitPolicy {
+    pub failures: u32,
+    pub open_for: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(30),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A string that never prints: provider and client keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: Kind,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<Secret>,
+    /// `None` when enabled; else why not (e.g. `OPENAI_API_KEY is not set`).
+    pub disabled_reason: Option<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub timeouts: Timeouts,
+    pub version: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub api_version: Option<String>,
+}
+
+impl Provider {
+    pub fn enabled(&self) -> bool {
+        self.disabled_reason.is_none()
+    }
+
+    /// Health state (circuit, cooldowns) is keyed by this, so it survives a reload
+    /// exactly when the provider's name, kind and base_url are unchanged.
+    pub fn health_key(&self) -> String {
+        format!("{}|{}|{}", self.name, self.kind.as_str(), self.base_url)
+    }
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub provider: Arc<Provider>,
+    /// The model exactly as the provider wants it.
+    pub model: String,
+    pub weight: u32,
+    pub timeouts: Timeouts,
+    /// `provider/model`, as written in the route.
+    pub label: String,
+}
+
+impl Target {
+    pub fn new(provider: Arc<Provider>, model: &str, weight: u32, timeouts: Timeouts) -> Target {
+        Target {
+            label: format!("{}/{}", provider.name, model),
+            model: model.to_string(),
+            weight,
+            timeouts,
+            provider,
+        }
+    }
+
+    /// Cooldowns are per provider + model; keyed like [`Provider::health_key`].
+    pub fn health_key(&self) -> String {
+        format!("{}|{}", self.provider.health_key(), self.model)
+    }
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub model: String,
+    pub strategy: Strategy,
+    pub targets: Vec<Arc<Target>>,
+}
+
+/// What a request's `model` resolved to.
+pub enum Resolved<'a> {
+    Route(&'a Route),
+    /// `PROVIDER/MODEL` naming a declared provider directly.
+    Direct(Arc<Target>),
+}
+
+impl Snapshot {
+    pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.providers[i])
+    }
+
+    /// Routes in file order, `*` matching anything; else `provider/model` directly.
+    pub fn resolve(&self, model: &str) -> Option<Resolved<'_>> {
+        if let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| r.model == model || r.model == "*")
+        {
+            return Some(Resolved::Route(route));
+        }
+        let (provider, target_model) = model.split_once('/')?;
+        let provider = self.provider(provider)?;
+        if target_model.is_empty() {
+            return None;
+        }
+        Some(Resolved::Direct(Arc::new(Target::new(
+            provider.clone(),
+            target_model,
+            1,
+            provider.timeouts,
+        ))))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One line for `--check` and startup: routes, providers, disabled ones and why.
+    pub fn summary(&self) -> String {
+        let enabled = self.providers.iter().filter(|p| p.enabled()).count();
+        let disabled: Vec<String> = self
+            .providers
+            .iter()
+            .filter_map(|p| {
+                p.disabled_reason
+                    .as_ref()
+                    .map(|r| format!("{} ({})", p.name, r))
+            })
+            .collect();
+        let routes: Vec<&str> = self.routes.iter().map(|r| r.model.as_str()).collect();
+        format!(
+            "{}: ok: {} route(s) [{}], {} provider(s) ({} enabled), disabled: {}",
+            self.path.display(),
+            self.routes.len(),
+            routes.join(", "),
+            self.providers.len(),
+            enabled,
+            if disabled.is_empty() {
+                "none".to_string()
+            } else {
+                disabled.join(", ")
+            }
+        )
+    }
+}

@@ -1,0 +1,281 @@
+//! A serde mirror of proxy.toml. Everything is optional here with the defaults of
+//! DESIGN §2; unknown keys are rejected so a typo is an error, not a silent default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::providers::Kind;
+
+/// A duration written the way `humantime` parses it: `250ms`, `5s`, `1m 30s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration {s:?}: {e} (write e.g. \"250ms\", \"5s\", \"2m\")"
+            ))
+        })
+    }
+}
+
+fn secs(s: u64) -> Dur {
+    Dur(Duration::from_secs(s))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub failover: RawFailover,
+    #[serde(default)]
+    pub circuit_breaker: RawCircuitBreaker,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
+    pub fallback: RawFallback,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub api_keys_env: Option<String>,
+    pub max_body_bytes: u64,
+    pub shutdown_grace: Dur,
+    pub tls: Option<RawTls>,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            api_keys_env: None,
+            max_body_bytes: 10 * 1024 * 1024,
+            shutdown_grace: secs(30),
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+/// Every field optional: the same table serves as global defaults and as a
+/// per-provider or per-target override.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub connect: Option<Dur>,
+    pub first_byte: Option<Dur>,
+    pub idle: Option<Dur>,
+    pub total: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFailover {
+    pub on_status: Vec<u16>,
+    pub max_attempts: u32,
+    pub retries_per_target: u32,
+    pub backoff: Dur,
+    pub default_cooldown: Dur,
+    pub max_cooldown: Dur,
+    pub max_wait: Dur,
+    pub hedge_after: Dur,
+}
+
+impl Default for RawFailover {
+    fn default() -> Self {
+        RawFailover {
+            on_status: vec![401, 403, 404, 408, 429, 500, 502, 503, 504, 529],
+            max_attempts: 4,
+            retries_per_target: 0,
+            backoff: Dur(Duration::from_millis(200)),
+            default_cooldown: secs(30),
+            max_cooldown: secs(600),
+            max_wait: secs(0),
+            hedge_after: secs(0),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCircuitBreaker {
+    pub failures: u32,
+    pub open_for: Dur,
+}
+
+impl Default for RawCircuitBreaker {
+    fn default() -> Self {
+        RawCircuitBreaker {
+            failures: 5,
+            open_for: secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHealth {
+    pub interval: Dur,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        RawHealth { interval: secs(0) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCache {
+    pub enabled: bool,
+    pub mode: Option<String>,
+    pub max_entries: u64,
+    pub ttl: Dur,
+    pub stale_ttl: Dur,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        RawCache {
+            enabled: false,
+            mode: None,
+            max_entries: 10_000,
+            ttl: secs(300),
+            stale_ttl: secs(86_400),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: Kind,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    /// anthropic: the `anthropic-version` header.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// anthropic: `max_tokens` when the client sent none.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// azure: the `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    #[default]
+    Priority,
+    RoundRobin,
+    Weighted,
+    LowestLatency,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::Weighted => "weighted",
+            Strategy::LowestLatency => "lowest-latency",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub model: String,
+    pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+/// `"provider/model"` or `{ target = "provider/model", weight = 1, timeouts = {...} }`.
+#[derive(Debug)]
+pub struct RawTarget {
+    pub target: String,
+    pub weight: u32,
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargetTable {
+    target: String,
+    #[serde(default = "one")]
+    weight: u32,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+fn one() -> u32 {
+    1
+}
+
+// Written by hand rather than `#[serde(untagged)]` so a bad table reports its real
+// problem ("unknown field `wieght`") instead of "did not match any variant".
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTarget;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a \"provider/model\" string or a { target = ... } table")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget {
+                    target: s.to_string(),
+                    weight: 1,
+                    timeouts: RawTimeouts::default(),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTarget, A::Error> {
+                let t = RawTargetTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawTarget {
+                    target: t.target,
+                    weight: t.weight,
+                    timeouts: t.timeouts,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

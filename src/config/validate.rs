@@ -1,0 +1,448 @@
+//! proxy.toml text → [`Snapshot`]. The one validation path for startup, `--check`
+//! and reloads; every error names the file and the key path.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderName, HeaderValue};
+
+use super::raw::{RawConfig, RawTimeouts};
+use super::{
+    CircuitPolicy, EnvLookup, FailoverPolicy, Provider, Route, Secret, Server, Snapshot, Target,
+    Timeouts,
+};
+use crate::providers::adapter_for;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// `key.path: what is wrong`, or `line L, column C: ...` for syntax errors.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path, env: &EnvLookup) -> Result<Snapshot, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        message: format!("cannot read config file: {e}"),
+    })?;
+    from_str(&text, path, env)
+}
+
+/// Validates `text` as if read from `path`.
+pub fn from_str(text: &str, path: &Path, env: &EnvLookup) -> Result<Snapshot, ConfigError> {
+    let fail = |message: String| ConfigError {
+        file: path.to_path_buf(),
+        message,
+    };
+    let raw: RawConfig = parse_toml(text).map_err(fail)?;
+    build(raw, path, env).map_err(fail)
+}
+
+fn parse_toml(text: &str) -> Result<RawConfig, String> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let at = inner
+            .span()
+            .map(|span| {
+                let (line, col) = line_col(text, span.start);
+                format!("line {line}, column {col}: ")
+            })
+            .unwrap_or_default();
+        let key = if key == "." || key.is_empty() {
+            String::new()
+        } else {
+            format!("{key}: ")
+        };
+        format!("{at}{key}{}", inner.message().trim())
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, String> {
+    raw.server.listen.parse::<SocketAddr>().map_err(|e| {
+        format!(
+            "server.listen: {:?} is not an address like 127.0.0.1:8080: {e}",
+            raw.server.listen
+        )
+    })?;
+    if raw.server.max_body_bytes == 0 {
+        return Err("server.max_body_bytes: must be greater than 0".into());
+    }
+    if raw.server.tls.is_some() {
+        return Err("server.tls: TLS termination is not supported by this build; terminate TLS in front of the proxy".into());
+    }
+    let api_keys = match &raw.server.api_keys_env {
+        Some(var) => env(var)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| Secret::new(k.to_string()))
+            .collect(),
+        None => Vec::new(),
+    };
+
+    let global = merge_timeouts(Timeouts::default(), &raw.timeouts, "timeouts")?;
+
+    let f = &raw.failover;
+    if let Some(s) = f.on_status.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(format!("failover.on_status: {s} is not an HTTP status"));
+    }
+    if f.max_attempts == 0 {
+        return Err("failover.max_attempts: must be at least 1".into());
+    }
+    if !f.hedge_after.0.is_zero() {
+        return Err("failover.hedge_after: hedged requests are not supported by this build; set it to \"0s\"".into());
+    }
+    if raw.circuit_breaker.failures == 0 {
+        return Err("circuit_breaker.failures: must be at least 1".into());
+    }
+    if raw.cache.enabled {
+        return Err(
+            "cache.enabled: the answer cache is not supported by this build; set it to false"
+                .into(),
+        );
+    }
+    if let Some(mode) = &raw.cache.mode {
+        if mode != "all" && mode != "temperature-zero" {
+            return Err(format!(
+                "cache.mode: {mode:?} is not one of \"all\", \"temperature-zero\""
+            ));
+        }
+    }
+
+    let mut providers = Vec::with_capacity(raw.providers.len());
+    for (name, p) in &raw.providers {
+        let key = format!("providers.{name}");
+        if name.is_empty() || name.contains('/') {
+            return Err(format!(
+                "{key}: a provider name must be non-empty and contain no '/'"
+            ));
+        }
+        let base_url = p.base_url.trim_end_matches('/').to_string();
+        let uri: http::Uri = base_url
+            .parse()
+            .map_err(|e| format!("{key}.base_url: {:?} is not a URL: {e}", p.base_url))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(format!(
+                "{key}.base_url: {:?} must be an absolute http:// or https:// URL",
+                p.base_url
+            ));
+        }
+        let mut headers = Vec::with_capacity(p.headers.len());
+        for (h, v) in &p.headers {
+            let hn = HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| format!("{key}.headers: {h:?} is not a valid header name"))?;
+            let hv = HeaderValue::from_str(v)
+                .map_err(|_| format!("{key}.headers.{h}: not a valid header value"))?;
+            headers.push((hn, hv));
+        }
+        let (api_key, disabled_reason) = match &p.api_key_env {
+            None => (None, None),
+            Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
+                Some(v) => (Some(Secret::new(v.trim().to_string())), None),
+                None => (None, Some(format!("{var} is not set"))),
+            },
+        };
+        let provider = Provider {
+            name: name.clone(),
+            kind: p.kind,
+            base_url,
+            api_key_env: p.api_key_env.clone(),
+            api_key,
+            disabled_reason,
+            headers,
+            timeouts: merge_timeouts(global, &p.timeouts, &format!("{key}.timeouts"))?,
+            version: p.version.clone(),
+            max_tokens: p.max_tokens,
+            api_version: p.api_version.clone(),
+        };
+        adapter_for(p.kind)
+            .validate(&provider)
+            .map_err(|e| format!("{key}: {e}"))?;
+        providers.push(Arc::new(provider));
+    }
+    providers.sort_by(|a, b| a.name.cmp(&b.name));
+    let find = |name: &str| {
+        providers
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .ok()
+            .map(|i| providers[i].clone())
+    };
+
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if r.model.is_empty() {
+            return Err(format!("{key}.model: must not be empty"));
+        }
+        if let Some(j) = routes.iter().position(|o| o.model == r.model) {
+            return Err(format!(
+                "{key}.model: {:?} is already routed by routes[{j}]",
+                r.model
+            ));
+        }
+        if r.targets.is_empty() {
+            return Err(format!(
+                "{key}.targets: empty; a route needs at least one \"provider/model\" target"
+            ));
+        }
+        let mut targets = Vec::with_capacity(r.targets.len());
+        for (j, t) in r.targets.iter().enumerate() {
+            let tkey = format!("{key}.targets[{j}]");
+            let (pname, model) = t
+                .target
+                .split_once('/')
+                .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+                .ok_or_else(|| format!("{tkey}: {:?} is not \"provider/model\"", t.target))?;
+            let provider = find(pname).ok_or_else(|| {
+                format!(
+                    "{tkey}: unknown provider {pname:?} (declared: {})",
+                    names(&providers)
+                )
+            })?;
+            if t.weight == 0 {
+                return Err(format!("{tkey}.weight: must be at least 1"));
+            }
+            let timeouts =
+                merge_timeouts(provider.timeouts, &t.timeouts, &format!("{tkey}.timeouts"))?;
+            targets.push(Arc::new(Target::new(provider, model, t.weight, timeouts)));
+        }
+        routes.push(Route {
+            model: r.model.clone(),
+            strategy: r.strategy,
+            targets,
+        });
+    }
+
+    Ok(Snapshot {
+        path: path.to_path_buf(),
+        loaded_at: SystemTime::now(),
+        server: Server {
+            listen: raw.server.listen.clone(),
+            api_keys,
+            max_body_bytes: raw.server.max_body_bytes,
+            shutdown_grace: raw.server.shutdown_grace.0,
+        },
+        failover: FailoverPolicy {
+            on_status: f.on_status.clone(),
+            max_attempts: f.max_attempts,
+            retries_per_target: f.retries_per_target,
+            backoff: f.backoff.0,
+            default_cooldown: f.default_cooldown.0,
+            max_cooldown: f.max_cooldown.0,
+            max_wait: f.max_wait.0,
+        },
+        circuit: CircuitPolicy {
+            failures: raw.circuit_breaker.failures,
+            open_for: raw.circuit_breaker.open_for.0,
+        },
+        health_interval: raw.health.interval.0,
+        fallback_message: raw.fallback.message.clone(),
+        providers,
+        routes,
+    })
+}
+
+fn names(providers: &[Arc<Provider>]) -> String {
+    if providers.is_empty() {
+        return "none".into();
+    }
+    providers
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeouts, String> {
+    let pick = |v: Option<super::raw::Dur>, d: Duration, name: &str| -> Result<Duration, String> {
+        match v {
+            Some(v) if v.0.is_zero() => Err(format!("{key}.{name}: must be greater than 0")),
+            Some(v) => Ok(v.0),
+            None => Ok(d),
+        }
+    };
+    Ok(Timeouts {
+        connect: pick(over.connect, base.connect, "connect")?,
+        first_byte: pick(over.first_byte, base.first_byte, "first_byte")?,
+        idle: pick(over.idle, base.idle, "idle")?,
+        total: pick(over.total, base.total, "total")?,
+    })
+}
+
+impl Snapshot {
+    /// Routes whose every target is disabled: legal, but worth a warning.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            if r.targets.iter().all(|t| !t.provider.enabled()) {
+                out.push(format!(
+                    "route {:?}: every target's provider is disabled",
+                    r.model
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvLookup {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Arc::new(move |k| map.get(k).cloned())
+    }
+
+    fn check(text: &str) -> Result<Snapshot, String> {
+        from_str(
+            text,
+            Path::new("proxy.toml"),
+            &env(&[("OPENAI_API_KEY", "sk-x")]),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[timeouts]
+first_byte = "20s"
+[providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1/"
+api_key_env = "OPENAI_API_KEY"
+timeouts = { idle = "5s" }
+[providers.backup]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "BACKUP_KEY"
+[[routes]]
+model = "default"
+targets = ["openai/gpt-4o", { target = "backup/org/model:tag", weight = 3, timeouts = { total = "1m 30s" } }]
+strategy = "weighted"
+"#;
+
+    #[test]
+    fn a_good_file_round_trips_into_a_snapshot() {
+        let s = check(GOOD).unwrap();
+        let openai = s.provider("openai").unwrap();
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.api_key.as_ref().unwrap().expose(), "sk-x");
+        assert_eq!(openai.timeouts.first_byte, Duration::from_secs(20));
+        assert_eq!(openai.timeouts.idle, Duration::from_secs(5));
+        let backup = s.provider("backup").unwrap();
+        assert_eq!(
+            backup.disabled_reason.as_deref(),
+            Some("BACKUP_KEY is not set")
+        );
+        let t = &s.routes[0].targets[1];
+        assert_eq!((t.model.as_str(), t.weight), ("org/model:tag", 3));
+        assert_eq!(t.timeouts.total, Duration::from_secs(90));
+        assert_eq!(t.timeouts.first_byte, Duration::from_secs(20));
+        assert!(s.summary().contains("backup (BACKUP_KEY is not set)"));
+        assert!(!format!("{s:?}").contains("sk-x"), "secrets never print");
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = check("").unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(s.server.max_body_bytes, 10_485_760);
+        assert_eq!(
+            s.failover.on_status,
+            [401, 403, 404, 408, 429, 500, 502, 503, 504, 529]
+        );
+        assert_eq!(s.failover.max_attempts, 4);
+        assert_eq!(s.failover.backoff, Duration::from_millis(200));
+        assert_eq!(s.failover.max_cooldown, Duration::from_secs(600));
+        assert_eq!(
+            (s.circuit.failures, s.circuit.open_for),
+            (5, Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let cases = [
+            ("[server]\nlisten = 1", "server.listen"),
+            ("[server]\nlistne = \"x\"", "unknown field `listne`"),
+            ("[timeouts]\nidle = \"soon\"", "timeouts.idle: invalid duration \"soon\""),
+            ("[timeouts]\nidle = \"0s\"", "timeouts.idle: must be greater than 0"),
+            (
+                "[providers.a]\nkind = \"openai\"\nbase_url = \"ftp://x\"",
+                "providers.a.base_url",
+            ),
+            (
+                "[providers.a]\nkind = \"opneai\"\nbase_url = \"http://x\"",
+                "providers.a.kind",
+            ),
+            (
+                "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\n[[routes]]\nmodel = \"m\"\ntargets = [\"a/x\", \"opneai/gpt\"]",
+                "routes[0].targets[1]: unknown provider \"opneai\"",
+            ),
+            ("[[routes]]\nmodel = \"m\"\ntargets = []", "routes[0].targets: empty"),
+            (
+                "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\n[[routes]]\nmodel = \"m\"\ntargets = [{ target = \"a/x\", wieght = 2 }]",
+                "unknown field `wieght`",
+            ),
+            ("[[routes]]\nmodel = \"m\"\ntargets = [\"nomodel\"]", "routes[0].targets[0]"),
+            ("[failover]\nmax_attempts = 0", "failover.max_attempts"),
+            ("server = [", "line 1, column"),
+        ];
+        for (text, want) in cases {
+            let err = check(text).unwrap_err();
+            assert!(err.starts_with("proxy.toml: "), "{err}");
+            assert!(err.contains(want), "{text:?}: {err:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn resolve_follows_file_order_then_direct_provider_model() {
+        let s = check(&format!(
+            "{GOOD}\n[[routes]]\nmodel = \"*\"\ntargets = [\"openai/gpt-4o-mini\"]"
+        ))
+        .unwrap();
+        let name = |m: &str| match s.resolve(m) {
+            Some(super::super::Resolved::Route(r)) => r.model.clone(),
+            Some(super::super::Resolved::Direct(t)) => format!("direct {}", t.label),
+            None => "none".into(),
+        };
+        assert_eq!(name("default"), "default");
+        assert_eq!(name("anything"), "*");
+        let s = check(GOOD).unwrap();
+        let direct = match s.resolve("openai/gpt-4.1") {
+            Some(super::super::Resolved::Direct(t)) => t.label.clone(),
+            _ => "none".into(),
+        };
+        assert_eq!(direct, "openai/gpt-4.1");
+        assert!(s.resolve("nobody/x").is_none());
+        assert!(s.resolve("unrouted").is_none());
+    }
+}

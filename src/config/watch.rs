@@ -1,0 +1,1 @@
+//! Config hot reload (file watch + SIGHUP).

@@ -1,0 +1,229 @@
+//! OpenAI and any OpenAI-compatible endpoint: the request passes through with only
+//! `model` and auth rewritten, so fields the proxy does not model still reach it.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use super::{
+    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
+    StreamTranslator, UpstreamError,
+};
+use crate::config::{Provider, Target};
+use crate::http::sse::Event;
+use crate::openai::{ChatChunk, ChatRequest, ChatResponse};
+
+pub struct OpenAi;
+
+impl Adapter for OpenAi {
+    fn validate(&self, provider: &Provider) -> Result<(), String> {
+        reject_foreign_settings(provider, &["version", "max_tokens", "api_version"])
+    }
+
+    fn build_request(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        let uri = join_url(&target.provider.base_url, "/chat/completions")?;
+        let mut out = json_post(uri, &target.provider, with_model(req, &target.model)?)?;
+        if let Some(key) = &target.provider.api_key {
+            set_secret(
+                &mut out,
+                http::header::AUTHORIZATION,
+                &format!("Bearer {}", key.expose()),
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn parse_response(
+        &self,
+        _req: &ChatRequest,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<ChatResponse, AdapterError> {
+        parse_completion(body, target)
+    }
+
+    fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+        openai_style_error(status, body)
+    }
+
+    fn stream_translator(&self, _req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
+        Box::new(PassThrough::new(target))
+    }
+
+    fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {
+        let mut req = get(join_url(&provider.base_url, "/models")?, provider)?;
+        if let Some(key) = &provider.api_key {
+            set_secret(
+                &mut req,
+                http::header::AUTHORIZATION,
+                &format!("Bearer {}", key.expose()),
+            )?;
+        }
+        Ok(req)
+    }
+}
+
+/// Settings that belong to other kinds are a config error, not silently ignored.
+pub(super) fn reject_foreign_settings(provider: &Provider, keys: &[&str]) -> Result<(), String> {
+    let set = |k: &str| match k {
+        "version" => provider.version.is_some(),
+        "max_tokens" => provider.max_tokens.is_some(),
+        "api_version" => provider.api_version.is_some(),
+        _ => false,
+    };
+    match keys.iter().find(|k| set(k)) {
+        Some(k) => Err(format!(
+            "{k}: not a setting of kind {:?}",
+            provider.kind.as_str()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The client's body with `model` replaced by the target's.
+pub(super) fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
+    let mut body: Map<String, Value> = serde_json::from_slice(&req.raw)
+        .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
+    body.insert("model".into(), Value::String(model.to_string()));
+    serde_json::to_vec(&body).map_err(|e| AdapterError::InvalidRequest(e.to_string()))
+}
+
+pub(super) fn parse_completion(body: &[u8], target: &Target) -> Result<ChatResponse, AdapterError> {
+    let mut resp: ChatResponse =
+        serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(e.to_string()))?;
+    if resp.model.is_empty() {
+        resp.model = target.model.clone();
+    }
+    Ok(resp)
+}
+
+/// OpenAI chunks are already the client's format: validate, keep, forward.
+pub(super) struct PassThrough {
+    model: String,
+    finished: bool,
+}
+
+impl PassThrough {
+    pub(super) fn new(target: &Target) -> PassThrough {
+        PassThrough {
+            model: target.model.clone(),
+            finished: false,
+        }
+    }
+}
+
+impl StreamTranslator for PassThrough {
+    fn on_event(&mut self, event: &Event, out: &mut Vec<ChatChunk>) -> Result<Flow, AdapterError> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            return Ok(Flow::Done);
+        }
+        match serde_json::from_str::<ChatChunk>(data) {
+            Ok(mut chunk) => {
+                if chunk.model.is_empty() {
+                    chunk.model.clone_from(&self.model);
+                }
+                self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+                out.push(chunk);
+                Ok(Flow::Continue)
+            }
+            Err(e) => {
+                if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(data) {
+                    if o.contains_key("error") {
+                        let mut err = openai_style_error(StatusCode::BAD_GATEWAY, data.as_bytes());
+                        // A mid-stream error usually means the server side failed.
+                        err.status = 500;
+                        return Err(AdapterError::Upstream(err));
+                    }
+                }
+                Err(AdapterError::Protocol(format!("stream chunk: {e}")))
+            }
+        }
+    }
+
+    fn finish(&mut self, _out: &mut Vec<ChatChunk>) -> Result<(), AdapterError> {
+        // Some compatible servers omit [DONE]; a finish_reason is as good an ending.
+        if self.finished {
+            Ok(())
+        } else {
+            Err(AdapterError::Protocol(
+                "stream ended before [DONE] or a finish_reason".into(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::testing::{request, target};
+    use crate::providers::Kind;
+
+    #[test]
+    fn request_passes_through_with_model_and_auth_rewritten() {
+        let t = target(Kind::Openai, "http://127.0.0.1:1/v1");
+        let req = request(
+            r#"{"model":"default","messages":[{"role":"user","content":"hi"}],"logit_bias":{"1":2}}"#,
+        );
+        let out = OpenAi.build_request(&req, &t).unwrap();
+        assert_eq!(out.uri(), "http://127.0.0.1:1/v1/chat/completions");
+        assert_eq!(out.headers()["authorization"], "Bearer sk-secret");
+        assert!(out.headers()["authorization"].is_sensitive());
+        assert_eq!(out.headers()["x-extra"], "1");
+        let body: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(body["model"], "gpt-4o");
+        assert_eq!(body["logit_bias"]["1"], 2, "unknown fields pass through");
+    }
+
+    #[test]
+    fn stream_chunks_pass_and_errors_are_typed() {
+        let t = target(Kind::Openai, "http://x");
+        let mut tr = OpenAi.stream_translator(
+            &request(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#),
+            &t,
+        );
+        let mut out = Vec::new();
+        let ev = |d: &str| Event {
+            event: None,
+            data: d.into(),
+        };
+        let flow = tr
+            .on_event(&ev(r#"{"id":"c1","object":"chat.completion.chunk","created":5,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#), &mut out)
+            .unwrap();
+        assert_eq!(flow, Flow::Continue);
+        assert_eq!(out[0].choices[0].delta.content.as_deref(), Some("Hi"));
+        assert!(tr.finish(&mut out).is_err(), "no [DONE], no finish_reason");
+        assert_eq!(tr.on_event(&ev("[DONE]"), &mut out).unwrap(), Flow::Done);
+        assert!(matches!(
+            tr.on_event(&ev(r#"{"error":{"message":"boom","type":"server_error"}}"#), &mut out),
+            Err(AdapterError::Upstream(e)) if e.message == "boom"
+        ));
+        assert!(matches!(
+            tr.on_event(&ev("not json"), &mut out),
+            Err(AdapterError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn error_bodies_are_read_or_excerpted() {
+        let e = OpenAi.parse_error(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"error":{"message":"bad temp","type":"invalid_request_error","code":"invalid_value"}}"#,
+        );
+        assert_eq!(
+            (e.status, e.message.as_str(), e.code.as_deref()),
+            (400, "bad temp", Some("invalid_value"))
+        );
+        let e = OpenAi.parse_error(
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            b"<html>nginx</html>",
+        );
+        assert!(e.message.contains("nginx"));
+    }
+}
