@@ -1,1 +1,158 @@
-fn main() {}
+//! The `understudy` command: parse flags, load and validate the config, serve until
+//! SIGINT/SIGTERM, reload on SIGHUP and on file changes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use understudy::config::{self, watch};
+use understudy::failover::probe;
+use understudy::App;
+
+#[derive(Parser, Debug)]
+#[command(name = "understudy", version, about = "OpenAI-compatible proxy that fails over across LLM providers")]
+struct Cli {
+    /// Config file [default: $UNDERSTUDY_CONFIG, else proxy.toml]
+    #[arg(long, env = "UNDERSTUDY_CONFIG", default_value = "proxy.toml", hide_env_values = true)]
+    config: PathBuf,
+    /// Listen address; overrides server.listen
+    #[arg(long)]
+    listen: Option<String>,
+    /// Validate the config, print a summary and exit (0 valid, 1 invalid)
+    #[arg(long)]
+    check: bool,
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let env = config::process_env();
+    let snapshot = match config::load(&cli.config, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.check {
+        for w in snapshot.warnings() {
+            eprintln!("warning: {w}");
+        }
+        println!("{}", snapshot.summary());
+        return ExitCode::SUCCESS;
+    }
+    let listen = cli.listen.clone().unwrap_or_else(|| snapshot.server.listen.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(snapshot, env, listen))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(snapshot: config::Snapshot, env: config::EnvLookup, listen: String) -> ExitCode {
+    let listener = match TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(listen);
+    log_startup(&snapshot, &addr);
+    let app = App::new(snapshot, env);
+    let _watch = match watch::spawn_watcher(app.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+            None
+        }
+    };
+    tokio::spawn(probe::run(app.clone()));
+    tokio::spawn(sighup(app.clone()));
+    let grace_app = app.clone();
+    understudy::serve(app, listener, shutdown_signal(), move || {
+        grace_app.config.load().server.shutdown_grace
+    })
+    .await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+fn log_startup(s: &config::Snapshot, addr: &str) {
+    tracing::info!(config = %s.path.display(), "understudy listening on http://{addr}");
+    for r in &s.routes {
+        let list: Vec<&str> = r.targets.iter().map(|t| t.label.as_str()).collect();
+        tracing::info!(strategy = r.strategy.as_str(), "route {:?} -> [{}]", r.model, list.join(", "));
+    }
+    for p in s.providers.iter().filter(|p| !p.enabled()) {
+        tracing::warn!("provider {} is disabled: {}", p.name, p.disabled_reason.as_deref().unwrap_or(""));
+    }
+    if s.server.api_keys.is_empty() {
+        tracing::warn!("no client keys configured: /v1/* is open to anyone who can reach {addr}");
+    }
+    for w in s.warnings() {
+        tracing::warn!("{w}");
+    }
+}
+
+#[cfg(unix)]
+async fn sighup(app: Arc<App>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading config");
+        watch::reload(&app);
+    }
+}
+
+#[cfg(not(unix))]
+async fn sighup(_app: Arc<App>) {}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -164,6 +164,8 @@ pub struct Route {
     pub model: String,
     pub strategy: Strategy,
     pub targets: Vec<Arc<Target>>,
+    /// Where round-robin starts next; per snapshot, so a reload restarts it.
+    pub cursor: std::sync::atomic::AtomicUsize,
 }
 
 /// What a request's `model` resolved to.

@@ -232,6 +232,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             model: r.model.clone(),
             strategy: r.strategy,
             targets,
+            cursor: Default::default(),
         });
     }
 

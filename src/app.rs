@@ -1,0 +1,45 @@
+//! The shared state every request sees: wiring only.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{EnvLookup, Snapshot};
+use crate::failover::health::Health;
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+
+pub struct App {
+    /// One snapshot, swapped whole on reload: requests in flight keep theirs.
+    pub config: ArcSwap<Snapshot>,
+    pub health: Arc<Health>,
+    pub upstream: Upstream,
+    pub metrics: Metrics,
+    pub reload: Mutex<ReloadStatus>,
+    pub env: EnvLookup,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ReloadStatus {
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// The error of the most recent reload, if it failed.
+    pub last_error: Option<String>,
+}
+
+impl App {
+    pub fn new(snapshot: Snapshot, env: EnvLookup) -> Arc<App> {
+        Arc::new(App {
+            config: ArcSwap::from_pointee(snapshot),
+            health: Health::new(),
+            upstream: Upstream::new(),
+            metrics: Metrics::default(),
+            reload: Mutex::new(ReloadStatus::default()),
+            env,
+        })
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

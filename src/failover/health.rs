@@ -1,0 +1,263 @@
+//! Per-target cooldowns and per-provider circuit breakers. Keyed by the providers'
+//! `health_key` (name + kind + base_url), so state survives a reload exactly for the
+//! providers that did not change.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{CircuitPolicy, Snapshot, Target};
+
+#[derive(Default)]
+pub struct Health {
+    cooldowns: Mutex<HashMap<String, Cooldown>>,
+    circuits: Mutex<HashMap<String, Circuit>>,
+    /// Smoothed time to first byte per target, for the lowest-latency strategy.
+    latency: Mutex<HashMap<String, f64>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Cooldown {
+    pub until: Instant,
+    pub rate_limited: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CircuitState {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { trial_in_flight: bool },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Circuit {
+    state: CircuitState,
+    consecutive_failures: u32,
+}
+
+impl Default for Circuit {
+    fn default() -> Self {
+        Circuit {
+            state: CircuitState::Closed,
+            consecutive_failures: 0,
+        }
+    }
+}
+
+/// Whether a request may go to a provider now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    Closed,
+    /// The one half-open trial: its result closes or re-opens the circuit.
+    Trial,
+    Open { until: Instant },
+    /// Half-open with its trial already in flight.
+    TrialBusy,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Health {
+    pub fn new() -> Arc<Health> {
+        Arc::new(Health::default())
+    }
+
+    /// When the target is cooling down, until when.
+    pub fn cooldown(&self, target: &Target) -> Option<Cooldown> {
+        let key = target.health_key();
+        let mut map = lock(&self.cooldowns);
+        match map.get(&key) {
+            Some(c) if c.until > Instant::now() => Some(*c),
+            Some(_) => {
+                map.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn cool(&self, target: &Target, for_: Duration, rate_limited: bool) {
+        let until = Instant::now() + for_;
+        let mut map = lock(&self.cooldowns);
+        let entry = map.entry(target.health_key()).or_insert(Cooldown {
+            until,
+            rate_limited,
+        });
+        if until >= entry.until {
+            *entry = Cooldown {
+                until,
+                rate_limited,
+            };
+        }
+    }
+
+    pub fn admit(&self, provider_key: &str) -> Admission {
+        let mut map = lock(&self.circuits);
+        let Some(c) = map.get_mut(provider_key) else {
+            return Admission::Closed;
+        };
+        match c.state {
+            CircuitState::Closed => Admission::Closed,
+            CircuitState::Open { until } if Instant::now() < until => Admission::Open { until },
+            CircuitState::Open { .. } | CircuitState::HalfOpen { trial_in_flight: false } => {
+                c.state = CircuitState::HalfOpen {
+                    trial_in_flight: true,
+                };
+                Admission::Trial
+            }
+            CircuitState::HalfOpen {
+                trial_in_flight: true,
+            } => Admission::TrialBusy,
+        }
+    }
+
+    /// The provider answered: close its circuit.
+    pub fn success(&self, provider_key: &str) {
+        let mut map = lock(&self.circuits);
+        if let Some(c) = map.get_mut(provider_key) {
+            *c = Circuit::default();
+        }
+    }
+
+    /// A 5xx, timeout, connect or protocol failure. Returns true if this opened the circuit.
+    pub fn failure(&self, provider_key: &str, policy: CircuitPolicy) -> bool {
+        let mut map = lock(&self.circuits);
+        let c = map.entry(provider_key.to_string()).or_default();
+        c.consecutive_failures = c.consecutive_failures.saturating_add(1);
+        let open = match c.state {
+            CircuitState::HalfOpen { .. } => true,
+            CircuitState::Closed => c.consecutive_failures >= policy.failures,
+            CircuitState::Open { .. } => false,
+        };
+        if open {
+            c.state = CircuitState::Open {
+                until: Instant::now() + policy.open_for,
+            };
+        }
+        open
+    }
+
+    /// An attempt ended with neither verdict on the provider's health (a 429, a
+    /// client error, a cancelled request): a trial it held is given back.
+    pub fn neutral(&self, provider_key: &str, admission: Admission) {
+        if admission != Admission::Trial {
+            return;
+        }
+        let mut map = lock(&self.circuits);
+        if let Some(c) = map.get_mut(provider_key) {
+            if c.state == (CircuitState::HalfOpen { trial_in_flight: true }) {
+                c.state = CircuitState::HalfOpen {
+                    trial_in_flight: false,
+                };
+            }
+        }
+    }
+
+    /// `closed`, `open` or `half_open`, and the consecutive failure count.
+    pub fn circuit(&self, provider_key: &str) -> (&'static str, u32) {
+        let map = lock(&self.circuits);
+        match map.get(provider_key) {
+            None => ("closed", 0),
+            Some(c) => (
+                match c.state {
+                    CircuitState::Closed => "closed",
+                    CircuitState::Open { until } if Instant::now() < until => "open",
+                    CircuitState::Open { .. } | CircuitState::HalfOpen { .. } => "half_open",
+                },
+                c.consecutive_failures,
+            ),
+        }
+    }
+
+    /// Open (not yet half-open-eligible) until when.
+    pub fn open_until(&self, provider_key: &str) -> Option<Instant> {
+        match lock(&self.circuits).get(provider_key)?.state {
+            CircuitState::Open { until } if Instant::now() < until => Some(until),
+            _ => None,
+        }
+    }
+
+    pub fn observe_latency(&self, target: &Target, secs: f64) {
+        let mut map = lock(&self.latency);
+        let e = map.entry(target.health_key()).or_insert(secs);
+        *e = 0.8 * *e + 0.2 * secs;
+    }
+
+    /// Unknown targets report 0 so they get tried and measured.
+    pub fn latency(&self, target: &Target) -> f64 {
+        lock(&self.latency)
+            .get(&target.health_key())
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Cooling targets with their time left, for `/status` and metrics.
+    pub fn cooldowns(&self) -> Vec<(String, Duration)> {
+        let now = Instant::now();
+        let mut v: Vec<_> = lock(&self.cooldowns)
+            .iter()
+            .filter(|(_, c)| c.until > now)
+            .map(|(k, c)| (k.clone(), c.until - now))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// After a reload: forget state of providers and targets the new config no longer
+    /// has (removed, or their kind/base_url changed and so their key).
+    pub fn retain(&self, snapshot: &Snapshot) {
+        let providers: HashSet<String> = snapshot.providers.iter().map(|p| p.health_key()).collect();
+        lock(&self.circuits).retain(|k, _| providers.contains(k));
+        let targets_ok = |k: &String| providers.iter().any(|p| k.starts_with(p.as_str()) && k[p.len()..].starts_with('|'));
+        lock(&self.cooldowns).retain(|k, _| targets_ok(k));
+        lock(&self.latency).retain(|k, _| targets_ok(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: CircuitPolicy = CircuitPolicy {
+        failures: 3,
+        open_for: Duration::from_secs(30),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn circuit_opens_half_opens_and_closes() {
+        let h = Health::default();
+        assert_eq!(h.admit("p"), Admission::Closed);
+        assert!(!h.failure("p", POLICY));
+        assert!(!h.failure("p", POLICY));
+        assert!(h.failure("p", POLICY), "third consecutive failure opens");
+        assert!(matches!(h.admit("p"), Admission::Open { .. }));
+        assert_eq!(h.circuit("p"), ("open", 3));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(h.admit("p"), Admission::Trial, "exactly one trial");
+        assert_eq!(h.admit("p"), Admission::TrialBusy);
+        assert!(h.failure("p", POLICY), "a failed trial re-opens");
+        assert!(matches!(h.admit("p"), Admission::Open { .. }));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(h.admit("p"), Admission::Trial);
+        h.neutral("p", Admission::Trial);
+        assert_eq!(h.admit("p"), Admission::Trial, "a neutral trial is given back");
+        h.success("p");
+        assert_eq!(h.admit("p"), Admission::Closed);
+        assert_eq!(h.circuit("p"), ("closed", 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn success_resets_the_failure_count() {
+        let h = Health::default();
+        h.failure("p", POLICY);
+        h.failure("p", POLICY);
+        h.success("p");
+        assert!(!h.failure("p", POLICY));
+        assert_eq!(h.admit("p"), Admission::Closed);
+    }
+}

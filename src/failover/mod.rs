@@ -1,0 +1,464 @@
+//! The attempt loop: walk the route's targets in the strategy's order, skip what is
+//! disabled, cooling or open, try the rest until one answers, and keep one record
+//! per attempt for the final error.
+
+pub mod classify;
+pub mod health;
+pub mod probe;
+pub mod stream;
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::config::{Snapshot, Strategy, Target};
+use crate::error::ProxyError;
+use crate::openai::{ChatRequest, ChatResponse};
+use crate::providers::{adapter_for, AdapterError};
+use crate::upstream::SendError;
+use classify::{decide, Outcome, Verdict};
+use health::Admission;
+use stream::{Committed, StreamEnd, StreamError, UpstreamStream};
+
+/// Larger answers are an upstream fault, not something to buffer.
+const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
+const ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
+pub enum Answer {
+    Complete(ChatResponse),
+    Stream(Committed),
+}
+
+pub struct Success {
+    pub target: Arc<Target>,
+    pub answer: Answer,
+}
+
+/// The result of one client request, with how many upstream requests it sent.
+pub struct Exchange {
+    pub attempts: u32,
+    pub result: Result<Success, ProxyError>,
+}
+
+struct Record {
+    target: String,
+    outcome: Outcome,
+}
+
+#[derive(Default)]
+struct Skips {
+    notes: Vec<String>,
+    disabled: usize,
+    /// When the soonest skipped target becomes usable again.
+    soonest: Option<Instant>,
+    rate_limited: bool,
+    /// Skipped for a reason other than a rate-limit cooldown or being disabled.
+    other: bool,
+}
+
+impl Skips {
+    fn usable_at(&mut self, at: Instant) {
+        self.soonest = Some(self.soonest.map_or(at, |s| s.min(at)));
+    }
+}
+
+/// The route's targets in the order its strategy wants them tried.
+pub fn order(app: &App, targets: &[Arc<Target>], strategy: Strategy, cursor: usize) -> Vec<Arc<Target>> {
+    let mut v = targets.to_vec();
+    match strategy {
+        Strategy::Priority => {}
+        Strategy::RoundRobin => {
+            if !v.is_empty() {
+                let n = cursor % v.len();
+                v.rotate_left(n);
+            }
+        }
+        Strategy::Weighted => {
+            let mut rest = v;
+            v = Vec::with_capacity(rest.len());
+            while !rest.is_empty() {
+                let total: u64 = rest.iter().map(|t| u64::from(t.weight)).sum();
+                let mut pick = fastrand::u64(0..total.max(1));
+                let i = rest
+                    .iter()
+                    .position(|t| {
+                        let w = u64::from(t.weight);
+                        if pick < w {
+                            true
+                        } else {
+                            pick -= w;
+                            false
+                        }
+                    })
+                    .unwrap_or(0);
+                v.push(rest.remove(i));
+            }
+        }
+        Strategy::LowestLatency => {
+            v.sort_by(|a, b| app.health.latency(a).total_cmp(&app.health.latency(b)));
+        }
+    }
+    v
+}
+
+pub async fn run(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    route: &str,
+    targets: &[Arc<Target>],
+    req: &ChatRequest,
+) -> Exchange {
+    let policy = &snap.failover;
+    let mut sent = 0u32;
+    let mut log: Vec<Record> = Vec::new();
+    let wait_until = Instant::now() + policy.max_wait;
+    let mut skips;
+    loop {
+        skips = Skips::default();
+        for target in targets {
+            if sent >= policy.max_attempts {
+                break;
+            }
+            let provider = &target.provider;
+            if let Some(reason) = &provider.disabled_reason {
+                skips.disabled += 1;
+                skips.notes.push(format!("{}: skipped (disabled: {reason})", target.label));
+                continue;
+            }
+            if let Some(c) = app.health.cooldown(target) {
+                skips.usable_at(c.until);
+                skips.rate_limited |= c.rate_limited;
+                skips.other |= !c.rate_limited;
+                let left = c.until.saturating_duration_since(Instant::now());
+                skips
+                    .notes
+                    .push(format!("{}: skipped (cooling down, {:.1}s left)", target.label, left.as_secs_f64()));
+                continue;
+            }
+            let pkey = provider.health_key();
+            for try_no in 0..=policy.retries_per_target {
+                if sent >= policy.max_attempts {
+                    break;
+                }
+                let admission = app.health.admit(&pkey);
+                match admission {
+                    Admission::Open { until } => {
+                        skips.usable_at(until);
+                        skips.other = true;
+                        skips.notes.push(format!("{}: skipped (circuit open)", target.label));
+                        break;
+                    }
+                    Admission::TrialBusy => {
+                        skips.usable_at(Instant::now() + Duration::from_secs(1));
+                        skips.other = true;
+                        skips.notes.push(format!("{}: skipped (circuit half-open, trial in flight)", target.label));
+                        break;
+                    }
+                    Admission::Closed | Admission::Trial => {}
+                }
+                if try_no > 0 {
+                    tokio::time::sleep(backoff(policy.backoff, try_no)).await;
+                }
+                let adapter = adapter_for(provider.kind);
+                let upstream_req = match adapter.build_request(req, target) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        app.health.neutral(&pkey, admission);
+                        let msg = match e {
+                            AdapterError::InvalidRequest(m) => format!("{}: {m}", provider.name),
+                            other => format!("{}: {other}", provider.name),
+                        };
+                        return Exchange {
+                            attempts: sent,
+                            result: Err(ProxyError::BadRequest(msg)),
+                        };
+                    }
+                };
+                sent += 1;
+                let result = attempt(app, snap, target, req, upstream_req).await;
+                let outcome = match result {
+                    Ok(answer) => {
+                        app.metrics.attempt(&provider.name, "ok");
+                        return Exchange {
+                            attempts: sent,
+                            result: Ok(Success {
+                                target: target.clone(),
+                                answer,
+                            }),
+                        };
+                    }
+                    Err(o) => o,
+                };
+                app.metrics.attempt(&provider.name, outcome.label());
+                tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed");
+                match decide(&outcome, policy) {
+                    Verdict::Return => {
+                        app.health.neutral(&pkey, admission);
+                        return Exchange {
+                            attempts: sent,
+                            result: Err(returned(&provider.name, outcome)),
+                        };
+                    }
+                    Verdict::FailOver {
+                        cooldown,
+                        rate_limited,
+                        counts_as_failure,
+                        retry_same,
+                    } => {
+                        if let Some(d) = cooldown {
+                            app.health.cool(target, d, rate_limited);
+                        }
+                        if counts_as_failure {
+                            if app.health.failure(&pkey, snap.circuit) {
+                                tracing::warn!(provider = %provider.name, "circuit opened");
+                            }
+                        } else {
+                            app.health.neutral(&pkey, admission);
+                        }
+                        app.metrics
+                            .failovers
+                            .get_or_create(&crate::metrics::RouteLabel {
+                                route: route.to_string(),
+                            })
+                            .inc();
+                        log.push(Record {
+                            target: target.label.clone(),
+                            outcome,
+                        });
+                        if !retry_same {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // DESIGN §6: when every usable target is cooling, wait (up to max_wait) for the
+        // soonest and try again.
+        if sent < policy.max_attempts && !policy.max_wait.is_zero() {
+            if let Some(at) = all_cooling_until(app, targets) {
+                if at <= wait_until {
+                    tracing::debug!(wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64, "every target cooling; waiting");
+                    tokio::time::sleep_until(at).await;
+                    continue;
+                }
+            }
+        }
+        break;
+    }
+    Exchange {
+        attempts: sent,
+        result: Err(final_error(app, targets, &log, &skips)),
+    }
+}
+
+/// `Some(soonest end)` when every enabled target is cooling down right now.
+fn all_cooling_until(app: &App, targets: &[Arc<Target>]) -> Option<Instant> {
+    let mut soonest: Option<Instant> = None;
+    for t in targets.iter().filter(|t| t.provider.enabled()) {
+        let c = app.health.cooldown(t)?;
+        soonest = Some(soonest.map_or(c.until, |s| s.min(c.until)));
+    }
+    soonest
+}
+
+/// Full jitter: uniform in [0, base * 2^(try-1)].
+fn backoff(base: Duration, try_no: u32) -> Duration {
+    let cap = base.saturating_mul(1u32 << (try_no - 1).min(16));
+    cap.mul_f64(fastrand::f64())
+}
+
+/// An upstream error handed to the client without failover.
+fn returned(provider: &str, outcome: Outcome) -> ProxyError {
+    match outcome {
+        Outcome::Status { error, .. } if error.status == 400 || error.status == 422 => {
+            ProxyError::ProviderRejected {
+                message: format!("{provider}: {}", error.message),
+                code: error.code,
+            }
+        }
+        Outcome::Status { error, .. } => ProxyError::Upstream {
+            provider: provider.to_string(),
+            error,
+        },
+        other => ProxyError::AllFailed(format!("{provider}: {}", other.describe())),
+    }
+}
+
+fn final_error(app: &App, targets: &[Arc<Target>], log: &[Record], skips: &Skips) -> ProxyError {
+    let mut msg = String::new();
+    for r in log {
+        let _ = write!(msg, "; {}: {}", r.target, r.outcome.describe());
+    }
+    for n in &skips.notes {
+        let _ = write!(msg, "; {n}");
+    }
+    let detail = msg.trim_start_matches("; ");
+    let now = Instant::now();
+    if log.is_empty() {
+        if skips.disabled == targets.len() {
+            return ProxyError::NoProvider {
+                message: format!("no provider available: every target is disabled: {detail}"),
+                retry_after: None,
+                rate_limited: false,
+            };
+        }
+        return ProxyError::NoProvider {
+            message: format!("no target could be tried: {detail}"),
+            retry_after: skips.soonest.map(|s| s.saturating_duration_since(now)),
+            rate_limited: skips.rate_limited,
+        };
+    }
+    let all_rate_limited = log
+        .iter()
+        .all(|r| matches!(&r.outcome, Outcome::Status { error, .. } if error.status == 429))
+        && !skips.other;
+    if all_rate_limited {
+        let soonest = targets
+            .iter()
+            .filter_map(|t| app.health.cooldown(t).map(|c| c.until))
+            .min()
+            .map_or(Duration::from_secs(1), |s| s.saturating_duration_since(now));
+        return ProxyError::RateLimited(format!("every target is rate-limited: {detail}"), soonest);
+    }
+    if matches!(log.last().map(|r| &r.outcome), Some(Outcome::Timeout(_))) {
+        return ProxyError::Timeout(format!("upstream timed out: {detail}"));
+    }
+    ProxyError::AllFailed(format!("every target failed: {detail}"))
+}
+
+async fn read_body(body: Incoming, limit: usize, deadline: Instant) -> Result<Bytes, Outcome> {
+    match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(Outcome::Timeout("total")),
+        Ok(Err(e)) => Err(Outcome::Stream(format!("reading the answer: {e}"))),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+async fn attempt(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    target: &Arc<Target>,
+    req: &ChatRequest,
+    upstream_req: http::Request<Bytes>,
+) -> Result<Answer, Outcome> {
+    let adapter = adapter_for(target.provider.kind);
+    let t = &target.timeouts;
+    let started = Instant::now();
+    let total = started + t.total;
+    let resp = app
+        .upstream
+        .send(upstream_req, t.connect, started + t.first_byte, total)
+        .await
+        .map_err(|e| match e {
+            SendError::Timeout(phase) => Outcome::Timeout(phase),
+            SendError::Connect(m) | SendError::Other(m) => Outcome::Connect(m),
+        })?;
+    let observe = |app: &App| {
+        let secs = started.elapsed().as_secs_f64();
+        app.metrics
+            .upstream_seconds
+            .get_or_create(&crate::metrics::ProviderLabel {
+                provider: target.provider.name.clone(),
+            })
+            .observe(secs);
+        app.health.observe_latency(target, secs);
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        observe(app);
+        let headers = resp.headers().clone();
+        let body = read_body(resp.into_body(), ERROR_BODY_LIMIT, total)
+            .await
+            .unwrap_or_default();
+        let error = adapter.parse_error(status, &headers, &body);
+        let retry_hint = classify::retry_hint(&headers, SystemTime::now()).or(error.retry_after);
+        return Err(Outcome::Status { error, retry_hint });
+    }
+    if !req.is_stream() {
+        let body = read_body(resp.into_body(), ANSWER_LIMIT, total).await?;
+        observe(app);
+        return match adapter.parse_response(req, target, &body) {
+            Ok(answer) => {
+                app.health.success(&target.provider.health_key());
+                Ok(Answer::Complete(answer))
+            }
+            Err(e) => Err(StreamError::from(e).into_outcome()),
+        };
+    }
+    let mut upstream = UpstreamStream::new(
+        resp.into_body(),
+        adapter.framing(),
+        adapter.stream_translator(req, target),
+        t,
+        started,
+    );
+    let include_usage = req.include_usage();
+    let mut held = BytesMut::new();
+    let mut first = true;
+    loop {
+        match upstream.next().await {
+            Ok(Some(mut chunk)) => {
+                if first {
+                    observe(app);
+                    first = false;
+                }
+                if !stream::keep(&mut chunk, include_usage) {
+                    continue;
+                }
+                let content = chunk.is_content();
+                stream::encode(&chunk, &mut held);
+                if content {
+                    app.health.success(&target.provider.health_key());
+                    return Ok(Answer::Stream(Committed {
+                        first: held.freeze(),
+                        upstream,
+                        include_usage,
+                        provider: target.provider.name.clone(),
+                        end: Box::new(CircuitOnEnd {
+                            app: app.clone(),
+                            provider_key: target.provider.health_key(),
+                            provider: target.provider.name.clone(),
+                            policy: snap.circuit,
+                        }),
+                        guard: None,
+                    }));
+                }
+            }
+            Ok(None) => return Err(Outcome::Stream("stream ended before any content".into())),
+            Err(e) => return Err(e.into_outcome()),
+        }
+    }
+}
+
+/// After commit, a failing upstream still counts against its provider's circuit.
+struct CircuitOnEnd {
+    app: Arc<App>,
+    provider_key: String,
+    provider: String,
+    policy: crate::config::CircuitPolicy,
+}
+
+impl StreamEnd for CircuitOnEnd {
+    fn finished(&mut self, error: Option<&StreamError>) {
+        if let Some(e) = error {
+            let outcome = match e {
+                StreamError::Timeout(_) => "timeout",
+                _ => "stream",
+            };
+            self.app.metrics.attempt(&self.provider, outcome);
+            self.app.health.failure(&self.provider_key, self.policy);
+        }
+    }
+}
+
+/// A round-robin cursor per route, advanced once per request.
+pub fn next_cursor(counter: &std::sync::atomic::AtomicUsize) -> usize {
+    counter.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,266 @@
+//! Upstream streams: decode and translate events under the first-byte, idle and total
+//! timeouts; hold everything until the first content event (so an early failure can
+//! still fail over silently); after that, forward each event as it arrives and turn a
+//! failure into a final SSE error event.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::classify::Outcome;
+use crate::config::Timeouts;
+use crate::error::ProxyError;
+use crate::http::sse::{self, Decoder, Event, Framing};
+use crate::openai::ChatChunk;
+use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
+
+#[derive(Debug)]
+pub enum StreamError {
+    /// `first_byte` (no first event in time), `idle` or `total`.
+    Timeout(&'static str),
+    Upstream(UpstreamError),
+    Protocol(String),
+    /// The connection broke, or the stream ended before the provider's end marker.
+    Broken(String),
+}
+
+impl StreamError {
+    pub fn into_outcome(self) -> Outcome {
+        match self {
+            StreamError::Timeout(phase) => Outcome::Timeout(phase),
+            StreamError::Upstream(error) => Outcome::Status {
+                retry_hint: error.retry_after,
+                error,
+            },
+            StreamError::Protocol(m) => Outcome::Protocol(m),
+            StreamError::Broken(m) => Outcome::Stream(m),
+        }
+    }
+
+    /// The final `data: {"error": …}` event a committed stream ends with.
+    fn to_event(&self, provider: &str) -> Bytes {
+        let err = match self {
+            StreamError::Timeout(phase) => {
+                ProxyError::Timeout(format!("{provider}: stream timed out ({phase})"))
+            }
+            StreamError::Upstream(e) => ProxyError::AllFailed(format!("{provider}: {}", e.message)),
+            StreamError::Protocol(m) => ProxyError::AllFailed(format!("{provider}: malformed stream: {m}")),
+            StreamError::Broken(m) => ProxyError::AllFailed(format!("{provider}: stream broke: {m}")),
+        };
+        let body = err.render().body;
+        sse::encode_data(body.to_string().as_bytes())
+    }
+}
+
+impl From<AdapterError> for StreamError {
+    fn from(e: AdapterError) -> Self {
+        match e {
+            AdapterError::Upstream(u) => StreamError::Upstream(u),
+            AdapterError::Protocol(m) | AdapterError::InvalidRequest(m) => StreamError::Protocol(m),
+        }
+    }
+}
+
+/// An upstream answer being read as translated chunks.
+pub struct UpstreamStream {
+    body: Incoming,
+    decoder: Decoder,
+    translator: Box<dyn StreamTranslator>,
+    events: Vec<Event>,
+    pending: VecDeque<ChatChunk>,
+    done: bool,
+    /// Until the first event this is the first-byte deadline, then now + idle.
+    event_deadline: Instant,
+    first_event_seen: bool,
+    idle: Duration,
+    total_deadline: Instant,
+}
+
+impl UpstreamStream {
+    pub fn new(
+        body: Incoming,
+        framing: Framing,
+        translator: Box<dyn StreamTranslator>,
+        timeouts: &Timeouts,
+        started: Instant,
+    ) -> UpstreamStream {
+        UpstreamStream {
+            body,
+            decoder: Decoder::new(framing),
+            translator,
+            events: Vec::new(),
+            pending: VecDeque::new(),
+            done: false,
+            event_deadline: started + timeouts.first_byte,
+            first_event_seen: false,
+            idle: timeouts.idle,
+            total_deadline: started + timeouts.total,
+        }
+    }
+
+    /// The next translated chunk; `None` once the upstream ended properly.
+    pub async fn next(&mut self) -> Result<Option<ChatChunk>, StreamError> {
+        loop {
+            if let Some(c) = self.pending.pop_front() {
+                return Ok(Some(c));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if !self.events.is_empty() {
+                self.translate()?;
+                continue;
+            }
+            let deadline = self.event_deadline.min(self.total_deadline);
+            let frame = match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) if deadline == self.total_deadline => return Err(StreamError::Timeout("total")),
+                Err(_) if self.first_event_seen => return Err(StreamError::Timeout("idle")),
+                Err(_) => return Err(StreamError::Timeout("first_byte")),
+                Ok(f) => f,
+            };
+            match frame {
+                None => {
+                    self.decoder
+                        .finish(&mut self.events)
+                        .map_err(|e| StreamError::Protocol(e.to_string()))?;
+                    self.translate()?;
+                    if !self.done {
+                        let mut out = Vec::new();
+                        self.translator.finish(&mut out).map_err(|e| match e {
+                            AdapterError::Protocol(m) => StreamError::Broken(m),
+                            other => other.into(),
+                        })?;
+                        self.pending.extend(out);
+                        self.done = true;
+                    }
+                }
+                Some(Err(e)) => return Err(StreamError::Broken(e.to_string())),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.decoder
+                            .push(&data, &mut self.events)
+                            .map_err(|e| StreamError::Protocol(e.to_string()))?;
+                        if !self.events.is_empty() {
+                            self.first_event_seen = true;
+                            self.event_deadline = Instant::now() + self.idle;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn translate(&mut self) -> Result<(), StreamError> {
+        let mut out = Vec::new();
+        for event in self.events.drain(..) {
+            if self.done {
+                break; // nothing after the provider's end marker counts
+            }
+            if self.translator.on_event(&event, &mut out)? == Flow::Done {
+                self.done = true;
+            }
+        }
+        self.pending.extend(out);
+        Ok(())
+    }
+}
+
+/// Whether a chunk goes to the client. Drops empty-choice chunks without usage (Azure's
+/// prompt-filter results) and usage the client did not ask for.
+pub fn keep(chunk: &mut ChatChunk, include_usage: bool) -> bool {
+    if !include_usage {
+        chunk.usage = None;
+    }
+    !chunk.choices.is_empty() || chunk.usage.is_some()
+}
+
+pub fn encode(chunk: &ChatChunk, into: &mut BytesMut) {
+    // Serialising our own types cannot fail.
+    let json = serde_json::to_vec(chunk).unwrap_or_default();
+    into.extend_from_slice(&sse::encode_data(&json));
+}
+
+/// Told how a committed stream ended, exactly once.
+pub trait StreamEnd: Send {
+    fn finished(&mut self, error: Option<&StreamError>);
+}
+
+/// A stream that has sent (or is about to send) its first content event.
+pub struct Committed {
+    pub first: Bytes,
+    pub upstream: UpstreamStream,
+    pub include_usage: bool,
+    pub provider: String,
+    pub end: Box<dyn StreamEnd>,
+    /// Dropped when the stream ends (the in-flight gauge).
+    pub guard: Option<crate::metrics::InflightGuard>,
+}
+
+struct BodyState {
+    first: Option<Bytes>,
+    upstream: UpstreamStream,
+    include_usage: bool,
+    provider: String,
+    end: Box<dyn StreamEnd>,
+    ended: bool,
+    _guard: Option<crate::metrics::InflightGuard>,
+}
+
+impl BodyState {
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if self.ended {
+            return None;
+        }
+        loop {
+            match self.upstream.next().await {
+                Ok(Some(mut chunk)) => {
+                    if keep(&mut chunk, self.include_usage) {
+                        let mut b = BytesMut::new();
+                        encode(&chunk, &mut b);
+                        return Some(b.freeze());
+                    }
+                }
+                Ok(None) => {
+                    self.ended = true;
+                    self.end.finished(None);
+                    return Some(Bytes::from_static(sse::DONE));
+                }
+                Err(e) => {
+                    self.ended = true;
+                    tracing::warn!(provider = %self.provider, error = ?e, "stream failed after its first content event");
+                    self.end.finished(Some(&e));
+                    return Some(e.to_event(&self.provider));
+                }
+            }
+        }
+    }
+}
+
+/// The client's SSE body. Pulled by hyper: when the client goes away the body is
+/// dropped, and with it the upstream connection.
+pub fn into_body(c: Committed) -> UnsyncBoxBody<Bytes, Infallible> {
+    let state = BodyState {
+        first: Some(c.first),
+        upstream: c.upstream,
+        include_usage: c.include_usage,
+        provider: c.provider,
+        end: c.end,
+        ended: false,
+        _guard: c.guard,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        let b = st.next_frame().await?;
+        Some((Ok::<_, Infallible>(Frame::data(b)), st))
+    });
+    UnsyncBoxBody::new(StreamBody::new(stream))
+}

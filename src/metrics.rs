@@ -1,0 +1,139 @@
+//! Prometheus metrics; the names are part of the contract (DESIGN §6).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatus {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderOutcome {
+    pub provider: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+type HistogramFamily = Family<ProviderLabel, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteStatus, Counter>,
+    pub attempts: Family<ProviderOutcome, Counter>,
+    pub failovers: Family<RouteLabel, Counter>,
+    pub upstream_seconds: HistogramFamily,
+    pub circuit_open: Family<ProviderLabel, Gauge>,
+    pub cooldowns: Gauge,
+    pub reloads: Family<ResultLabel, Counter>,
+    pub cache: Family<ResultLabel, Counter>,
+    pub inflight: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RouteStatus, Counter>::default();
+        let attempts = Family::<ProviderOutcome, Counter>::default();
+        let failovers = Family::<RouteLabel, Counter>::default();
+        let upstream_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let circuit_open = Family::<ProviderLabel, Gauge>::default();
+        let cooldowns = Gauge::default();
+        let reloads = Family::<ResultLabel, Counter>::default();
+        let cache = Family::<ResultLabel, Counter>::default();
+        let inflight = Gauge::default();
+        registry.register("understudy_requests", "Client requests by route and final status", requests.clone());
+        registry.register("understudy_attempts", "Upstream attempts by provider and outcome", attempts.clone());
+        registry.register("understudy_failovers", "Attempts that failed over to another target", failovers.clone());
+        registry.register(
+            "understudy_upstream_seconds",
+            "Time to the upstream's response head (streams: first event)",
+            upstream_seconds.clone(),
+        );
+        registry.register("understudy_circuit_open", "1 while a provider's circuit is open", circuit_open.clone());
+        registry.register("understudy_cooldowns", "Targets cooling down now", cooldowns.clone());
+        registry.register("understudy_config_reloads", "Config reloads by result", reloads.clone());
+        registry.register("understudy_cache", "Answer cache lookups by result", cache.clone());
+        registry.register("understudy_inflight_requests", "Client requests in flight", inflight.clone());
+        Metrics {
+            registry,
+            requests,
+            attempts,
+            failovers,
+            upstream_seconds,
+            circuit_open,
+            cooldowns,
+            reloads,
+            cache,
+            inflight,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn attempt(&self, provider: &str, outcome: &'static str) {
+        self.attempts
+            .get_or_create(&ProviderOutcome {
+                provider: provider.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn request(&self, route: &str, status: u16) {
+        self.requests
+            .get_or_create(&RouteStatus {
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Decrements the in-flight gauge when the request's response is done (for a
+/// stream: when the stream ends or the client leaves).
+pub struct InflightGuard(Gauge);
+
+impl InflightGuard {
+    pub fn new(gauge: &Gauge) -> InflightGuard {
+        gauge.inc();
+        InflightGuard(gauge.clone())
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,115 @@
+//! The operator's surface: /v1/models, /healthz, /readyz, /status, /metrics.
+
+use std::time::UNIX_EPOCH;
+
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use super::respond::json;
+use crate::app::App;
+use crate::http::body::{full, Body};
+use crate::metrics::ProviderLabel;
+
+pub fn models(app: &App) -> Response<Body> {
+    let snap = app.config.load();
+    let created = snap
+        .loaded_at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let data: Vec<_> = snap
+        .routes
+        .iter()
+        .filter(|r| r.model != "*")
+        .map(|r| json!({"id": r.model, "object": "model", "created": created, "owned_by": "understudy"}))
+        .collect();
+    json(StatusCode::OK, json!({"object": "list", "data": data}).to_string().into_bytes())
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+pub fn healthz() -> Response<Body> {
+    text(StatusCode::OK, "ok\n")
+}
+
+/// Ready when some route has a target whose provider is enabled and not open
+/// (cooling targets count: they recover by themselves).
+pub fn readyz(app: &App) -> Response<Body> {
+    let snap = app.config.load();
+    let ready = snap.routes.iter().flat_map(|r| &r.targets).any(|t| {
+        t.provider.enabled() && app.health.open_until(&t.provider.health_key()).is_none()
+    });
+    if ready {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "not ready: no route has a usable target\n")
+    }
+}
+
+pub fn status(app: &App) -> Response<Body> {
+    let snap = app.config.load();
+    let reload = app.reload_status();
+    let providers: Vec<_> = snap
+        .providers
+        .iter()
+        .map(|p| {
+            let (circuit, failures) = app.health.circuit(&p.health_key());
+            json!({
+                "name": p.name, "kind": p.kind.as_str(), "enabled": p.enabled(),
+                "disabled_reason": p.disabled_reason, "circuit": circuit,
+                "consecutive_failures": failures,
+            })
+        })
+        .collect();
+    let cooldowns: Vec<_> = app
+        .health
+        .cooldowns()
+        .into_iter()
+        .filter_map(|(key, left)| {
+            let p = snap.providers.iter().find(|p| {
+                let pk = p.health_key();
+                key.len() > pk.len() && key.starts_with(&pk) && key.as_bytes()[pk.len()] == b'|'
+            })?;
+            let model = &key[p.health_key().len() + 1..];
+            Some(json!({"target": format!("{}/{}", p.name, model), "seconds_left": (left.as_secs_f64() * 10.0).round() / 10.0}))
+        })
+        .collect();
+    let routes: Vec<_> = snap
+        .routes
+        .iter()
+        .map(|r| json!({"model": r.model, "strategy": r.strategy.as_str(), "targets": r.targets.iter().map(|t| &t.label).collect::<Vec<_>>()}))
+        .collect();
+    let loaded_at = humantime::format_rfc3339_seconds(snap.loaded_at).to_string();
+    let body = json!({
+        "config": {"path": snap.path.display().to_string(), "loaded_at": loaded_at,
+                   "reloads": reload.reloads, "last_error": reload.last_error},
+        "routes": routes,
+        "providers": providers,
+        "cooldowns": cooldowns,
+    });
+    json(StatusCode::OK, body.to_string().into_bytes())
+}
+
+pub fn metrics(app: &App) -> Response<Body> {
+    let snap = app.config.load();
+    for p in &snap.providers {
+        let open = app.health.open_until(&p.health_key()).is_some();
+        app.metrics
+            .circuit_open
+            .get_or_create(&ProviderLabel { provider: p.name.clone() })
+            .set(i64::from(open));
+    }
+    app.metrics.cooldowns.set(app.health.cooldowns().len() as i64);
+    let mut resp = Response::new(full(app.metrics.encode()));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,193 @@
+//! `POST /v1/chat/completions`: limit and parse the body, resolve the route, run the
+//! failover loop, render the answer (JSON or SSE) with the x-understudy headers.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use subtle::ConstantTimeEq;
+
+use super::respond::{error_response, json, REQUEST_ID};
+use crate::app::App;
+use crate::config::Resolved;
+use crate::error::ProxyError;
+use crate::failover::{self, Answer};
+use crate::http::body::{full, Body};
+use crate::http::sse;
+use crate::metrics::InflightGuard;
+use crate::openai::{random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage, Usage};
+
+/// Constant-time comparison against every configured key.
+pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
+    let snap = app.config.load();
+    let keys = &snap.server.api_keys;
+    if keys.is_empty() {
+        return true;
+    }
+    let Some(given) = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let mut ok = subtle::Choice::from(0u8);
+    for k in keys {
+        ok |= k.expose().as_bytes().ct_eq(given.as_bytes());
+    }
+    ok.into()
+}
+
+pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: HeaderValue) -> Response<Body> {
+    let inflight = InflightGuard::new(&app.metrics.inflight);
+    let snap = app.config.load_full();
+    let fail = |route: &str, err: ProxyError| {
+        let resp = error_response(&err, &request_id);
+        app.metrics.request(route, resp.status().as_u16());
+        resp
+    };
+
+    let limit = snap.server.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return fail("", ProxyError::TooLarge(limit));
+    }
+    let body = match Limited::new(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return fail("", ProxyError::TooLarge(limit));
+        }
+        Err(e) => return fail("", ProxyError::BadRequest(format!("could not read request body: {e}"))),
+    };
+    let chat = match ChatRequest::parse(body) {
+        Ok(c) => c,
+        Err(msg) => return fail("", ProxyError::BadRequest(msg)),
+    };
+
+    let (route, targets) = match snap.resolve(&chat.model) {
+        Some(Resolved::Route(r)) => {
+            let cursor = failover::next_cursor(&r.cursor);
+            (r.model.clone(), failover::order(&app, &r.targets, r.strategy, cursor))
+        }
+        Some(Resolved::Direct(t)) => (chat.model.clone(), vec![t]),
+        None => return fail("", ProxyError::ModelNotFound(chat.model.clone())),
+    };
+
+    let exchange = failover::run(&app, &snap, &route, &targets, &chat).await;
+    let success = match exchange.result {
+        Ok(s) => s,
+        Err(err) => {
+            if let (Some(message), true) = (&snap.fallback_message, is_exhausted(&err)) {
+                tracing::warn!(%route, error = %err, "every target failed; answering with the static fallback");
+                let mut resp = static_fallback(&chat, message, inflight);
+                let h = resp.headers_mut();
+                h.insert("x-understudy-degraded", HeaderValue::from_static("static"));
+                h.insert("x-understudy-attempts", HeaderValue::from(exchange.attempts));
+                h.insert(REQUEST_ID, request_id.clone());
+                app.metrics.request(&route, 200);
+                return resp;
+            }
+            tracing::info!(%route, attempts = exchange.attempts, error = %err, "request failed");
+            let mut resp = fail(&route, err);
+            resp.headers_mut()
+                .insert("x-understudy-attempts", HeaderValue::from(exchange.attempts));
+            return resp;
+        }
+    };
+    app.metrics.request(&route, 200);
+    let mut resp = match success.answer {
+        Answer::Complete(answer) => match serde_json::to_vec(&answer) {
+            Ok(body) => json(StatusCode::OK, body),
+            Err(e) => return fail(&route, ProxyError::AllFailed(format!("could not encode the answer: {e}"))),
+        },
+        Answer::Stream(mut committed) => {
+            committed.guard = Some(inflight);
+            sse_response(failover::stream::into_body(committed))
+        }
+    };
+    let h = resp.headers_mut();
+    let target = &success.target;
+    if let Ok(v) = HeaderValue::from_str(&target.provider.name) {
+        h.insert("x-understudy-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.model) {
+        h.insert("x-understudy-model", v);
+    }
+    h.insert("x-understudy-attempts", HeaderValue::from(exchange.attempts));
+    h.insert(REQUEST_ID, request_id);
+    resp
+}
+
+fn sse_response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Every target failed (as opposed to the request being refused).
+fn is_exhausted(err: &ProxyError) -> bool {
+    matches!(
+        err,
+        ProxyError::RateLimited(..) | ProxyError::Timeout(_) | ProxyError::AllFailed(_) | ProxyError::NoProvider { .. }
+    )
+}
+
+/// The configured apology, in the client's mode (DESIGN §6).
+fn static_fallback(chat: &ChatRequest, message: &str, inflight: InflightGuard) -> Response<Body> {
+    let id = random_id("chatcmpl-", 24);
+    let created = unix_now();
+    let model = "understudy-fallback";
+    if chat.is_stream() {
+        let mut out = Vec::new();
+        let first = ChatChunk::new(&id, created, model).with_delta(
+            Delta {
+                role: Some("assistant".into()),
+                content: Some(message.to_string()),
+                ..Delta::default()
+            },
+            None,
+        );
+        let stop = ChatChunk::new(&id, created, model).with_delta(Delta::default(), Some("stop"));
+        for c in [first, stop] {
+            out.extend_from_slice(&sse::encode_data(&serde_json::to_vec(&c).unwrap_or_default()));
+        }
+        if chat.include_usage() {
+            let mut u = ChatChunk::new(&id, created, model);
+            u.usage = Some(Usage::new(0, 0));
+            out.extend_from_slice(&sse::encode_data(&serde_json::to_vec(&u).unwrap_or_default()));
+        }
+        out.extend_from_slice(sse::DONE);
+        drop(inflight);
+        return sse_response(full(Bytes::from(out)));
+    }
+    let answer = ChatResponse {
+        id,
+        object: "chat.completion".into(),
+        created,
+        model: model.into(),
+        choices: vec![Choice {
+            index: 0,
+            message: ResponseMessage::assistant(Some(message.to_string()), None),
+            finish_reason: Some("stop".into()),
+            logprobs: None,
+            extra: Default::default(),
+        }],
+        usage: Some(Usage::new(0, 0)),
+        extra: Default::default(),
+    };
+    drop(inflight);
+    json(StatusCode::OK, serde_json::to_vec(&answer).unwrap_or_default())
+}

@@ -1,0 +1,98 @@
+//! Accepting connections: HTTP/1.1 and HTTP/2 (h2c) on one port via hyper-util's auto
+//! builder, and a graceful shutdown that lets requests in flight finish.
+
+mod admin;
+mod chat;
+mod respond;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::error::ProxyError;
+use crate::http::body::Body;
+use respond::error_response;
+
+/// Serves until `shutdown` resolves, then waits up to `grace` for connections in
+/// flight (streams included) to finish.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: impl Fn() -> Duration,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req: http::Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = grace();
+    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down; waiting for requests in flight");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace elapsed with requests still in flight");
+    }
+}
+
+/// Routing by method and path; `/v1/*` needs a client key when keys are configured.
+async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<Body> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let request_id = respond::request_id(&req);
+    if path.starts_with("/v1/") && !chat::authorized(&app, &req) {
+        return error_response(&ProxyError::Unauthorized, &request_id);
+    }
+    let allowed: &str = match path.as_str() {
+        "/v1/chat/completions" => "POST",
+        "/v1/models" | "/healthz" | "/readyz" | "/status" | "/metrics" => "GET",
+        _ => return error_response(&ProxyError::NotFound(path), &request_id),
+    };
+    let is_allowed = method.as_str() == allowed || (allowed == "GET" && method == http::Method::HEAD);
+    if !is_allowed {
+        let mut resp = error_response(&ProxyError::MethodNotAllowed(method.to_string()), &request_id);
+        resp.headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static(if allowed == "POST" { "POST" } else { "GET, HEAD" }));
+        return resp;
+    }
+    match path.as_str() {
+        "/v1/chat/completions" => chat::handle(app, req, request_id).await,
+        "/v1/models" => admin::models(&app),
+        "/healthz" => admin::healthz(),
+        "/readyz" => admin::readyz(&app),
+        "/status" => admin::status(&app),
+        _ => admin::metrics(&app),
+    }
+}

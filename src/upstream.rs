@@ -1,0 +1,112 @@
+//! The pooled HTTP client every provider request goes through: hyper-util's client
+//! with hyper-rustls (HTTP/1.1 and HTTP/2 by ALPN), and typed failures so the
+//! failover loop can tell a refused connection from a timeout.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// `phase` is `connect`, `first_byte` or `total`.
+    #[error("timeout ({0})")]
+    Timeout(&'static str),
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One pooled client per distinct connect timeout (hyper's connector holds it).
+#[derive(Default)]
+pub struct Upstream {
+    clients: Mutex<HashMap<Duration, HttpsClient>>,
+}
+
+impl Upstream {
+    pub fn new() -> Upstream {
+        Upstream::default()
+    }
+
+    fn client(&self, connect_timeout: Duration) -> Result<HttpsClient, SendError> {
+        let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(&connect_timeout) {
+            return Ok(c.clone());
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| SendError::Other(format!("TLS setup: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client: HttpsClient = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        map.insert(connect_timeout, client.clone());
+        Ok(client)
+    }
+
+    /// Sends `req` and waits for the response head until `head_deadline`; `total` is
+    /// the attempt's overall deadline (whichever comes first names the timeout).
+    pub async fn send(
+        &self,
+        req: http::Request<Bytes>,
+        connect_timeout: Duration,
+        head_deadline: Instant,
+        total_deadline: Instant,
+    ) -> Result<http::Response<Incoming>, SendError> {
+        let client = self.client(connect_timeout)?;
+        let deadline = head_deadline.min(total_deadline);
+        let fut = client.request(req.map(Full::new));
+        match tokio::time::timeout_at(deadline, fut).await {
+            Err(_) if deadline == total_deadline && total_deadline < head_deadline => {
+                Err(SendError::Timeout("total"))
+            }
+            Err(_) => Err(SendError::Timeout("first_byte")),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(classify(&e)),
+        }
+    }
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> SendError {
+    let mut chain = String::new();
+    let mut timed_out = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        if !chain.is_empty() {
+            chain.push_str(": ");
+        }
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    if e.is_connect() {
+        if timed_out {
+            SendError::Timeout("connect")
+        } else {
+            SendError::Connect(chain)
+        }
+    } else {
+        SendError::Other(chain)
+    }
+}
