@@ -40,6 +40,9 @@ impl App {
     }
 
     pub fn reload_status(&self) -> ReloadStatus {
-        self.reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

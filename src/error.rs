@@ -60,25 +60,69 @@ impl ProxyError {
     pub fn render(&self) -> Rendered {
         use ProxyError::*;
         let (status, kind, code): (StatusCode, &str, String) = match self {
-            BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request".into()),
+            BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request".into(),
+            ),
             ProviderRejected { code, .. } => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 code.clone().unwrap_or_else(|| "invalid_request".into()),
             ),
-            Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key".into()),
-            ModelNotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found".into()),
-            NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found".into()),
-            MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed".into()),
-            TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large".into()),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_api_key".into(),
+            ),
+            ModelNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found".into(),
+            ),
+            NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "not_found".into(),
+            ),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed".into(),
+            ),
+            TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large".into(),
+            ),
             Upstream { error, .. } => upstream_status(error),
-            RateLimited(..) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited".into()),
-            Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout_error", "upstream_timeout".into()),
-            AllFailed(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_failed".into()),
-            NoProvider { rate_limited: true, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited".into())
-            }
-            NoProvider { .. } => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "no_provider_available".into()),
+            RateLimited(..) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limited".into(),
+            ),
+            Timeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout_error",
+                "upstream_timeout".into(),
+            ),
+            AllFailed(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "upstream_failed".into(),
+            ),
+            NoProvider {
+                rate_limited: true, ..
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limited".into(),
+            ),
+            NoProvider { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "no_provider_available".into(),
+            ),
         };
         let retry_after = match self {
             RateLimited(_, d) => Some(retry_after_value(*d)),
@@ -97,7 +141,11 @@ impl ProxyError {
 /// 4xx keep their status.
 fn upstream_status(e: &UpstreamError) -> (StatusCode, &'static str, String) {
     if e.status >= 500 {
-        return (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_failed".into());
+        return (
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "upstream_failed".into(),
+        );
     }
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let (kind, code) = match e.status {
@@ -123,26 +171,88 @@ mod tests {
     #[test]
     fn statuses_types_and_codes_follow_the_contract() {
         let cases: Vec<(ProxyError, u16, &str, &str)> = vec![
-            (ProxyError::BadRequest("x".into()), 400, "invalid_request_error", "invalid_request"),
-            (ProxyError::Unauthorized, 401, "authentication_error", "invalid_api_key"),
-            (ProxyError::ModelNotFound("m".into()), 404, "invalid_request_error", "model_not_found"),
-            (ProxyError::NotFound("/x".into()), 404, "invalid_request_error", "not_found"),
-            (ProxyError::MethodNotAllowed("GET".into()), 405, "invalid_request_error", "method_not_allowed"),
-            (ProxyError::TooLarge(1), 413, "invalid_request_error", "request_too_large"),
-            (ProxyError::RateLimited("x".into(), Duration::from_millis(1500)), 429, "rate_limit_error", "rate_limited"),
-            (ProxyError::AllFailed("x".into()), 502, "upstream_error", "upstream_failed"),
             (
-                ProxyError::NoProvider { message: "all disabled".into(), retry_after: None, rate_limited: false },
-                503, "service_unavailable", "no_provider_available",
+                ProxyError::BadRequest("x".into()),
+                400,
+                "invalid_request_error",
+                "invalid_request",
             ),
             (
-                ProxyError::NoProvider { message: "cooling".into(), retry_after: Some(Duration::from_secs(3)), rate_limited: true },
-                429, "rate_limit_error", "rate_limited",
+                ProxyError::Unauthorized,
+                401,
+                "authentication_error",
+                "invalid_api_key",
             ),
-            (ProxyError::Timeout("x".into()), 504, "timeout_error", "upstream_timeout"),
             (
-                ProxyError::Upstream { provider: "p".into(), error: UpstreamError::new(501, "nope") },
-                502, "upstream_error", "upstream_failed",
+                ProxyError::ModelNotFound("m".into()),
+                404,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            (
+                ProxyError::NotFound("/x".into()),
+                404,
+                "invalid_request_error",
+                "not_found",
+            ),
+            (
+                ProxyError::MethodNotAllowed("GET".into()),
+                405,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            (
+                ProxyError::TooLarge(1),
+                413,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            (
+                ProxyError::RateLimited("x".into(), Duration::from_millis(1500)),
+                429,
+                "rate_limit_error",
+                "rate_limited",
+            ),
+            (
+                ProxyError::AllFailed("x".into()),
+                502,
+                "upstream_error",
+                "upstream_failed",
+            ),
+            (
+                ProxyError::NoProvider {
+                    message: "all disabled".into(),
+                    retry_after: None,
+                    rate_limited: false,
+                },
+                503,
+                "service_unavailable",
+                "no_provider_available",
+            ),
+            (
+                ProxyError::NoProvider {
+                    message: "cooling".into(),
+                    retry_after: Some(Duration::from_secs(3)),
+                    rate_limited: true,
+                },
+                429,
+                "rate_limit_error",
+                "rate_limited",
+            ),
+            (
+                ProxyError::Timeout("x".into()),
+                504,
+                "timeout_error",
+                "upstream_timeout",
+            ),
+            (
+                ProxyError::Upstream {
+                    provider: "p".into(),
+                    error: UpstreamError::new(501, "nope"),
+                },
+                502,
+                "upstream_error",
+                "upstream_failed",
             ),
         ];
         for (err, status, kind, code) in cases {

@@ -14,10 +14,19 @@ use understudy::failover::probe;
 use understudy::App;
 
 #[derive(Parser, Debug)]
-#[command(name = "understudy", version, about = "OpenAI-compatible proxy that fails over across LLM providers")]
+#[command(
+    name = "understudy",
+    version,
+    about = "OpenAI-compatible proxy that fails over across LLM providers"
+)]
 struct Cli {
     /// Config file [default: $UNDERSTUDY_CONFIG, else proxy.toml]
-    #[arg(long, env = "UNDERSTUDY_CONFIG", default_value = "proxy.toml", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "UNDERSTUDY_CONFIG",
+        default_value = "proxy.toml",
+        hide_env_values = true
+    )]
     config: PathBuf,
     /// Listen address; overrides server.listen
     #[arg(long)]
@@ -53,8 +62,14 @@ fn main() -> ExitCode {
         println!("{}", snapshot.summary());
         return ExitCode::SUCCESS;
     }
-    let listen = cli.listen.clone().unwrap_or_else(|| snapshot.server.listen.clone());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let listen = cli
+        .listen
+        .clone()
+        .unwrap_or_else(|| snapshot.server.listen.clone());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -66,7 +81,9 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -81,7 +98,10 @@ async fn run(snapshot: config::Snapshot, env: config::EnvLookup, listen: String)
             return ExitCode::from(1);
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(listen);
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or(listen);
     log_startup(&snapshot, &addr);
     let app = App::new(snapshot, env);
     let _watch = match watch::spawn_watcher(app.clone()) {
@@ -106,10 +126,19 @@ fn log_startup(s: &config::Snapshot, addr: &str) {
     tracing::info!(config = %s.path.display(), "understudy listening on http://{addr}");
     for r in &s.routes {
         let list: Vec<&str> = r.targets.iter().map(|t| t.label.as_str()).collect();
-        tracing::info!(strategy = r.strategy.as_str(), "route {:?} -> [{}]", r.model, list.join(", "));
+        tracing::info!(
+            strategy = r.strategy.as_str(),
+            "route {:?} -> [{}]",
+            r.model,
+            list.join(", ")
+        );
     }
     for p in s.providers.iter().filter(|p| !p.enabled()) {
-        tracing::warn!("provider {} is disabled: {}", p.name, p.disabled_reason.as_deref().unwrap_or(""));
+        tracing::warn!(
+            "provider {} is disabled: {}",
+            p.name,
+            p.disabled_reason.as_deref().unwrap_or("")
+        );
     }
     if s.server.api_keys.is_empty() {
         tracing::warn!("no client keys configured: /v1/* is open to anyone who can reach {addr}");

@@ -66,19 +66,51 @@ impl Default for Metrics {
         let reloads = Family::<ResultLabel, Counter>::default();
         let cache = Family::<ResultLabel, Counter>::default();
         let inflight = Gauge::default();
-        registry.register("understudy_requests", "Client requests by route and final status", requests.clone());
-        registry.register("understudy_attempts", "Upstream attempts by provider and outcome", attempts.clone());
-        registry.register("understudy_failovers", "Attempts that failed over to another target", failovers.clone());
+        registry.register(
+            "understudy_requests",
+            "Client requests by route and final status",
+            requests.clone(),
+        );
+        registry.register(
+            "understudy_attempts",
+            "Upstream attempts by provider and outcome",
+            attempts.clone(),
+        );
+        registry.register(
+            "understudy_failovers",
+            "Attempts that failed over to another target",
+            failovers.clone(),
+        );
         registry.register(
             "understudy_upstream_seconds",
             "Time to the upstream's response head (streams: first event)",
             upstream_seconds.clone(),
         );
-        registry.register("understudy_circuit_open", "1 while a provider's circuit is open", circuit_open.clone());
-        registry.register("understudy_cooldowns", "Targets cooling down now", cooldowns.clone());
-        registry.register("understudy_config_reloads", "Config reloads by result", reloads.clone());
-        registry.register("understudy_cache", "Answer cache lookups by result", cache.clone());
-        registry.register("understudy_inflight_requests", "Client requests in flight", inflight.clone());
+        registry.register(
+            "understudy_circuit_open",
+            "1 while a provider's circuit is open",
+            circuit_open.clone(),
+        );
+        registry.register(
+            "understudy_cooldowns",
+            "Targets cooling down now",
+            cooldowns.clone(),
+        );
+        registry.register(
+            "understudy_config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        registry.register(
+            "understudy_cache",
+            "Answer cache lookups by result",
+            cache.clone(),
+        );
+        registry.register(
+            "understudy_inflight_requests",
+            "Client requests in flight",
+            inflight.clone(),
+        );
         Metrics {
             registry,
             requests,

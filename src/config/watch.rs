@@ -31,27 +31,44 @@ pub fn reload(app: &App) -> bool {
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.reloads += 1;
             st.last_error = None;
-            app.metrics.reloads.get_or_create(&ResultLabel { result: "ok" }).inc();
+            app.metrics
+                .reloads
+                .get_or_create(&ResultLabel { result: "ok" })
+                .inc();
             true
         }
         Err(e) => {
             tracing::error!(error = %e, "config reload failed; the previous config stays in force");
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.last_error = Some(e.to_string());
-            app.metrics.reloads.get_or_create(&ResultLabel { result: "error" }).inc();
+            app.metrics
+                .reloads
+                .get_or_create(&ResultLabel { result: "error" })
+                .inc();
             false
         }
     }
 }
 
 fn log_changes(old: &Snapshot, new: &Snapshot) {
-    let names = |s: &Snapshot| s.providers.iter().map(|p| p.name.clone()).collect::<BTreeSet<_>>();
+    let names = |s: &Snapshot| {
+        s.providers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<BTreeSet<_>>()
+    };
     let (before, after) = (names(old), names(new));
     let added: Vec<_> = after.difference(&before).collect();
     let removed: Vec<_> = before.difference(&after).collect();
     let mut changed_routes = Vec::new();
     for r in &new.routes {
-        let list = |route: &super::Route| route.targets.iter().map(|t| t.label.clone()).collect::<Vec<_>>();
+        let list = |route: &super::Route| {
+            route
+                .targets
+                .iter()
+                .map(|t| t.label.clone())
+                .collect::<Vec<_>>()
+        };
         match old.routes.iter().find(|o| o.model == r.model) {
             Some(o) if list(o) == list(r) && o.strategy == r.strategy => {}
             _ => changed_routes.push(format!("{} -> [{}]", r.model, list(r).join(", "))),
@@ -97,7 +114,8 @@ pub fn spawn_watcher(app: Arc<App>) -> notify::Result<WatchGuard> {
             // Only our file, or a `..data`-style symlink swap that may replace it.
             let relevant = ev.paths.iter().any(|p| {
                 p.file_name().map(|n| n.to_os_string()) == file_name
-                    || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".."))
+                    || p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(".."))
             });
             if relevant && !ev.kind.is_access() {
                 wake_fs.notify_one();
@@ -129,7 +147,10 @@ async fn debounce_loop(app: Arc<App>, path: PathBuf, wake: Arc<Notify>) {
         wake.notified().await;
         // Settle: every further event restarts the wait, so a half-written file is
         // not loaded.
-        while tokio::time::timeout(DEBOUNCE, wake.notified()).await.is_ok() {}
+        while tokio::time::timeout(DEBOUNCE, wake.notified())
+            .await
+            .is_ok()
+        {}
         let now = read(&path).await;
         if now == last {
             continue; // touched, renamed over with the same text, or a sibling changed

@@ -112,7 +112,12 @@ pub fn decide(outcome: &Outcome, policy: &FailoverPolicy) -> Verdict {
 /// latest one wins, since we cannot tell which limit was hit). A hint in the past
 /// means now; a garbage value is ignored.
 pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = get(name).and_then(|v| v.parse::<f64>().ok()) {
             if ms.is_finite() && ms >= 0.0 {
@@ -213,19 +218,40 @@ mod tests {
             (&[("retry-after-ms", "1500")], Some(ms(1500))),
             (&[("x-ms-retry-after-ms", "250")], Some(ms(250))),
             // most precise first
-            (&[("retry-after", "9"), ("retry-after-ms", "100")], Some(ms(100))),
+            (
+                &[("retry-after", "9"), ("retry-after-ms", "100")],
+                Some(ms(100)),
+            ),
             // HTTP-date 20 s after `now` (2026-07-14T03:33:20Z)
-            (&[("retry-after", "Tue, 14 Jul 2026 03:33:40 GMT")], Some(s(20))),
+            (
+                &[("retry-after", "Tue, 14 Jul 2026 03:33:40 GMT")],
+                Some(s(20)),
+            ),
             // in the past: now
-            (&[("retry-after", "Mon, 01 Jan 2024 00:00:00 GMT")], Some(s(0))),
-            (&[("x-ratelimit-reset-requests", "6m0s"), ("x-ratelimit-reset-tokens", "1.5s")], Some(s(360))),
+            (
+                &[("retry-after", "Mon, 01 Jan 2024 00:00:00 GMT")],
+                Some(s(0)),
+            ),
+            (
+                &[
+                    ("x-ratelimit-reset-requests", "6m0s"),
+                    ("x-ratelimit-reset-tokens", "1.5s"),
+                ],
+                Some(s(360)),
+            ),
             (&[("x-ratelimit-reset-tokens", "250ms")], Some(ms(250))),
-            (&[("anthropic-ratelimit-requests-reset", "2026-07-14T03:33:50Z")], Some(s(30))),
+            (
+                &[("anthropic-ratelimit-requests-reset", "2026-07-14T03:33:50Z")],
+                Some(s(30)),
+            ),
             (&[("x-ratelimit-reset", "12")], Some(s(12))),
             // garbage is ignored, never a panic
             (&[("retry-after", "soon")], None),
             (&[("retry-after-ms", "-5")], None),
-            (&[("retry-after-ms", "NaN"), ("retry-after", "3")], Some(s(3))),
+            (
+                &[("retry-after-ms", "NaN"), ("retry-after", "3")],
+                Some(s(3)),
+            ),
             (&[("x-ratelimit-reset-requests", "9999999999999h")], None),
             (&[("x-ratelimit-reset-requests", "1x")], None),
             (&[], None),
@@ -259,7 +285,11 @@ mod tests {
         let p = policy();
         assert_eq!(decide(&status(400, None), &p), Verdict::Return);
         assert_eq!(decide(&status(422, None), &p), Verdict::Return);
-        assert_eq!(decide(&status(501, None), &p), Verdict::Return, "not in on_status");
+        assert_eq!(
+            decide(&status(501, None), &p),
+            Verdict::Return,
+            "not in on_status"
+        );
         assert!(matches!(
             decide(&status(429, None), &p),
             Verdict::FailOver { cooldown: Some(d), rate_limited: true, counts_as_failure: false, .. } if d == Duration::from_secs(30)
@@ -270,19 +300,36 @@ mod tests {
         ));
         assert!(matches!(
             decide(&status(529, None), &p),
-            Verdict::FailOver { cooldown: None, counts_as_failure: true, retry_same: true, .. }
+            Verdict::FailOver {
+                cooldown: None,
+                counts_as_failure: true,
+                retry_same: true,
+                ..
+            }
         ));
         assert!(matches!(
             decide(&status(503, Some(Duration::from_secs(5))), &p),
-            Verdict::FailOver { cooldown: Some(_), rate_limited: false, counts_as_failure: true, .. }
+            Verdict::FailOver {
+                cooldown: Some(_),
+                rate_limited: false,
+                counts_as_failure: true,
+                ..
+            }
         ));
         assert!(matches!(
             decide(&status(401, None), &p),
-            Verdict::FailOver { counts_as_failure: false, .. }
+            Verdict::FailOver {
+                counts_as_failure: false,
+                ..
+            }
         ));
         assert!(matches!(
             decide(&Outcome::Timeout("first_byte"), &p),
-            Verdict::FailOver { counts_as_failure: true, retry_same: true, .. }
+            Verdict::FailOver {
+                counts_as_failure: true,
+                retry_same: true,
+                ..
+            }
         ));
     }
 }

@@ -52,7 +52,9 @@ pub enum Admission {
     Closed,
     /// The one half-open trial: its result closes or re-opens the circuit.
     Trial,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// Half-open with its trial already in flight.
     TrialBusy,
 }
@@ -104,7 +106,10 @@ impl Health {
         match c.state {
             CircuitState::Closed => Admission::Closed,
             CircuitState::Open { until } if Instant::now() < until => Admission::Open { until },
-            CircuitState::Open { .. } | CircuitState::HalfOpen { trial_in_flight: false } => {
+            CircuitState::Open { .. }
+            | CircuitState::HalfOpen {
+                trial_in_flight: false,
+            } => {
                 c.state = CircuitState::HalfOpen {
                     trial_in_flight: true,
                 };
@@ -150,7 +155,11 @@ impl Health {
         }
         let mut map = lock(&self.circuits);
         if let Some(c) = map.get_mut(provider_key) {
-            if c.state == (CircuitState::HalfOpen { trial_in_flight: true }) {
+            if c.state
+                == (CircuitState::HalfOpen {
+                    trial_in_flight: true,
+                })
+            {
                 c.state = CircuitState::HalfOpen {
                     trial_in_flight: false,
                 };
@@ -211,9 +220,14 @@ impl Health {
     /// After a reload: forget state of providers and targets the new config no longer
     /// has (removed, or their kind/base_url changed and so their key).
     pub fn retain(&self, snapshot: &Snapshot) {
-        let providers: HashSet<String> = snapshot.providers.iter().map(|p| p.health_key()).collect();
+        let providers: HashSet<String> =
+            snapshot.providers.iter().map(|p| p.health_key()).collect();
         lock(&self.circuits).retain(|k, _| providers.contains(k));
-        let targets_ok = |k: &String| providers.iter().any(|p| k.starts_with(p.as_str()) && k[p.len()..].starts_with('|'));
+        let targets_ok = |k: &String| {
+            providers
+                .iter()
+                .any(|p| k.starts_with(p.as_str()) && k[p.len()..].starts_with('|'))
+        };
         lock(&self.cooldowns).retain(|k, _| targets_ok(k));
         lock(&self.latency).retain(|k, _| targets_ok(k));
     }
@@ -245,7 +259,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(h.admit("p"), Admission::Trial);
         h.neutral("p", Admission::Trial);
-        assert_eq!(h.admit("p"), Admission::Trial, "a neutral trial is given back");
+        assert_eq!(
+            h.admit("p"),
+            Admission::Trial,
+            "a neutral trial is given back"
+        );
         h.success("p");
         assert_eq!(h.admit("p"), Admission::Closed);
         assert_eq!(h.circuit("p"), ("closed", 0));

@@ -70,7 +70,12 @@ impl Skips {
 }
 
 /// The route's targets in the order its strategy wants them tried.
-pub fn order(app: &App, targets: &[Arc<Target>], strategy: Strategy, cursor: usize) -> Vec<Arc<Target>> {
+pub fn order(
+    app: &App,
+    targets: &[Arc<Target>],
+    strategy: Strategy,
+    cursor: usize,
+) -> Vec<Arc<Target>> {
     let mut v = targets.to_vec();
     match strategy {
         Strategy::Priority => {}
@@ -129,7 +134,9 @@ pub async fn run(
             let provider = &target.provider;
             if let Some(reason) = &provider.disabled_reason {
                 skips.disabled += 1;
-                skips.notes.push(format!("{}: skipped (disabled: {reason})", target.label));
+                skips
+                    .notes
+                    .push(format!("{}: skipped (disabled: {reason})", target.label));
                 continue;
             }
             if let Some(c) = app.health.cooldown(target) {
@@ -137,9 +144,11 @@ pub async fn run(
                 skips.rate_limited |= c.rate_limited;
                 skips.other |= !c.rate_limited;
                 let left = c.until.saturating_duration_since(Instant::now());
-                skips
-                    .notes
-                    .push(format!("{}: skipped (cooling down, {:.1}s left)", target.label, left.as_secs_f64()));
+                skips.notes.push(format!(
+                    "{}: skipped (cooling down, {:.1}s left)",
+                    target.label,
+                    left.as_secs_f64()
+                ));
                 continue;
             }
             let pkey = provider.health_key();
@@ -152,13 +161,18 @@ pub async fn run(
                     Admission::Open { until } => {
                         skips.usable_at(until);
                         skips.other = true;
-                        skips.notes.push(format!("{}: skipped (circuit open)", target.label));
+                        skips
+                            .notes
+                            .push(format!("{}: skipped (circuit open)", target.label));
                         break;
                     }
                     Admission::TrialBusy => {
                         skips.usable_at(Instant::now() + Duration::from_secs(1));
                         skips.other = true;
-                        skips.notes.push(format!("{}: skipped (circuit half-open, trial in flight)", target.label));
+                        skips.notes.push(format!(
+                            "{}: skipped (circuit half-open, trial in flight)",
+                            target.label
+                        ));
                         break;
                     }
                     Admission::Closed | Admission::Trial => {}
@@ -244,7 +258,10 @@ pub async fn run(
         if sent < policy.max_attempts && !policy.max_wait.is_zero() {
             if let Some(at) = all_cooling_until(app, targets) {
                 if at <= wait_until {
-                    tracing::debug!(wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64, "every target cooling; waiting");
+                    tracing::debug!(
+                        wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64,
+                        "every target cooling; waiting"
+                    );
                     tokio::time::sleep_until(at).await;
                     continue;
                 }

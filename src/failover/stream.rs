@@ -51,8 +51,12 @@ impl StreamError {
                 ProxyError::Timeout(format!("{provider}: stream timed out ({phase})"))
             }
             StreamError::Upstream(e) => ProxyError::AllFailed(format!("{provider}: {}", e.message)),
-            StreamError::Protocol(m) => ProxyError::AllFailed(format!("{provider}: malformed stream: {m}")),
-            StreamError::Broken(m) => ProxyError::AllFailed(format!("{provider}: stream broke: {m}")),
+            StreamError::Protocol(m) => {
+                ProxyError::AllFailed(format!("{provider}: malformed stream: {m}"))
+            }
+            StreamError::Broken(m) => {
+                ProxyError::AllFailed(format!("{provider}: stream broke: {m}"))
+            }
         };
         let body = err.render().body;
         sse::encode_data(body.to_string().as_bytes())
@@ -120,7 +124,9 @@ impl UpstreamStream {
             }
             let deadline = self.event_deadline.min(self.total_deadline);
             let frame = match tokio::time::timeout_at(deadline, self.body.frame()).await {
-                Err(_) if deadline == self.total_deadline => return Err(StreamError::Timeout("total")),
+                Err(_) if deadline == self.total_deadline => {
+                    return Err(StreamError::Timeout("total"))
+                }
                 Err(_) if self.first_event_seen => return Err(StreamError::Timeout("idle")),
                 Err(_) => return Err(StreamError::Timeout("first_byte")),
                 Ok(f) => f,

@@ -23,14 +23,21 @@ pub fn models(app: &App) -> Response<Body> {
         .filter(|r| r.model != "*")
         .map(|r| json!({"id": r.model, "object": "model", "created": created, "owned_by": "understudy"}))
         .collect();
-    json(StatusCode::OK, json!({"object": "list", "data": data}).to_string().into_bytes())
+    json(
+        StatusCode::OK,
+        json!({"object": "list", "data": data})
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -42,13 +49,17 @@ pub fn healthz() -> Response<Body> {
 /// (cooling targets count: they recover by themselves).
 pub fn readyz(app: &App) -> Response<Body> {
     let snap = app.config.load();
-    let ready = snap.routes.iter().flat_map(|r| &r.targets).any(|t| {
-        t.provider.enabled() && app.health.open_until(&t.provider.health_key()).is_none()
-    });
+    let ready =
+        snap.routes.iter().flat_map(|r| &r.targets).any(|t| {
+            t.provider.enabled() && app.health.open_until(&t.provider.health_key()).is_none()
+        });
     if ready {
         text(StatusCode::OK, "ready\n")
     } else {
-        text(StatusCode::SERVICE_UNAVAILABLE, "not ready: no route has a usable target\n")
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no route has a usable target\n",
+        )
     }
 }
 
@@ -102,10 +113,14 @@ pub fn metrics(app: &App) -> Response<Body> {
         let open = app.health.open_until(&p.health_key()).is_some();
         app.metrics
             .circuit_open
-            .get_or_create(&ProviderLabel { provider: p.name.clone() })
+            .get_or_create(&ProviderLabel {
+                provider: p.name.clone(),
+            })
             .set(i64::from(open));
     }
-    app.metrics.cooldowns.set(app.health.cooldowns().len() as i64);
+    app.metrics
+        .cooldowns
+        .set(app.health.cooldowns().len() as i64);
     let mut resp = Response::new(full(app.metrics.encode()));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -17,7 +17,10 @@ use crate::failover::{self, Answer};
 use crate::http::body::{full, Body};
 use crate::http::sse;
 use crate::metrics::InflightGuard;
-use crate::openai::{random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage, Usage};
+use crate::openai::{
+    random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage,
+    Usage,
+};
 
 /// Constant-time comparison against every configured key.
 pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
@@ -30,7 +33,10 @@ pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
     else {
         return false;
@@ -42,7 +48,11 @@ pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
     ok.into()
 }
 
-pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: HeaderValue) -> Response<Body> {
+pub async fn handle(
+    app: Arc<App>,
+    req: http::Request<Incoming>,
+    request_id: HeaderValue,
+) -> Response<Body> {
     let inflight = InflightGuard::new(&app.metrics.inflight);
     let snap = app.config.load_full();
     let fail = |route: &str, err: ProxyError| {
@@ -60,15 +70,23 @@ pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: Hea
     if declared.is_some_and(|n| n > limit) {
         return fail("", ProxyError::TooLarge(limit));
     }
-    let body = match Limited::new(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
+    let body = match Limited::new(
+        req.into_body(),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    )
+    .collect()
+    .await
     {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return fail("", ProxyError::TooLarge(limit));
         }
-        Err(e) => return fail("", ProxyError::BadRequest(format!("could not read request body: {e}"))),
+        Err(e) => {
+            return fail(
+                "",
+                ProxyError::BadRequest(format!("could not read request body: {e}")),
+            )
+        }
     };
     let chat = match ChatRequest::parse(body) {
         Ok(c) => c,
@@ -78,7 +96,10 @@ pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: Hea
     let (route, targets) = match snap.resolve(&chat.model) {
         Some(Resolved::Route(r)) => {
             let cursor = failover::next_cursor(&r.cursor);
-            (r.model.clone(), failover::order(&app, &r.targets, r.strategy, cursor))
+            (
+                r.model.clone(),
+                failover::order(&app, &r.targets, r.strategy, cursor),
+            )
         }
         Some(Resolved::Direct(t)) => (chat.model.clone(), vec![t]),
         None => return fail("", ProxyError::ModelNotFound(chat.model.clone())),
@@ -93,15 +114,20 @@ pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: Hea
                 let mut resp = static_fallback(&chat, message, inflight);
                 let h = resp.headers_mut();
                 h.insert("x-understudy-degraded", HeaderValue::from_static("static"));
-                h.insert("x-understudy-attempts", HeaderValue::from(exchange.attempts));
+                h.insert(
+                    "x-understudy-attempts",
+                    HeaderValue::from(exchange.attempts),
+                );
                 h.insert(REQUEST_ID, request_id.clone());
                 app.metrics.request(&route, 200);
                 return resp;
             }
             tracing::info!(%route, attempts = exchange.attempts, error = %err, "request failed");
             let mut resp = fail(&route, err);
-            resp.headers_mut()
-                .insert("x-understudy-attempts", HeaderValue::from(exchange.attempts));
+            resp.headers_mut().insert(
+                "x-understudy-attempts",
+                HeaderValue::from(exchange.attempts),
+            );
             return resp;
         }
     };
@@ -109,7 +135,12 @@ pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: Hea
     let mut resp = match success.answer {
         Answer::Complete(answer) => match serde_json::to_vec(&answer) {
             Ok(body) => json(StatusCode::OK, body),
-            Err(e) => return fail(&route, ProxyError::AllFailed(format!("could not encode the answer: {e}"))),
+            Err(e) => {
+                return fail(
+                    &route,
+                    ProxyError::AllFailed(format!("could not encode the answer: {e}")),
+                )
+            }
         },
         Answer::Stream(mut committed) => {
             committed.guard = Some(inflight);
@@ -124,7 +155,10 @@ pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: Hea
     if let Ok(v) = HeaderValue::from_str(&target.model) {
         h.insert("x-understudy-model", v);
     }
-    h.insert("x-understudy-attempts", HeaderValue::from(exchange.attempts));
+    h.insert(
+        "x-understudy-attempts",
+        HeaderValue::from(exchange.attempts),
+    );
     h.insert(REQUEST_ID, request_id);
     resp
 }
@@ -132,8 +166,14 @@ pub async fn handle(app: Arc<App>, req: http::Request<Incoming>, request_id: Hea
 fn sse_response(body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     resp
 }
 
@@ -141,7 +181,10 @@ fn sse_response(body: Body) -> Response<Body> {
 fn is_exhausted(err: &ProxyError) -> bool {
     matches!(
         err,
-        ProxyError::RateLimited(..) | ProxyError::Timeout(_) | ProxyError::AllFailed(_) | ProxyError::NoProvider { .. }
+        ProxyError::RateLimited(..)
+            | ProxyError::Timeout(_)
+            | ProxyError::AllFailed(_)
+            | ProxyError::NoProvider { .. }
     )
 }
 
@@ -162,12 +205,16 @@ fn static_fallback(chat: &ChatRequest, message: &str, inflight: InflightGuard) -
         );
         let stop = ChatChunk::new(&id, created, model).with_delta(Delta::default(), Some("stop"));
         for c in [first, stop] {
-            out.extend_from_slice(&sse::encode_data(&serde_json::to_vec(&c).unwrap_or_default()));
+            out.extend_from_slice(&sse::encode_data(
+                &serde_json::to_vec(&c).unwrap_or_default(),
+            ));
         }
         if chat.include_usage() {
             let mut u = ChatChunk::new(&id, created, model);
             u.usage = Some(Usage::new(0, 0));
-            out.extend_from_slice(&sse::encode_data(&serde_json::to_vec(&u).unwrap_or_default()));
+            out.extend_from_slice(&sse::encode_data(
+                &serde_json::to_vec(&u).unwrap_or_default(),
+            ));
         }
         out.extend_from_slice(sse::DONE);
         drop(inflight);
@@ -189,5 +236,8 @@ fn static_fallback(chat: &ChatRequest, message: &str, inflight: InflightGuard) -
         extra: Default::default(),
     };
     drop(inflight);
-    json(StatusCode::OK, serde_json::to_vec(&answer).unwrap_or_default())
+    json(
+        StatusCode::OK,
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    )
 }

@@ -61,8 +61,14 @@ pub async fn serve(
     }
     drop(listener);
     let grace = grace();
-    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down; waiting for requests in flight");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down; waiting for requests in flight"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace elapsed with requests still in flight");
     }
 }
@@ -80,11 +86,21 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         "/v1/models" | "/healthz" | "/readyz" | "/status" | "/metrics" => "GET",
         _ => return error_response(&ProxyError::NotFound(path), &request_id),
     };
-    let is_allowed = method.as_str() == allowed || (allowed == "GET" && method == http::Method::HEAD);
+    let is_allowed =
+        method.as_str() == allowed || (allowed == "GET" && method == http::Method::HEAD);
     if !is_allowed {
-        let mut resp = error_response(&ProxyError::MethodNotAllowed(method.to_string()), &request_id);
-        resp.headers_mut()
-            .insert(http::header::ALLOW, http::HeaderValue::from_static(if allowed == "POST" { "POST" } else { "GET, HEAD" }));
+        let mut resp = error_response(
+            &ProxyError::MethodNotAllowed(method.to_string()),
+            &request_id,
+        );
+        resp.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static(if allowed == "POST" {
+                "POST"
+            } else {
+                "GET, HEAD"
+            }),
+        );
         return resp;
     }
     match path.as_str() {
