@@ -41,10 +41,19 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Server {
     pub listen: String,
+    /// TLS termination; read when the listener starts (a change needs a restart).
+    pub tls: Option<TlsFiles>,
     /// Client keys; empty means the proxy is open.
     pub api_keys: Vec<Secret>,
     pub max_body_bytes: u64,
     pub shutdown_grace: Duration,
+}
+
+/// PEM files, resolved against the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use http::{HeaderName, HeaderValue};
 use super::raw::{RawConfig, RawTimeouts};
 use super::{
     CircuitPolicy, EnvLookup, FailoverPolicy, Provider, Route, Secret, Server, Snapshot, Target,
-    Timeouts,
+    Timeouts, TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -88,9 +88,18 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     if raw.server.max_body_bytes == 0 {
         return Err("server.max_body_bytes: must be greater than 0".into());
     }
-    if raw.server.tls.is_some() {
-        return Err("server.tls: TLS termination is not supported by this build; terminate TLS in front of the proxy".into());
-    }
+    let tls = match &raw.server.tls {
+        None => None,
+        Some(t) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let files = TlsFiles {
+                cert: base.join(&t.cert),
+                key: base.join(&t.key),
+            };
+            crate::server::tls::acceptor(&files).map_err(|e| format!("server.tls: {e}"))?;
+            Some(files)
+        }
+    };
     let api_keys = match &raw.server.api_keys_env {
         Some(var) => env(var)
             .unwrap_or_default()
@@ -241,6 +250,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         loaded_at: SystemTime::now(),
         server: Server {
             listen: raw.server.listen.clone(),
+            tls,
             api_keys,
             max_body_bytes: raw.server.max_body_bytes,
             shutdown_grace: raw.server.shutdown_grace.0,

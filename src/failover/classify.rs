@@ -213,7 +213,8 @@ mod tests {
     fn retry_hints_in_every_form() {
         let s = Duration::from_secs;
         let ms = Duration::from_millis;
-        let cases: &[(&[(&str, &str)], Option<Duration>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<Duration>);
+        let cases: &[Case] = &[
             (&[("retry-after", "7")], Some(s(7))),
             (&[("retry-after-ms", "1500")], Some(ms(1500))),
             (&[("x-ms-retry-after-ms", "250")], Some(ms(250))),

@@ -4,6 +4,7 @@
 mod admin;
 mod chat;
 mod respond;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use crate::error::ProxyError;
 use crate::http::body::Body;
 use respond::error_response;
 
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` resolves, then waits up to `grace` for connections in
 /// flight (streams included) to finish.
 pub async fn serve(
@@ -31,6 +34,17 @@ pub async fn serve(
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let tls = match &app.config.load().server.tls {
+        None => None,
+        Some(files) => match tls::acceptor(files) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                // Validated at load; a file that vanished since is fatal for TLS.
+                tracing::error!(error = %e, "TLS setup failed; not serving");
+                return;
+            }
+        },
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -51,13 +65,35 @@ pub async fn serve(
             let app = app.clone();
             async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await;
+                    let Ok(Ok(stream)) = handshake else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let grace = grace();

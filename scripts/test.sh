@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests (cargo test), the official openai SDK
+# through the proxy, and the fixture checks against each provider's official SDK.
+# Creates .venv with the pinned SDKs on first use (needs python3 and PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+req=tests/sdk/requirements.txt
+stamp=.venv/.requirements
+if [ ! -x .venv/bin/python ] || ! cmp -s "$req" "$stamp"; then
+  echo "==> installing the official SDKs into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+fi
+
+for check in scripts/fixtures/check_*.py; do
+  [ -e "$check" ] || continue
+  echo "==> $check"
+  .venv/bin/python "$check"
+done
+
+echo "==> cargo test"
+cargo test "$@"
