@@ -122,8 +122,10 @@ pub fn spawn_watcher(app: Arc<App>) -> notify::Result<WatchGuard> {
             }
         }
     })?;
+    // The baseline is read before watching starts, so no write can slip between.
+    let baseline = std::fs::read(&path).ok();
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    let task = tokio::spawn(debounce_loop(app, path, wake));
+    let task = tokio::spawn(debounce_loop(app, path, wake, baseline));
     Ok(WatchGuard {
         _watcher: watcher,
         task,
@@ -141,8 +143,8 @@ impl Drop for WatchGuard {
     }
 }
 
-async fn debounce_loop(app: Arc<App>, path: PathBuf, wake: Arc<Notify>) {
-    let mut last = read(&path).await;
+async fn debounce_loop(app: Arc<App>, path: PathBuf, wake: Arc<Notify>, baseline: Option<Vec<u8>>) {
+    let mut last = baseline;
     loop {
         wake.notified().await;
         // Settle: every further event restarts the wait, so a half-written file is

@@ -348,6 +348,7 @@ pub struct Proxy {
     _dir: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub served: Option<tokio::task::JoinHandle<()>>,
+    _watch: Option<understudy::config::watch::WatchGuard>,
 }
 
 pub fn env_of(pairs: &[(&str, &str)]) -> EnvLookup {
@@ -390,7 +391,36 @@ impl Proxy {
             _dir: dir,
             shutdown: Some(tx),
             served: Some(served),
+            _watch: None,
         }
+    }
+
+    /// Like [`Proxy::start_with_env`], with the config file watched for changes.
+    pub async fn start_watched(toml: &str, env: EnvLookup) -> Proxy {
+        let mut p = Proxy::start_with_env(toml, env).await;
+        p._watch = Some(understudy::config::watch::spawn_watcher(p.app.clone()).expect("watch"));
+        p
+    }
+
+    /// Replaces the config the way editors that save by rename do.
+    pub fn write_by_rename(&self, toml: &str) {
+        let tmp = self
+            .config_path
+            .with_extension(format!("tmp{}", fastrand::u32(..)));
+        std::fs::write(&tmp, toml).unwrap();
+        std::fs::rename(&tmp, &self.config_path).unwrap();
+    }
+
+    /// Rewrites the config file in place (truncate + write).
+    pub fn write_in_place(&self, toml: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&self.config_path)
+            .unwrap();
+        f.write_all(toml.as_bytes()).unwrap();
+        f.sync_all().unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
