@@ -1,0 +1,211 @@
+//! Anthropic Messages API (`POST {base_url}/v1/messages`) behind the OpenAI Chat
+//! Completions surface: [`request`] translates the client's request, [`response`] a
+//! complete answer and error bodies, [`stream`] the SSE event stream.
+//!
+//! Choices this adapter makes where the contract leaves room:
+//! - system and developer messages are hoisted, in order, into the top-level `system`
+//!   string, joined with a blank line (`"\n\n"`);
+//! - a conversation that does not start with a user turn (it starts with an assistant
+//!   message, or holds only system messages) gets a placeholder user turn `"."` in
+//!   front, as Anthropic requires one (what LiteLLM does too);
+//! - `temperature` and `top_p` together: only `temperature` is sent (Claude 4.5+
+//!   models reject both); with an `anthropic-version` of 2026-10-21 or later, which
+//!   rejects sampling parameters altogether, neither is sent. Both drops are logged.
+//! - JSON mode (`response_format` json_object / json_schema) forces the `json_output`
+//!   tool when the request has no tools of its own; with the client's tools present the
+//!   choice becomes `any` (call one of your tools, or answer through `json_output`),
+//!   unless the client named a tool. A forced tool call comes without text around it;
+//!   an answer that calls no tool (a refusal) passes its text on as the content.
+
+mod request;
+mod response;
+mod stream;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::openai::reject_foreign_settings;
+use super::{
+    get, join_url, json_post, set_secret, Adapter, AdapterError, StreamTranslator, UpstreamError,
+};
+use crate::config::{Provider, Target};
+use crate::openai::{ChatRequest, ChatResponse};
+
+pub(super) struct Anthropic;
+
+pub(super) static ADAPTER: Anthropic = Anthropic;
+
+/// The `anthropic-version` sent when the provider sets none.
+const DEFAULT_VERSION: &str = "2023-06-01";
+const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+
+fn version(provider: &Provider) -> &str {
+    provider.version.as_deref().unwrap_or(DEFAULT_VERSION)
+}
+
+/// `anthropic-version` (unless the provider's own headers set it) and `x-api-key`.
+fn authorize(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), AdapterError> {
+    if !req.headers().contains_key(&VERSION) {
+        let v = HeaderValue::from_str(version(provider)).map_err(|_| {
+            AdapterError::InvalidRequest("anthropic version is not a valid header value".into())
+        })?;
+        req.headers_mut().insert(VERSION, v);
+    }
+    if let Some(key) = &provider.api_key {
+        set_secret(req, API_KEY, key.expose())?;
+    }
+    Ok(())
+}
+
+impl Adapter for Anthropic {
+    fn validate(&self, provider: &Provider) -> Result<(), String> {
+        reject_foreign_settings(provider, &["api_version"])?;
+        if let Some(v) = &provider.version {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(format!(
+                    "version: {v:?} is not a version like \"2023-06-01\""
+                ));
+            }
+        }
+        if provider.max_tokens == Some(0) {
+            return Err("max_tokens: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn build_request(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        let body = request::build(req, target)?;
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
+        let uri = join_url(&target.provider.base_url, "/v1/messages")?;
+        let mut out = json_post(uri, &target.provider, body)?;
+        authorize(&mut out, &target.provider)?;
+        Ok(out)
+    }
+
+    fn parse_response(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<ChatResponse, AdapterError> {
+        response::parse(body, request::json_mode(req), &target.model)
+    }
+
+    fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+        response::parse_error(status, body)
+    }
+
+    fn stream_translator(&self, req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
+        Box::new(stream::Translator::new(
+            request::json_mode(req),
+            &target.model,
+        ))
+    }
+
+    fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {
+        let mut req = get(join_url(&provider.base_url, "/v1/models")?, provider)?;
+        authorize(&mut req, provider)?;
+        Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::providers::testing::{request, target_with};
+    use crate::providers::Kind;
+
+    fn anthropic(adjust: impl FnOnce(&mut Provider)) -> Target {
+        target_with(
+            Kind::Anthropic,
+            "https://api.anthropic.com/",
+            "claude-sonnet-4-5",
+            adjust,
+        )
+    }
+
+    #[test]
+    fn request_goes_to_v1_messages_with_key_version_and_extra_headers() {
+        let t = anthropic(|_| {});
+        let req = request(r#"{"model":"default","messages":[{"role":"user","content":"hi"}]}"#);
+        let out = ADAPTER.build_request(&req, &t).unwrap();
+        assert_eq!(out.method(), http::Method::POST);
+        assert_eq!(out.uri(), "https://api.anthropic.com/v1/messages");
+        let h = out.headers();
+        assert_eq!(h["x-api-key"], "sk-secret");
+        assert!(h["x-api-key"].is_sensitive(), "the key never prints");
+        assert!(h.get("authorization").is_none());
+        assert_eq!(h["anthropic-version"], "2023-06-01");
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["x-extra"], "1");
+        let body: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(body["model"], "claude-sonnet-4-5");
+        assert_eq!(body["max_tokens"], 4096);
+    }
+
+    #[test]
+    fn configured_version_is_sent_and_provider_headers_win() {
+        let t = anthropic(|p| p.version = Some("2024-01-01".into()));
+        let req = request(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#);
+        let out = ADAPTER.build_request(&req, &t).unwrap();
+        assert_eq!(out.headers()["anthropic-version"], "2024-01-01");
+
+        let t = anthropic(|p| {
+            p.headers
+                .push((VERSION, HeaderValue::from_static("2099-01-01")));
+        });
+        let out = ADAPTER.build_request(&req, &t).unwrap();
+        assert_eq!(out.headers()["anthropic-version"], "2099-01-01");
+    }
+
+    #[test]
+    fn probe_lists_models_with_the_same_auth() {
+        let t = anthropic(|_| {});
+        let probe = ADAPTER.probe_request(&t.provider).unwrap();
+        assert_eq!(probe.method(), http::Method::GET);
+        assert_eq!(probe.uri(), "https://api.anthropic.com/v1/models");
+        assert_eq!(probe.headers()["x-api-key"], "sk-secret");
+        assert_eq!(probe.headers()["anthropic-version"], "2023-06-01");
+        assert_eq!(probe.headers()["x-extra"], "1");
+    }
+
+    #[test]
+    fn validate_rejects_azure_settings_and_bad_values() {
+        let t = anthropic(|p| {
+            p.version = Some("2023-06-01".into());
+            p.max_tokens = Some(8192);
+        });
+        assert_eq!(ADAPTER.validate(&t.provider), Ok(()));
+        let t = anthropic(|p| p.api_version = Some("2024-10-21".into()));
+        let err = ADAPTER.validate(&t.provider).unwrap_err();
+        assert!(err.contains("api_version"), "{err}");
+        let t = anthropic(|p| p.version = Some("2023 06\n01".into()));
+        assert!(ADAPTER
+            .validate(&t.provider)
+            .unwrap_err()
+            .contains("version"));
+        let t = anthropic(|p| p.max_tokens = Some(0));
+        assert!(ADAPTER
+            .validate(&t.provider)
+            .unwrap_err()
+            .contains("max_tokens"));
+    }
+
+    #[test]
+    fn invalid_requests_never_build() {
+        let t = anthropic(|_| {});
+        let req = request(r#"{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}"#);
+        assert!(matches!(
+            ADAPTER.build_request(&req, &t),
+            Err(AdapterError::InvalidRequest(m)) if m.contains("'n'")
+        ));
+    }
+}
