@@ -167,15 +167,11 @@ impl Running {
             path,
         };
         let line = r.wait_log("listening on http://");
-        r.addr = line
-            .split("http://")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_matches('"')
-            .to_string();
+        let after = line.split("http://").nth(1).unwrap();
+        r.addr = after
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
         r
     }
 
