@@ -763,3 +763,33 @@ async fn the_static_fallback_answers_when_every_target_failed() {
     assert!(data[1].contains("\"finish_reason\":\"stop\""));
     assert_eq!(data.last().unwrap(), "[DONE]");
 }
+
+#[tokio::test]
+async fn a_trial_whose_client_disconnects_is_given_back() {
+    let (a, b, p) = two("[circuit_breaker]\nfailures = 1\nopen_for = \"200ms\"\n").await;
+    a.push(Reply::json(500, "{}"));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    p.chat(user("default")).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // the half-open trial hangs, and its client gives up
+    a.push(Reply::json(200, completion("m-a", "too slow")).delay(Duration::from_secs(5)));
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), p.chat(user("default"))).await;
+    assert!(gave_up.is_err());
+    a.push(Reply::json(200, completion("m-a", "a is back")));
+    let back = eventually(Duration::from_secs(3), || a.count() >= 2).await;
+    assert!(back);
+    let mut provider = String::new();
+    for _ in 0..20 {
+        let r = p.chat(user("default")).await;
+        provider = r.header("x-understudy-provider").unwrap_or("").to_string();
+        if provider == "a" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(provider, "a", "the trial was given back, so a gets another");
+    assert_eq!(
+        get(&p.url("/status")).await.json()["providers"][0]["circuit"],
+        "closed"
+    );
+}

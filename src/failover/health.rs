@@ -167,6 +167,19 @@ impl Health {
         }
     }
 
+    /// A permit for one attempt on an admitted provider (`Closed` or `Trial`): the
+    /// attempt's result must reach the circuit, and a trial whose request is dropped
+    /// (the client went away) must be given back, or the provider would be skipped
+    /// for good.
+    pub fn permit<'a>(&'a self, provider_key: &'a str, admission: Admission) -> Permit<'a> {
+        Permit {
+            health: self,
+            key: provider_key,
+            admission,
+            resolved: false,
+        }
+    }
+
     /// `closed`, `open` or `half_open`, and the consecutive failure count.
     pub fn circuit(&self, provider_key: &str) -> (&'static str, u32) {
         let map = lock(&self.circuits);
@@ -233,6 +246,39 @@ impl Health {
     }
 }
 
+pub struct Permit<'a> {
+    health: &'a Health,
+    key: &'a str,
+    admission: Admission,
+    resolved: bool,
+}
+
+impl Permit<'_> {
+    pub fn success(mut self) {
+        self.resolved = true;
+        self.health.success(self.key);
+    }
+
+    /// Returns true if this failure opened the circuit.
+    pub fn failure(mut self, policy: CircuitPolicy) -> bool {
+        self.resolved = true;
+        self.health.failure(self.key, policy)
+    }
+
+    pub fn neutral(mut self) {
+        self.resolved = true;
+        self.health.neutral(self.key, self.admission);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.resolved {
+            self.health.neutral(self.key, self.admission);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +313,19 @@ mod tests {
         h.success("p");
         assert_eq!(h.admit("p"), Admission::Closed);
         assert_eq!(h.circuit("p"), ("closed", 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_trial_permit_gives_the_trial_back() {
+        let h = Health::default();
+        h.failure("p", POLICY);
+        h.failure("p", POLICY);
+        h.failure("p", POLICY);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let admission = h.admit("p");
+        assert_eq!(admission, Admission::Trial);
+        drop(h.permit("p", admission));
+        assert_eq!(h.admit("p"), Admission::Trial, "not stuck half-open");
     }
 
     #[tokio::test(start_paused = true)]

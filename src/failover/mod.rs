@@ -177,6 +177,7 @@ pub async fn run(
                     }
                     Admission::Closed | Admission::Trial => {}
                 }
+                let permit = app.health.permit(&pkey, admission);
                 if try_no > 0 {
                     tokio::time::sleep(backoff(policy.backoff, try_no)).await;
                 }
@@ -184,7 +185,7 @@ pub async fn run(
                 let upstream_req = match adapter.build_request(req, target) {
                     Ok(r) => r,
                     Err(e) => {
-                        app.health.neutral(&pkey, admission);
+                        permit.neutral();
                         let msg = match e {
                             AdapterError::InvalidRequest(m) => format!("{}: {m}", provider.name),
                             other => format!("{}: {other}", provider.name),
@@ -199,6 +200,7 @@ pub async fn run(
                 let result = attempt(app, snap, target, req, upstream_req).await;
                 let outcome = match result {
                     Ok(answer) => {
+                        permit.success();
                         app.metrics.attempt(&provider.name, "ok");
                         return Exchange {
                             attempts: sent,
@@ -214,7 +216,7 @@ pub async fn run(
                 tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed");
                 match decide(&outcome, policy) {
                     Verdict::Return => {
-                        app.health.neutral(&pkey, admission);
+                        permit.neutral();
                         return Exchange {
                             attempts: sent,
                             result: Err(returned(&provider.name, outcome)),
@@ -230,11 +232,11 @@ pub async fn run(
                             app.health.cool(target, d, rate_limited);
                         }
                         if counts_as_failure {
-                            if app.health.failure(&pkey, snap.circuit) {
+                            if permit.failure(snap.circuit) {
                                 tracing::warn!(provider = %provider.name, "circuit opened");
                             }
                         } else {
-                            app.health.neutral(&pkey, admission);
+                            permit.neutral();
                         }
                         app.metrics
                             .failovers
@@ -402,10 +404,7 @@ async fn attempt(
         let body = read_body(resp.into_body(), ANSWER_LIMIT, total).await?;
         observe(app);
         return match adapter.parse_response(req, target, &body) {
-            Ok(answer) => {
-                app.health.success(&target.provider.health_key());
-                Ok(Answer::Complete(answer))
-            }
+            Ok(answer) => Ok(Answer::Complete(answer)),
             Err(e) => Err(StreamError::from(e).into_outcome()),
         };
     }
@@ -432,7 +431,6 @@ async fn attempt(
                 let content = chunk.is_content();
                 stream::encode(&chunk, &mut held);
                 if content {
-                    app.health.success(&target.provider.health_key());
                     return Ok(Answer::Stream(Committed {
                         first: held.freeze(),
                         upstream,

@@ -22,6 +22,9 @@ use crate::openai::{
     Usage,
 };
 
+/// The `route` label of requests refused before a route was chosen.
+const UNROUTED: &str = "unrouted";
+
 /// Constant-time comparison against every configured key.
 pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
     let snap = app.config.load();
@@ -68,7 +71,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return fail("", ProxyError::TooLarge(limit));
+        return fail(UNROUTED, ProxyError::TooLarge(limit));
     }
     let body = match Limited::new(
         req.into_body(),
@@ -79,7 +82,7 @@ pub async fn handle(
     {
         Ok(c) => c.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return fail("", ProxyError::TooLarge(limit));
+            return fail(UNROUTED, ProxyError::TooLarge(limit));
         }
         Err(e) => {
             return fail(
@@ -90,7 +93,7 @@ pub async fn handle(
     };
     let chat = match ChatRequest::parse(body) {
         Ok(c) => c,
-        Err(msg) => return fail("", ProxyError::BadRequest(msg)),
+        Err(msg) => return fail(UNROUTED, ProxyError::BadRequest(msg)),
     };
 
     let (route, targets) = match snap.resolve(&chat.model) {
@@ -102,7 +105,7 @@ pub async fn handle(
             )
         }
         Some(Resolved::Direct(t)) => (chat.model.clone(), vec![t]),
-        None => return fail("", ProxyError::ModelNotFound(chat.model.clone())),
+        None => return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone())),
     };
 
     let exchange = failover::run(&app, &snap, &route, &targets, &chat).await;
