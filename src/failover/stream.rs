@@ -80,6 +80,8 @@ pub struct UpstreamStream {
     events: Vec<Event>,
     pending: VecDeque<ChatChunk>,
     done: bool,
+    /// An error to report once the chunks translated before it are delivered.
+    failed: Option<StreamError>,
     /// Until the first event this is the first-byte deadline, then now + idle.
     event_deadline: Instant,
     first_event_seen: bool,
@@ -102,6 +104,7 @@ impl UpstreamStream {
             events: Vec::new(),
             pending: VecDeque::new(),
             done: false,
+            failed: None,
             event_deadline: started + timeouts.first_byte,
             first_event_seen: false,
             idle: timeouts.idle,
@@ -115,11 +118,14 @@ impl UpstreamStream {
             if let Some(c) = self.pending.pop_front() {
                 return Ok(Some(c));
             }
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
             if self.done {
                 return Ok(None);
             }
             if !self.events.is_empty() {
-                self.translate()?;
+                self.translate();
                 continue;
             }
             let deadline = self.event_deadline.min(self.total_deadline);
@@ -136,7 +142,7 @@ impl UpstreamStream {
                     self.decoder
                         .finish(&mut self.events)
                         .map_err(|e| StreamError::Protocol(e.to_string()))?;
-                    self.translate()?;
+                    self.translate();
                     if !self.done {
                         let mut out = Vec::new();
                         self.translator.finish(&mut out).map_err(|e| match e {
@@ -163,18 +169,24 @@ impl UpstreamStream {
         }
     }
 
-    fn translate(&mut self) -> Result<(), StreamError> {
+    /// Translates the decoded events. A failing event ends the stream, but what the
+    /// events before it produced is still delivered first.
+    fn translate(&mut self) {
         let mut out = Vec::new();
         for event in self.events.drain(..) {
             if self.done {
-                break; // nothing after the provider's end marker counts
+                break; // nothing after the provider's end marker (or an error) counts
             }
-            if self.translator.on_event(&event, &mut out)? == Flow::Done {
-                self.done = true;
+            match self.translator.on_event(&event, &mut out) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Done) => self.done = true,
+                Err(e) => {
+                    self.failed = Some(e.into());
+                    self.done = true;
+                }
             }
         }
         self.pending.extend(out);
-        Ok(())
     }
 }
 

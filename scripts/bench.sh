@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Measures what the proxy adds to a non-streaming request that needs no translation
+# (OpenAI-kind provider), against calling the upstream directly.
+#
+#   upstream: nginx (Debian) answering a fixed chat.completion JSON
+#   load:     wrk (Debian), HTTP/1.1 keep-alive, POST of a small chat request
+#   pinning:  the proxy on core 0; wrk and nginx on core 1 (taskset)
+#
+# Runs: a steady ~20 req/s (wrk's delay() hook, 1 connection) for p50/p99 latency,
+# direct and through the proxy; then full load (64 connections) for throughput and
+# latency; and the proxy's RSS at idle and its peak after the load (VmHWM).
+# Usage: scripts/bench.sh [steady_seconds] [load_seconds]   (defaults 30, 20)
+# Needs root for apt-get the first time (wrk, nginx).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steady=${1:-30}
+load=${2:-20}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null
+fi
+if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores to pin proxy and load apart" >&2; exit 1; fi
+
+cargo build --release --quiet
+bin=target/release/understudy
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up_port=$(free_port)
+proxy_port=$(free_port)
+
+answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work;
+  server {
+    listen 127.0.0.1:$up_port;
+    location / { default_type application/json; return 200 '$answer'; }
+  }
+}
+NGINX
+taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" &
+pids+=($!)
+
+cat > "$work/proxy.toml" <<TOML
+[server]
+listen = "127.0.0.1:$proxy_port"
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:$up_port/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+[[routes]]
+model = "default"
+targets = ["upstream/gpt-4o"]
+TOML
+BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn taskset -c 0 "$bin" --config "$work/proxy.toml" 2>"$work/proxy.log" &
+proxy_pid=$!
+pids+=($proxy_pid)
+
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$proxy_port/healthz" >/dev/null 2>&1 && curl -fs -o /dev/null "http://127.0.0.1:$up_port/" && break
+  sleep 0.1
+done
+
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"default","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello!"}]}'
+LUA
+cat "$work/post.lua" > "$work/steady.lua"
+echo 'function delay() return 50 end' >> "$work/steady.lua"   # one connection: ~20 req/s
+
+rss() { awk -v k="$2" '$1==k":" {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+
+# warm both paths (connection pools, allocator)
+taskset -c 1 wrk -t1 -c8 -d2s -s "$work/post.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions" >/dev/null
+idle_rss=$(rss "$proxy_pid" VmRSS)
+
+run() { taskset -c 1 wrk --latency "$@" 2>&1; }
+pct() { awk -v p="$1" '$1==p {print $2}'; }
+to_us() { python3 -c "import sys; v=sys.argv[1]
+for u,f in (('us',1),('ms',1e3),('s',1e6)):
+    if v.endswith(u) and not (u=='s' and v.endswith(('us','ms'))): print(round(float(v[:-len(u)])*f,1)); break" "$1"; }
+
+echo "== steady ~20 req/s, ${steady}s each"
+direct=$(run -t1 -c1 -d"${steady}s" -s "$work/steady.lua" "http://127.0.0.1:$up_port/v1/chat/completions")
+proxied=$(run -t1 -c1 -d"${steady}s" -s "$work/steady.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")
+d50=$(to_us "$(echo "$direct" | pct 50%)"); d99=$(to_us "$(echo "$direct" | pct 99%)")
+p50=$(to_us "$(echo "$proxied" | pct 50%)"); p99=$(to_us "$(echo "$proxied" | pct 99%)")
+rate=$(echo "$proxied" | awk '/Requests\/sec/ {print $2}')
+echo "direct:  p50 ${d50} us  p99 ${d99} us"
+echo "proxied: p50 ${p50} us  p99 ${p99} us  (${rate} req/s)"
+python3 -c "print(f'added:   p50 {$p50-$d50:.1f} us  p99 {$p99-$d99:.1f} us')"
+
+echo "== full load: 64 connections, ${load}s (proxy on core 0; wrk + nginx on core 1)"
+direct=$(run -t1 -c64 -d"${load}s" -s "$work/post.lua" "http://127.0.0.1:$up_port/v1/chat/completions")
+proxied=$(run -t1 -c64 -d"${load}s" -s "$work/post.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")
+echo "direct:  $(echo "$direct" | awk '/Requests\/sec/ {print $2}') req/s  p50 $(echo "$direct" | pct 50%)  p99 $(echo "$direct" | pct 99%)"
+echo "proxied: $(echo "$proxied" | awk '/Requests\/sec/ {print $2}') req/s  p50 $(echo "$proxied" | pct 50%)  p99 $(echo "$proxied" | pct 99%)"
+errors=$(echo "$proxied" | awk '/Non-2xx|Socket errors/ {print}')
+[ -n "$errors" ] && echo "proxied errors: $errors"
+
+echo "== proxy memory"
+echo "RSS at idle (after warm-up): $idle_rss"
+echo "peak RSS (VmHWM) after load: $(rss "$proxy_pid" VmHWM)"
