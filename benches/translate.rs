@@ -39,7 +39,8 @@ fn target(kind: Kind) -> Target {
 
 /// system + 19 turns: user questions, assistant tool calls, tool results, answers.
 fn conversation(stream: bool) -> ChatRequest {
-    let mut messages = vec![json!({"role": "system", "content": "You are a travel assistant. Be concise."})];
+    let mut messages =
+        vec![json!({"role": "system", "content": "You are a travel assistant. Be concise."})];
     let mut i = 0;
     while messages.len() < 20 {
         messages.push(json!({"role": "user", "content": format!("What is the weather in city number {i}, and what time is it there?")}));
@@ -48,7 +49,9 @@ fn conversation(stream: bool) -> ChatRequest {
             {"id": format!("call_t{i}"), "type": "function", "function": {"name": "get_time", "arguments": format!("{{\"city\":\"City {i}\"}}")}}
         ]}));
         messages.push(json!({"role": "tool", "tool_call_id": format!("call_w{i}"), "content": "{\"temp\":21,\"sky\":\"clear\"}"}));
-        messages.push(json!({"role": "tool", "tool_call_id": format!("call_t{i}"), "content": "14:05"}));
+        messages.push(
+            json!({"role": "tool", "tool_call_id": format!("call_t{i}"), "content": "14:05"}),
+        );
         messages.push(json!({"role": "assistant", "content": format!("In City {i} it is 21°C and clear; the local time is 14:05.")}));
         i += 1;
     }
@@ -82,7 +85,11 @@ fn stream_body(kind: Kind) -> String {
         }
         Kind::Gemini => {
             for (i, w) in words.iter().enumerate().take(200) {
-                let finish = if i == words.len() - 1 { ",\"finishReason\":\"STOP\"" } else { "" };
+                let finish = if i == words.len() - 1 {
+                    ",\"finishReason\":\"STOP\""
+                } else {
+                    ""
+                };
                 s.push_str(&format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"{w}\"}}],\"role\":\"model\"}}{finish},\"index\":0}}],\"usageMetadata\":{{\"promptTokenCount\":25,\"candidatesTokenCount\":{i},\"totalTokenCount\":{}}},\"modelVersion\":\"gemini-2.0-flash\",\"responseId\":\"bench-id\"}}\r\n\r\n", 25 + i));
             }
         }
@@ -164,7 +171,13 @@ fn us(d: Duration) -> f64 {
 fn main() {
     println!("kind        request (20 msgs + tools)   stream (200 events)          per event");
     println!("            median      p99             median       p99             median");
-    for kind in [Kind::Openai, Kind::Azure, Kind::Anthropic, Kind::Gemini, Kind::Ollama] {
+    for kind in [
+        Kind::Openai,
+        Kind::Azure,
+        Kind::Anthropic,
+        Kind::Gemini,
+        Kind::Ollama,
+    ] {
         let t = target(kind);
         let adapter = adapter_for(kind);
         let req = conversation(false);
