@@ -33,7 +33,7 @@ const ERROR_BODY_LIMIT: usize = 1024 * 1024;
 
 pub enum Answer {
     Complete(ChatResponse),
-    Stream(Committed),
+    Stream(Box<Committed>),
 }
 
 pub struct Success {
@@ -431,7 +431,7 @@ async fn attempt(
                 let content = chunk.is_content();
                 stream::encode(&chunk, &mut held);
                 if content {
-                    return Ok(Answer::Stream(Committed {
+                    return Ok(Answer::Stream(Box::new(Committed {
                         first: held.freeze(),
                         upstream,
                         include_usage,
@@ -443,7 +443,7 @@ async fn attempt(
                             policy: snap.circuit,
                         }),
                         guard: None,
-                    }));
+                    })));
                 }
             }
             Ok(None) => return Err(Outcome::Stream("stream ended before any content".into())),

@@ -266,7 +266,8 @@ impl BodyState {
 
 /// The client's SSE body. Pulled by hyper: when the client goes away the body is
 /// dropped, and with it the upstream connection.
-pub fn into_body(c: Committed) -> UnsyncBoxBody<Bytes, Infallible> {
+pub fn into_body(c: Box<Committed>) -> UnsyncBoxBody<Bytes, Infallible> {
+    let c = *c;
     let state = BodyState {
         first: Some(c.first),
         upstream: c.upstream,
