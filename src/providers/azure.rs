@@ -2,17 +2,15 @@
 //! query parameter and an `api-key` header. The target's model is the deployment.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, StatusCode};
+use http::HeaderName;
 
-use super::openai::{parse_completion, reject_foreign_settings, with_model, PassThrough};
-use super::{
-    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError,
-    StreamTranslator, UpstreamError,
-};
+use super::openai::{reject_foreign_settings, Endpoint, OpenAiWire};
+use super::{join_url, set_secret, AdapterError};
 use crate::config::{Provider, Target};
-use crate::openai::{ChatRequest, ChatResponse};
 
-pub struct Azure;
+pub(super) struct Azure;
+
+pub(super) static ADAPTER: OpenAiWire<Azure> = OpenAiWire(Azure);
 
 const DEFAULT_API_VERSION: &str = "2024-10-21";
 const API_KEY: HeaderName = HeaderName::from_static("api-key");
@@ -24,7 +22,7 @@ fn api_version(provider: &Provider) -> &str {
         .unwrap_or(DEFAULT_API_VERSION)
 }
 
-impl Adapter for Azure {
+impl Endpoint for Azure {
     fn validate(&self, provider: &Provider) -> Result<(), String> {
         reject_foreign_settings(provider, &["version", "max_tokens"])?;
         match &provider.api_version {
@@ -39,12 +37,7 @@ impl Adapter for Azure {
         }
     }
 
-    fn build_request(
-        &self,
-        req: &ChatRequest,
-        target: &Target,
-    ) -> Result<http::Request<Bytes>, AdapterError> {
-        let p = &target.provider;
+    fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
         if target.model.contains(['/', '?', '#']) {
             return Err(AdapterError::InvalidRequest(format!(
                 "azure deployment name {:?} may not contain '/', '?' or '#'",
@@ -54,50 +47,27 @@ impl Adapter for Azure {
         let path = format!(
             "/openai/deployments/{}/chat/completions?api-version={}",
             target.model,
-            api_version(p)
+            api_version(&target.provider)
         );
-        let mut out = json_post(
-            join_url(&p.base_url, &path)?,
-            p,
-            with_model(req, &target.model)?,
-        )?;
-        if let Some(key) = &p.api_key {
-            set_secret(&mut out, API_KEY, key.expose())?;
-        }
-        Ok(out)
+        join_url(&target.provider.base_url, &path)
     }
 
-    fn parse_response(
-        &self,
-        _req: &ChatRequest,
-        target: &Target,
-        body: &[u8],
-    ) -> Result<ChatResponse, AdapterError> {
-        parse_completion(body, target)
-    }
-
-    fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
-        openai_style_error(status, body)
-    }
-
-    fn stream_translator(&self, _req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
-        Box::new(PassThrough::new(target))
-    }
-
-    fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {
+    fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError> {
         let path = format!("/openai/models?api-version={}", api_version(provider));
-        let mut req = get(join_url(&provider.base_url, &path)?, provider)?;
-        if let Some(key) = &provider.api_key {
-            set_secret(&mut req, API_KEY, key.expose())?;
-        }
-        Ok(req)
+        join_url(&provider.base_url, &path)
+    }
+
+    fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError> {
+        set_secret(req, API_KEY, key)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::ChatRequest;
     use crate::providers::testing::target;
+    use crate::providers::Adapter;
     use crate::providers::Kind;
 
     #[test]
@@ -107,14 +77,14 @@ mod tests {
             br#"{"model":"default","messages":[{"role":"user","content":"hi"}]}"#,
         ))
         .unwrap();
-        let out = Azure.build_request(&req, &t).unwrap();
+        let out = ADAPTER.build_request(&req, &t).unwrap();
         assert_eq!(
             out.uri(),
             "https://res.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
         );
         assert_eq!(out.headers()["api-key"], "sk-secret");
         assert!(out.headers().get("authorization").is_none());
-        let probe = Azure.probe_request(&t.provider).unwrap();
+        let probe = ADAPTER.probe_request(&t.provider).unwrap();
         assert_eq!(
             probe.uri(),
             "https://res.openai.azure.com/openai/models?api-version=2024-10-21"

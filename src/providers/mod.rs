@@ -49,8 +49,8 @@ impl Kind {
 /// The one place a kind selects its behaviour.
 pub fn adapter_for(kind: Kind) -> &'static dyn Adapter {
     match kind {
-        Kind::Openai => &openai::OpenAi,
-        Kind::Azure => &azure::Azure,
+        Kind::Openai => &openai::ADAPTER,
+        Kind::Azure => &azure::ADAPTER,
         Kind::Anthropic => &anthropic::ADAPTER,
         Kind::Gemini => &gemini::ADAPTER,
         Kind::Ollama => &ollama::ADAPTER,

@@ -13,11 +13,46 @@ use crate::config::{Provider, Target};
 use crate::http::sse::Event;
 use crate::openai::{ChatChunk, ChatRequest, ChatResponse};
 
-pub struct OpenAi;
+/// Where an OpenAI-wire provider lives and how it authenticates: the only things
+/// OpenAI itself and Azure OpenAI do differently.
+pub(super) trait Endpoint: Send + Sync {
+    fn validate(&self, provider: &Provider) -> Result<(), String>;
+    /// The chat-completions URL for a target (its model may be part of the path).
+    fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
+    fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError>;
+    /// Puts the provider's key on a request.
+    fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError>;
+}
 
-impl Adapter for OpenAi {
+/// The adapter for every provider that speaks the OpenAI wire format.
+pub(super) struct OpenAiWire<E>(pub(super) E);
+
+/// OpenAI itself and any OpenAI-compatible server (vLLM, OpenRouter, Together, …).
+pub(super) struct Plain;
+
+pub(super) static ADAPTER: OpenAiWire<Plain> = OpenAiWire(Plain);
+
+impl Endpoint for Plain {
     fn validate(&self, provider: &Provider) -> Result<(), String> {
         reject_foreign_settings(provider, &["version", "max_tokens", "api_version"])
+    }
+
+    fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
+        join_url(&target.provider.base_url, "/chat/completions")
+    }
+
+    fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError> {
+        join_url(&provider.base_url, "/models")
+    }
+
+    fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError> {
+        set_secret(req, http::header::AUTHORIZATION, &format!("Bearer {key}"))
+    }
+}
+
+impl<E: Endpoint> Adapter for OpenAiWire<E> {
+    fn validate(&self, provider: &Provider) -> Result<(), String> {
+        self.0.validate(provider)
     }
 
     fn build_request(
@@ -25,14 +60,10 @@ impl Adapter for OpenAi {
         req: &ChatRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
-        let uri = join_url(&target.provider.base_url, "/chat/completions")?;
+        let uri = self.0.chat_url(target)?;
         let mut out = json_post(uri, &target.provider, with_model(req, &target.model)?)?;
         if let Some(key) = &target.provider.api_key {
-            set_secret(
-                &mut out,
-                http::header::AUTHORIZATION,
-                &format!("Bearer {}", key.expose()),
-            )?;
+            self.0.authorize(&mut out, key.expose())?;
         }
         Ok(out)
     }
@@ -43,7 +74,12 @@ impl Adapter for OpenAi {
         target: &Target,
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
-        parse_completion(body, target)
+        let mut resp: ChatResponse =
+            serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(e.to_string()))?;
+        if resp.model.is_empty() {
+            resp.model.clone_from(&target.model);
+        }
+        Ok(resp)
     }
 
     fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
@@ -55,13 +91,9 @@ impl Adapter for OpenAi {
     }
 
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {
-        let mut req = get(join_url(&provider.base_url, "/models")?, provider)?;
+        let mut req = get(self.0.probe_url(provider)?, provider)?;
         if let Some(key) = &provider.api_key {
-            set_secret(
-                &mut req,
-                http::header::AUTHORIZATION,
-                &format!("Bearer {}", key.expose()),
-            )?;
+            self.0.authorize(&mut req, key.expose())?;
         }
         Ok(req)
     }
@@ -85,30 +117,21 @@ pub(super) fn reject_foreign_settings(provider: &Provider, keys: &[&str]) -> Res
 }
 
 /// The client's body with `model` replaced by the target's.
-pub(super) fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
+fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
     let mut body: Map<String, Value> = serde_json::from_slice(&req.raw)
         .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
     body.insert("model".into(), Value::String(model.to_string()));
     serde_json::to_vec(&body).map_err(|e| AdapterError::InvalidRequest(e.to_string()))
 }
 
-pub(super) fn parse_completion(body: &[u8], target: &Target) -> Result<ChatResponse, AdapterError> {
-    let mut resp: ChatResponse =
-        serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(e.to_string()))?;
-    if resp.model.is_empty() {
-        resp.model = target.model.clone();
-    }
-    Ok(resp)
-}
-
 /// OpenAI chunks are already the client's format: validate, keep, forward.
-pub(super) struct PassThrough {
+struct PassThrough {
     model: String,
     finished: bool,
 }
 
 impl PassThrough {
-    pub(super) fn new(target: &Target) -> PassThrough {
+    fn new(target: &Target) -> PassThrough {
         PassThrough {
             model: target.model.clone(),
             finished: false,
@@ -169,7 +192,7 @@ mod tests {
         let req = request(
             r#"{"model":"default","messages":[{"role":"user","content":"hi"}],"logit_bias":{"1":2}}"#,
         );
-        let out = OpenAi.build_request(&req, &t).unwrap();
+        let out = ADAPTER.build_request(&req, &t).unwrap();
         assert_eq!(out.uri(), "http://127.0.0.1:1/v1/chat/completions");
         assert_eq!(out.headers()["authorization"], "Bearer sk-secret");
         assert!(out.headers()["authorization"].is_sensitive());
@@ -182,7 +205,7 @@ mod tests {
     #[test]
     fn stream_chunks_pass_and_errors_are_typed() {
         let t = target(Kind::Openai, "http://x");
-        let mut tr = OpenAi.stream_translator(
+        let mut tr = ADAPTER.stream_translator(
             &request(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#),
             &t,
         );
@@ -210,7 +233,7 @@ mod tests {
 
     #[test]
     fn error_bodies_are_read_or_excerpted() {
-        let e = OpenAi.parse_error(
+        let e = ADAPTER.parse_error(
             StatusCode::BAD_REQUEST,
             &HeaderMap::new(),
             br#"{"error":{"message":"bad temp","type":"invalid_request_error","code":"invalid_value"}}"#,
@@ -219,7 +242,7 @@ mod tests {
             (e.status, e.message.as_str(), e.code.as_deref()),
             (400, "bad temp", Some("invalid_value"))
         );
-        let e = OpenAi.parse_error(
+        let e = ADAPTER.parse_error(
             StatusCode::BAD_GATEWAY,
             &HeaderMap::new(),
             b"<html>nginx</html>",
