@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::{
     get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
@@ -116,12 +117,24 @@ pub(super) fn reject_foreign_settings(provider: &Provider, keys: &[&str]) -> Res
     }
 }
 
-/// The client's body with `model` replaced by the target's.
+/// The client's body with `model` replaced by the target's. Every other field is
+/// copied as raw JSON text, never parsed into a tree: the pass-through stays cheap
+/// and loses nothing.
 fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
-    let mut body: Map<String, Value> = serde_json::from_slice(&req.raw)
+    let fields: std::collections::BTreeMap<String, &RawValue> = serde_json::from_slice(&req.raw)
         .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
-    body.insert("model".into(), Value::String(model.to_string()));
-    serde_json::to_vec(&body).map_err(|e| AdapterError::InvalidRequest(e.to_string()))
+    let encode = |e: serde_json::Error| AdapterError::InvalidRequest(e.to_string());
+    let mut out = Vec::with_capacity(req.raw.len() + model.len() + 16);
+    out.extend_from_slice(b"{\"model\":");
+    serde_json::to_writer(&mut out, model).map_err(encode)?;
+    for (key, value) in fields.iter().filter(|(k, _)| k.as_str() != "model") {
+        out.push(b',');
+        serde_json::to_writer(&mut out, key).map_err(encode)?;
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
+    }
+    out.push(b'}');
+    Ok(out)
 }
 
 /// OpenAI chunks are already the client's format: validate, keep, forward.
@@ -200,6 +213,27 @@ mod tests {
         let body: Value = serde_json::from_slice(out.body()).unwrap();
         assert_eq!(body["model"], "gpt-4o");
         assert_eq!(body["logit_bias"]["1"], 2, "unknown fields pass through");
+    }
+
+    #[test]
+    fn passthrough_copies_every_other_field_verbatim() {
+        let t = target(Kind::Openai, "http://x/v1");
+        let body = r#"{"messages":[{"role":"user","content":"h\u00e9 \"q\""}],"model":"default",
+            "we\"ird":{"a":[1,2.50,{"b":null}]},"temperature":0.70,"n":1}"#;
+        let out = ADAPTER.build_request(&request(body), &t).unwrap();
+        let text = std::str::from_utf8(out.body()).unwrap();
+        assert!(text.starts_with(r#"{"model":"gpt-4o","#), "{text}");
+        assert!(
+            text.contains(r#""temperature":0.70"#),
+            "numbers keep their text: {text}"
+        );
+        assert!(
+            text.contains(r#""we\"ird":{"a":[1,2.50,{"b":null}]}"#),
+            "{text}"
+        );
+        let v: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(v["messages"][0]["content"], "h\u{e9} \"q\"");
+        assert_eq!(v.as_object().unwrap().len(), 5, "one model, nothing lost");
     }
 
     #[test]
