@@ -182,7 +182,7 @@ async fn main() {
     });
     for i in 0..10 {
         tokio::time::sleep(Duration::from_millis(450)).await;
-        write_by_rename(&path, &config(i % 2, &a, &b), 100 + i);
+        write_by_rename(&path, &config((i + 1) % 2, &a, &b), 100 + i);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);

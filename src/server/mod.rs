@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -32,7 +32,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: impl Fn() -> Duration,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // With a timer, hyper enforces its header-read timeout (30 s), so a client that
+    // trickles its request head cannot hold a connection forever.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let tls = match &app.config.load().server.tls {
         None => None,
