@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub circuit: CircuitPolicy,
     pub health_interval: Duration,
     pub fallback_message: Option<String>,
+    /// `None` when `[cache]` is off.
+    pub cache: Option<CachePolicy>,
     /// Sorted by name.
     pub providers: Vec<Arc<Provider>>,
     pub routes: Vec<Route>,
@@ -65,6 +67,24 @@ pub struct FailoverPolicy {
     pub default_cooldown: Duration,
     pub max_cooldown: Duration,
     pub max_wait: Duration,
+}
+
+/// The validated `[cache]` section, present only when the cache is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePolicy {
+    pub mode: CacheMode,
+    pub max_entries: u64,
+    /// Fresh for this long: served without an upstream call.
+    pub ttl: Duration,
+    /// Kept this long: past `ttl`, served only when every target failed.
+    pub stale_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Only `temperature: 0` requests: the ones that ask for a repeatable answer.
+    TemperatureZero,
+    All,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -9,10 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 
-use super::raw::{RawConfig, RawTimeouts};
+use super::raw::{RawCache, RawConfig, RawTimeouts};
 use super::{
-    CircuitPolicy, EnvLookup, FailoverPolicy, Provider, Route, Secret, Server, Snapshot, Target,
-    Timeouts, TlsFiles,
+    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, Provider, Route, Secret,
+    Server, Snapshot, Target, Timeouts, TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -126,19 +126,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     if raw.circuit_breaker.failures == 0 {
         return Err("circuit_breaker.failures: must be at least 1".into());
     }
-    if raw.cache.enabled {
-        return Err(
-            "cache.enabled: the answer cache is not supported by this build; set it to false"
-                .into(),
-        );
-    }
-    if let Some(mode) = &raw.cache.mode {
-        if mode != "all" && mode != "temperature-zero" {
-            return Err(format!(
-                "cache.mode: {mode:?} is not one of \"all\", \"temperature-zero\""
-            ));
-        }
-    }
+    let cache = cache_policy(&raw.cache)?;
 
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in &raw.providers {
@@ -270,9 +258,43 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         },
         health_interval: raw.health.interval.0,
         fallback_message: raw.fallback.message.clone(),
+        cache,
         providers,
         routes,
     })
+}
+
+/// Checked even while the cache is off, so turning it on later cannot surface an old
+/// mistake in the middle of a reload.
+fn cache_policy(c: &RawCache) -> Result<Option<CachePolicy>, String> {
+    let mode = match c.mode.as_deref() {
+        None | Some("temperature-zero") => CacheMode::TemperatureZero,
+        Some("all") => CacheMode::All,
+        Some(other) => {
+            return Err(format!(
+                "cache.mode: {other:?} is not one of \"all\", \"temperature-zero\""
+            ))
+        }
+    };
+    if c.max_entries == 0 {
+        return Err("cache.max_entries: must be at least 1".into());
+    }
+    if c.ttl.0.is_zero() {
+        return Err("cache.ttl: must be greater than 0".into());
+    }
+    if c.stale_ttl.0 < c.ttl.0 {
+        return Err(format!(
+            "cache.stale_ttl: {} is shorter than cache.ttl ({}); it must be at least as long",
+            humantime::format_duration(c.stale_ttl.0),
+            humantime::format_duration(c.ttl.0)
+        ));
+    }
+    Ok(c.enabled.then_some(CachePolicy {
+        mode,
+        max_entries: c.max_entries,
+        ttl: c.ttl.0,
+        stale_ttl: c.stale_ttl.0,
+    }))
 }
 
 fn names(providers: &[Arc<Provider>]) -> String {
@@ -426,12 +448,40 @@ strategy = "weighted"
             ("[[routes]]\nmodel = \"m\"\ntargets = [\"nomodel\"]", "routes[0].targets[0]"),
             ("[failover]\nmax_attempts = 0", "failover.max_attempts"),
             ("server = [", "line 1, column"),
+            ("[cache]\nenabled = true\nttl = \"0s\"", "cache.ttl: must be greater than 0"),
+            ("[cache]\nenabled = true\nttl = \"1h\"\nstale_ttl = \"5m\"", "cache.stale_ttl"),
+            ("[cache]\nenabled = true\nttl = \"later\"", "cache.ttl: invalid duration"),
+            ("[cache]\nenabled = true\nmax_entries = 0", "cache.max_entries"),
+            ("[cache]\nmode = \"some\"", "cache.mode"),
         ];
         for (text, want) in cases {
             let err = check(text).unwrap_err();
             assert!(err.starts_with("proxy.toml: "), "{err}");
             assert!(err.contains(want), "{text:?}: {err:?} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn the_cache_section_becomes_a_policy_only_when_enabled() {
+        assert_eq!(check("").unwrap().cache, None);
+        let s =
+            check("[cache]\nenabled = true\nmode = \"all\"\nttl = \"200ms\"\nstale_ttl = \"1s\"")
+                .unwrap();
+        assert_eq!(
+            s.cache,
+            Some(CachePolicy {
+                mode: CacheMode::All,
+                max_entries: 10_000,
+                ttl: Duration::from_millis(200),
+                stale_ttl: Duration::from_secs(1),
+            })
+        );
+        let d = check("[cache]\nenabled = true").unwrap().cache.unwrap();
+        assert_eq!(d.mode, CacheMode::TemperatureZero);
+        assert_eq!(
+            (d.ttl, d.stale_ttl),
+            (Duration::from_secs(300), Duration::from_secs(86_400))
+        );
     }
 
     #[test]
