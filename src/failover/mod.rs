@@ -417,6 +417,7 @@ async fn attempt(
     );
     let include_usage = req.include_usage();
     let mut held = BytesMut::new();
+    let mut held_chunks = Vec::new();
     let mut first = true;
     loop {
         match upstream.next().await {
@@ -425,6 +426,7 @@ async fn attempt(
                     observe(app);
                     first = false;
                 }
+                held_chunks.push(chunk.clone());
                 if !stream::keep(&mut chunk, include_usage) {
                     continue;
                 }
@@ -433,6 +435,8 @@ async fn attempt(
                 if content {
                     return Ok(Answer::Stream(Box::new(Committed {
                         first: held.freeze(),
+                        held: held_chunks,
+                        tap: None,
                         upstream,
                         include_usage,
                         provider: target.provider.name.clone(),

@@ -210,9 +210,22 @@ pub trait StreamEnd: Send {
     fn finished(&mut self, error: Option<&StreamError>);
 }
 
+/// Watches a committed stream's chunks as they go out (before usage filtering, so it
+/// sees usage the client did not ask for) and learns whether it ended properly. The
+/// answer cache records streams with it.
+pub trait StreamTap: Send {
+    fn chunk(&mut self, chunk: &ChatChunk);
+    /// The upstream ended properly and `[DONE]` goes out. Never called for a stream
+    /// that failed or whose client left: the tap is just dropped.
+    fn done(self: Box<Self>);
+}
+
 /// A stream that has sent (or is about to send) its first content event.
 pub struct Committed {
     pub first: Bytes,
+    /// The chunks encoded in `first`, unfiltered, for a tap set after the commit.
+    pub held: Vec<ChatChunk>,
+    pub tap: Option<Box<dyn StreamTap>>,
     pub upstream: UpstreamStream,
     pub include_usage: bool,
     pub provider: String,
@@ -227,6 +240,7 @@ struct BodyState {
     include_usage: bool,
     provider: String,
     end: Box<dyn StreamEnd>,
+    tap: Option<Box<dyn StreamTap>>,
     ended: bool,
     _guard: Option<crate::metrics::InflightGuard>,
 }
@@ -242,6 +256,9 @@ impl BodyState {
         loop {
             match self.upstream.next().await {
                 Ok(Some(mut chunk)) => {
+                    if let Some(tap) = &mut self.tap {
+                        tap.chunk(&chunk);
+                    }
                     if keep(&mut chunk, self.include_usage) {
                         let mut b = BytesMut::new();
                         encode(&chunk, &mut b);
@@ -251,6 +268,9 @@ impl BodyState {
                 Ok(None) => {
                     self.ended = true;
                     self.end.finished(None);
+                    if let Some(tap) = self.tap.take() {
+                        tap.done();
+                    }
                     return Some(Bytes::from_static(sse::DONE));
                 }
                 Err(e) => {
@@ -267,13 +287,19 @@ impl BodyState {
 /// The client's SSE body. Pulled by hyper: when the client goes away the body is
 /// dropped, and with it the upstream connection.
 pub fn into_body(c: Box<Committed>) -> UnsyncBoxBody<Bytes, Infallible> {
-    let c = *c;
+    let mut c = *c;
+    if let Some(tap) = &mut c.tap {
+        for chunk in &c.held {
+            tap.chunk(chunk);
+        }
+    }
     let state = BodyState {
         first: Some(c.first),
         upstream: c.upstream,
         include_usage: c.include_usage,
         provider: c.provider,
         end: c.end,
+        tap: c.tap,
         ended: false,
         _guard: c.guard,
     };
