@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::cache::AnswerCache;
 use crate::config::{EnvLookup, Snapshot};
 use crate::failover::health::Health;
 use crate::metrics::Metrics;
@@ -15,6 +16,8 @@ pub struct App {
     pub health: Arc<Health>,
     pub upstream: Upstream,
     pub metrics: Metrics,
+    /// Outside the snapshot so cached answers survive reloads.
+    pub cache: AnswerCache,
     pub reload: Mutex<ReloadStatus>,
     pub env: EnvLookup,
 }
@@ -30,6 +33,7 @@ pub struct ReloadStatus {
 impl App {
     pub fn new(snapshot: Snapshot, env: EnvLookup) -> Arc<App> {
         Arc::new(App {
+            cache: AnswerCache::new(snapshot.cache.as_ref()),
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
             upstream: Upstream::new(),

@@ -1,6 +1,7 @@
 //! understudy: an OpenAI-compatible reverse proxy that fails over across providers.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod failover;
