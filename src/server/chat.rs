@@ -11,12 +11,13 @@ use subtle::ConstantTimeEq;
 
 use super::respond::{error_response, json, REQUEST_ID};
 use crate::app::App;
+use crate::cache::{CacheResult, Entry};
 use crate::config::Resolved;
 use crate::error::ProxyError;
 use crate::failover::{self, Answer};
 use crate::http::body::{full, Body};
 use crate::http::sse;
-use crate::metrics::InflightGuard;
+use crate::metrics::{InflightGuard, ResultLabel};
 use crate::openai::{
     random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage,
     Usage,
@@ -24,6 +25,8 @@ use crate::openai::{
 
 /// The `route` label of requests refused before a route was chosen.
 const UNROUTED: &str = "unrouted";
+
+const CACHE_HEADER: &str = "x-understudy-cache";
 
 /// Constant-time comparison against every configured key.
 pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
@@ -51,8 +54,38 @@ pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
     ok.into()
 }
 
+/// Every answer carries `x-understudy-cache` while the cache is on; the metric counts
+/// exactly what the header says.
 pub async fn handle(
     app: Arc<App>,
+    req: http::Request<Incoming>,
+    request_id: HeaderValue,
+) -> Response<Body> {
+    let cache_on = app.cache.store().is_some();
+    let mut resp = answer(&app, req, request_id).await;
+    let result = match resp.headers().get(CACHE_HEADER).map(HeaderValue::as_bytes) {
+        Some(b"hit") => CacheResult::Hit,
+        Some(b"stale") => CacheResult::Stale,
+        Some(_) => CacheResult::Miss,
+        None if cache_on => {
+            let miss = CacheResult::Miss;
+            resp.headers_mut()
+                .insert(CACHE_HEADER, HeaderValue::from_static(miss.as_str()));
+            miss
+        }
+        None => return resp,
+    };
+    app.metrics
+        .cache
+        .get_or_create(&ResultLabel {
+            result: result.as_str(),
+        })
+        .inc();
+    resp
+}
+
+async fn answer(
+    app: &Arc<App>,
     req: http::Request<Incoming>,
     request_id: HeaderValue,
 ) -> Response<Body> {
@@ -101,17 +134,34 @@ pub async fn handle(
             let cursor = failover::next_cursor(&r.cursor);
             (
                 r.model.clone(),
-                failover::order(&app, &r.targets, r.strategy, cursor),
+                failover::order(app, &r.targets, r.strategy, cursor),
             )
         }
         Some(Resolved::Direct(t)) => (chat.model.clone(), vec![t]),
         None => return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone())),
     };
 
-    let exchange = failover::run(&app, &snap, &route, &targets, &chat).await;
+    let cached = app.cache.lookup(&route, &chat);
+    if let Some(entry) = cached.fresh() {
+        app.metrics.request(&route, 200);
+        return from_cache(entry, &chat, CacheResult::Hit, 0, request_id);
+    }
+
+    let exchange = failover::run(app, &snap, &route, &targets, &chat).await;
     let success = match exchange.result {
         Ok(s) => s,
         Err(err) => {
+            if let (Some(entry), true) = (cached.stale(), is_exhausted(&err)) {
+                tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
+                app.metrics.request(&route, 200);
+                return from_cache(
+                    entry,
+                    &chat,
+                    CacheResult::Stale,
+                    exchange.attempts,
+                    request_id,
+                );
+            }
             if let (Some(message), true) = (&snap.fallback_message, is_exhausted(&err)) {
                 tracing::warn!(%route, error = %err, "every target failed; answering with the static fallback");
                 let mut resp = static_fallback(&chat, message, inflight);
@@ -137,7 +187,10 @@ pub async fn handle(
     app.metrics.request(&route, 200);
     let mut resp = match success.answer {
         Answer::Complete(answer) => match serde_json::to_vec(&answer) {
-            Ok(body) => json(StatusCode::OK, body),
+            Ok(body) => {
+                cached.store(&answer, &success.target);
+                json(StatusCode::OK, body)
+            }
             Err(e) => {
                 return fail(
                     &route,
@@ -147,22 +200,62 @@ pub async fn handle(
         },
         Answer::Stream(mut committed) => {
             committed.guard = Some(inflight);
+            committed.tap = cached.recorder(&success.target);
             sse_response(failover::stream::into_body(committed))
         }
     };
-    let h = resp.headers_mut();
     let target = &success.target;
-    if let Ok(v) = HeaderValue::from_str(&target.provider.name) {
+    origin_headers(
+        &mut resp,
+        &target.provider.name,
+        &target.model,
+        exchange.attempts,
+        request_id,
+    );
+    resp
+}
+
+fn origin_headers(
+    resp: &mut Response<Body>,
+    provider: &str,
+    model: &str,
+    attempts: u32,
+    request_id: HeaderValue,
+) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(provider) {
         h.insert("x-understudy-provider", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&target.model) {
+    if let Ok(v) = HeaderValue::from_str(model) {
         h.insert("x-understudy-model", v);
     }
-    h.insert(
-        "x-understudy-attempts",
-        HeaderValue::from(exchange.attempts),
-    );
+    h.insert("x-understudy-attempts", HeaderValue::from(attempts));
     h.insert(REQUEST_ID, request_id);
+}
+
+/// A cached answer in the client's mode, with the headers of the target that first
+/// gave it.
+fn from_cache(
+    entry: &Entry,
+    chat: &ChatRequest,
+    outcome: CacheResult,
+    attempts: u32,
+    request_id: HeaderValue,
+) -> Response<Body> {
+    let mut resp = if chat.is_stream() {
+        sse_response(full(entry.sse(chat.include_usage())))
+    } else {
+        json(StatusCode::OK, entry.json())
+    };
+    origin_headers(
+        &mut resp,
+        &entry.provider,
+        &entry.model,
+        attempts,
+        request_id,
+    );
+    resp.headers_mut()
+        .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
     resp
 }
 
