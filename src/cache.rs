@@ -160,15 +160,6 @@ impl Store {
             }),
         );
     }
-
-    pub fn len(&self) -> u64 {
-        self.shelf.entries.run_pending_tasks();
-        self.shelf.entries.entry_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The cache of the running process: swapped for a new one only when a reload changes

@@ -384,12 +384,12 @@ async fn a_request_the_provider_rejects_is_not_answered_from_a_stale_entry() {
 
 #[tokio::test]
 async fn metrics_count_what_the_header_says() {
-    let (a, p) = one("enabled = true\nttl = \"200ms\"").await;
+    let (a, p) = one("enabled = true\nttl = \"1s\"").await;
     a.push(Reply::json(200, completion("m-a", "x")));
     p.chat(ask("hi")).await; // miss
     p.chat(ask("hi")).await; // hit
     p.chat(ask_stream("hi")).await; // hit
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     a.always(Reply::json(502, "{}"));
     p.chat(ask("hi")).await; // stale
     p.chat(json!({"model": "default"})).await; // 400: miss
