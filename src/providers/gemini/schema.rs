@@ -70,16 +70,27 @@ const HANDLED_KEYS: &[&str] = &[
 /// cut short like recursive ones.
 const MAX_REF_EXPANSIONS: usize = 256;
 
+/// Inlining may add at most this many bytes (as JSON text) per byte of the schema,
+/// plus [`INLINE_SLACK`]: a few `$ref`s to one huge definition must not turn one
+/// request into gigabytes.
+const INLINE_FACTOR: usize = 4;
+const INLINE_SLACK: usize = 64 * 1024;
+
 /// Schemas nested deeper than this (after inlining) are cut to `{}`: no real tool
 /// needs it, and it bounds the recursion on hostile input.
 const MAX_DEPTH: usize = 64;
 
 /// Converts one schema. `root` is the document `$ref` pointers resolve against.
 pub(super) fn to_gemini(schema: &Value) -> Value {
+    let size = serde_json::to_string(schema).map_or(0, |s| s.len());
     let mut cx = Converter {
         root: schema,
         expanding: Vec::new(),
         expansions: 0,
+        inline_budget: size
+            .saturating_mul(INLINE_FACTOR)
+            .saturating_add(INLINE_SLACK),
+        sizes: std::collections::HashMap::new(),
         depth: 0,
         dropped: Vec::new(),
     };
@@ -107,6 +118,10 @@ struct Converter<'a> {
     /// `$ref`s being inlined on the current path (recursion guard).
     expanding: Vec<String>,
     expansions: usize,
+    /// Bytes of referenced definitions that may still be inlined.
+    inline_budget: usize,
+    /// JSON size of each definition already measured.
+    sizes: std::collections::HashMap<String, usize>,
     depth: usize,
     dropped: Vec<String>,
 }
@@ -293,9 +308,20 @@ impl Converter<'_> {
         let mut siblings = obj.clone();
         siblings.remove("$ref");
         let recursive = self.expanding.iter().any(|r| r == reference);
+        let size = match target {
+            Some(t) => *self
+                .sizes
+                .entry(reference.to_string())
+                .or_insert_with(|| serde_json::to_string(t).map_or(usize::MAX, |s| s.len())),
+            None => 0,
+        };
+        let affordable = size <= self.inline_budget;
         let mut out = match target {
-            Some(Value::Object(target)) if !recursive && self.expansions < MAX_REF_EXPANSIONS => {
+            Some(Value::Object(target))
+                if !recursive && affordable && self.expansions < MAX_REF_EXPANSIONS =>
+            {
                 self.expansions += 1;
+                self.inline_budget -= size;
                 self.expanding.push(reference.to_string());
                 let out = self.convert_object(target);
                 self.expanding.pop();
@@ -308,8 +334,12 @@ impl Converter<'_> {
                     if let Some(Value::String(t)) = target.get("type") {
                         stub.insert("type".into(), Value::String(t.to_ascii_uppercase()));
                     }
-                    if let Some(d) = target.get("description") {
-                        stub.insert("description".into(), d.clone());
+                    // The description is a copy too: it must fit what is left.
+                    if let Some(Value::String(d)) = target.get("description") {
+                        if d.len() <= self.inline_budget {
+                            self.inline_budget -= d.len();
+                            stub.insert("description".into(), Value::String(d.clone()));
+                        }
                     }
                 }
                 stub
@@ -479,6 +509,24 @@ mod tests {
         let schema = json!({"$defs": defs, "$ref": "#/$defs/D0"});
         let got = to_gemini(&schema);
         assert!(serde_json::to_string(&got).map(|s| s.len()).unwrap_or(0) < 1_000_000);
+    }
+
+    #[test]
+    fn inlining_a_huge_definition_many_times_is_bounded_by_the_schema_size() {
+        // 300 references to one 200 KB definition: 60 MB if every one were inlined.
+        let big = "x".repeat(200_000);
+        let props: Map<String, Value> = (0..300)
+            .map(|i| (format!("p{i}"), json!({"$ref": "#/$defs/A"})))
+            .collect();
+        let schema = json!({"type": "object", "properties": props,
+            "$defs": {"A": {"type": "string", "description": big}}});
+        let input = serde_json::to_string(&schema).unwrap().len();
+        let got = serde_json::to_string(&to_gemini(&schema)).unwrap().len();
+        assert!(
+            got <= input * (INLINE_FACTOR + 1) + INLINE_SLACK,
+            "{got} vs input {input}"
+        );
+        assert!(got > 400_000, "some references are still inlined: {got}");
     }
 
     #[test]
