@@ -793,3 +793,115 @@ async fn a_trial_whose_client_disconnects_is_given_back() {
         "closed"
     );
 }
+
+#[tokio::test]
+async fn an_error_body_that_stalls_fails_over_after_idle_not_total() {
+    let (a, b, p) = two("[timeouts]\nidle = \"200ms\"\n").await;
+    let mut stalled = Reply::json(503, r#"{"error":{"message":"busy"}}"#);
+    stalled.events[0].0 = Duration::from_secs(10); // head now, body never in time
+    a.push(stalled);
+    b.push(Reply::json(200, completion("m-b", "b")));
+    let t = std::time::Instant::now();
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("b"));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_protocol_failure_that_fails_over() {
+    let (a, b, p) = two("").await;
+    a.push(Reply::json(301, "").header("location", "https://elsewhere/"));
+    b.push(Reply::json(200, completion("m-b", "b")));
+    let r = p.chat(user("default")).await;
+    assert_eq!(
+        (r.status, r.header("x-understudy-provider")),
+        (200, Some("b"))
+    );
+    let metrics = get(&p.url("/metrics")).await.text();
+    assert!(
+        metrics.contains("understudy_attempts_total{provider=\"a\",outcome=\"protocol\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_event_after_content_does_not_trip_the_circuit() {
+    let a = Mock::start().await;
+    let toml = format!(
+        "[circuit_breaker]\nfailures = 1\n[providers.a]\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key_env = \"TEST_KEY\"\n[[routes]]\nmodel = \"default\"\ntargets = [\"a/claude\"]\n",
+        a.url()
+    );
+    let p = Proxy::start(&toml, &[KEY]).await;
+    let start = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}}"#;
+    let block =
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
+    let delta =
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
+    let err = r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#;
+    let sse = format!("event: message_start\ndata: {start}\n\nevent: content_block_start\ndata: {block}\n\nevent: content_block_delta\ndata: {delta}\n\n");
+    a.push(
+        Reply::raw(
+            200,
+            "text/event-stream",
+            &[&sse, &format!("event: error\ndata: {err}\n\n")],
+        )
+        .gap(Duration::from_millis(100)),
+    );
+    let data = p.chat(user_stream("default")).await.sse_data();
+    assert!(data.last().unwrap().contains("slow down"), "{data:?}");
+    let status = get(&p.url("/status")).await.json();
+    assert_eq!(
+        status["providers"][0]["circuit"], "closed",
+        "a 429 never counts"
+    );
+    // a server error after content does count
+    a.push(
+        Reply::raw(
+            200,
+            "text/event-stream",
+            &[
+                &sse,
+                &format!(
+                    "event: error\ndata: {}\n\n",
+                    err.replace("rate_limit_error", "api_error")
+                ),
+            ],
+        )
+        .gap(Duration::from_millis(100)),
+    );
+    p.chat(user_stream("default")).await;
+    let status = get(&p.url("/status")).await.json();
+    assert_eq!(status["providers"][0]["circuit"], "open");
+}
+
+#[tokio::test]
+async fn direct_targets_share_one_metric_label_and_odd_models_are_refused() {
+    let (_a, b, p) = two("").await;
+    b.always(Reply::json(200, completion("x", "ok")));
+    for i in 0..3 {
+        assert_eq!(p.chat(user(&format!("b/model-{i}"))).await.status, 200);
+    }
+    let metrics = get(&p.url("/metrics")).await.text();
+    assert!(
+        metrics.contains("understudy_requests_total{route=\"b/*\",status=\"200\"} 3"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("model-1"), "{metrics}");
+    let long = format!("b/{}", "m".repeat(300));
+    for bad in ["b/../admin", "b/a b", long.as_str()] {
+        assert_eq!(p.chat(user(bad)).await.status, 404, "{bad}");
+    }
+    assert_eq!(b.count(), 3);
+}
+
+#[tokio::test]
+async fn rate_limited_attempts_plus_targets_cooling_from_a_503_answer_429() {
+    let (a, b, p) = two("").await;
+    a.push(Reply::json(503, "{}").header("retry-after", "20"));
+    b.push(Reply::json(200, completion("m-b", "b")));
+    p.chat(user("default")).await; // a now cools from a 503
+    b.push(Reply::json(429, "{}").header("retry-after", "5"));
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+}

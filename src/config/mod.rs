@@ -204,6 +204,16 @@ pub enum Resolved<'a> {
     Direct(Arc<Target>),
 }
 
+/// A client-named model goes into an upstream URL or body and into health state:
+/// short, printable, and no path tricks.
+fn direct_model_ok(model: &str) -> bool {
+    !model.is_empty()
+        && model.len() <= 256
+        && !model.chars().any(|c| c.is_control() || c.is_whitespace())
+        && !model.split('/').any(|seg| seg == ".." || seg == ".")
+        && !model.starts_with('/')
+}
+
 impl Snapshot {
     pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
         self.providers
@@ -223,7 +233,7 @@ impl Snapshot {
         }
         let (provider, target_model) = model.split_once('/')?;
         let provider = self.provider(provider)?;
-        if target_model.is_empty() {
+        if !direct_model_ok(target_model) {
             return None;
         }
         Some(Resolved::Direct(Arc::new(Target::new(

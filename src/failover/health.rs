@@ -10,6 +10,9 @@ use tokio::time::Instant;
 
 use crate::config::{CircuitPolicy, Snapshot, Target};
 
+const SWEEP_AT: usize = 1024;
+const MAX_LATENCY_ENTRIES: usize = 4096;
+
 #[derive(Default)]
 pub struct Health {
     cooldowns: Mutex<HashMap<String, Cooldown>>,
@@ -84,8 +87,14 @@ impl Health {
     }
 
     pub fn cool(&self, target: &Target, for_: Duration, rate_limited: bool) {
-        let until = Instant::now() + for_;
+        let now = Instant::now();
+        let until = now + for_;
         let mut map = lock(&self.cooldowns);
+        // Expired entries go when looked up; direct `provider/model` targets may
+        // never be looked up again, so sweep once the map has grown.
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, c| c.until > now);
+        }
         let entry = map.entry(target.health_key()).or_insert(Cooldown {
             until,
             rate_limited,
@@ -206,6 +215,11 @@ impl Health {
 
     pub fn observe_latency(&self, target: &Target, secs: f64) {
         let mut map = lock(&self.latency);
+        // Only routes' targets need it; past this size, client-named direct targets
+        // would just grow the map.
+        if map.len() >= MAX_LATENCY_ENTRIES && !map.contains_key(&target.health_key()) {
+            return;
+        }
         let e = map.entry(target.health_key()).or_insert(secs);
         *e = 0.8 * *e + 0.2 * secs;
     }

@@ -30,6 +30,8 @@ use stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 /// Larger answers are an upstream fault, not something to buffer.
 const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
 const ERROR_BODY_LIMIT: usize = 1024 * 1024;
+/// Role chunks, pings and filter results held before the first content event.
+const HELD_LIMIT: usize = 1024 * 1024;
 
 pub enum Answer {
     Complete(ChatResponse),
@@ -142,7 +144,6 @@ pub async fn run(
             if let Some(c) = app.health.cooldown(target) {
                 skips.usable_at(c.until);
                 skips.rate_limited |= c.rate_limited;
-                skips.other |= !c.rate_limited;
                 let left = c.until.saturating_duration_since(Instant::now());
                 skips.notes.push(format!(
                     "{}: skipped (cooling down, {:.1}s left)",
@@ -155,6 +156,13 @@ pub async fn run(
             for try_no in 0..=policy.retries_per_target {
                 if sent >= policy.max_attempts {
                     break;
+                }
+                if try_no > 0 {
+                    tokio::time::sleep(backoff(policy.backoff, try_no)).await;
+                    // Another request may have put the target in cooldown meanwhile.
+                    if app.health.cooldown(target).is_some() {
+                        break;
+                    }
                 }
                 let admission = app.health.admit(&pkey);
                 match admission {
@@ -178,9 +186,6 @@ pub async fn run(
                     Admission::Closed | Admission::Trial => {}
                 }
                 let permit = app.health.permit(&pkey, admission);
-                if try_no > 0 {
-                    tokio::time::sleep(backoff(policy.backoff, try_no)).await;
-                }
                 let adapter = adapter_for(provider.kind);
                 let upstream_req = match adapter.build_request(req, target) {
                     Ok(r) => r,
@@ -379,7 +384,10 @@ async fn attempt(
             SendError::Timeout(phase) => Outcome::Timeout(phase),
             SendError::Connect(m) | SendError::Other(m) => Outcome::Connect(m),
         })?;
-    let observe = |app: &App| {
+    // Time to the head (streams: to the first event) feeds the histogram; only
+    // good answers teach the lowest-latency strategy, or a provider failing fast
+    // would look fastest.
+    let observe = |app: &App, good: bool| {
         let secs = started.elapsed().as_secs_f64();
         app.metrics
             .upstream_seconds
@@ -387,13 +395,21 @@ async fn attempt(
                 provider: target.provider.name.clone(),
             })
             .observe(secs);
-        app.health.observe_latency(target, secs);
+        if good {
+            app.health.observe_latency(target, secs);
+        }
     };
     let status = resp.status();
     if !status.is_success() {
-        observe(app);
+        observe(app, false);
+        if !status.is_client_error() && !status.is_server_error() {
+            // A redirect or informational answer to a POST: not the provider's API.
+            return Err(Outcome::Protocol(format!("unexpected status {status}")));
+        }
         let headers = resp.headers().clone();
-        let body = read_body(resp.into_body(), ERROR_BODY_LIMIT, total)
+        // An error body that stalls must not hold the failover for `total`.
+        let deadline = total.min(Instant::now() + t.idle);
+        let body = read_body(resp.into_body(), ERROR_BODY_LIMIT, deadline)
             .await
             .unwrap_or_default();
         let error = adapter.parse_error(status, &headers, &body);
@@ -402,10 +418,15 @@ async fn attempt(
     }
     if !req.is_stream() {
         let body = read_body(resp.into_body(), ANSWER_LIMIT, total).await?;
-        observe(app);
         return match adapter.parse_response(req, target, &body) {
-            Ok(answer) => Ok(Answer::Complete(answer)),
-            Err(e) => Err(StreamError::from(e).into_outcome()),
+            Ok(answer) => {
+                observe(app, true);
+                Ok(Answer::Complete(answer))
+            }
+            Err(e) => {
+                observe(app, false);
+                Err(StreamError::from(e).into_outcome())
+            }
         };
     }
     let mut upstream = UpstreamStream::new(
@@ -423,8 +444,13 @@ async fn attempt(
         match upstream.next().await {
             Ok(Some(mut chunk)) => {
                 if first {
-                    observe(app);
+                    observe(app, true);
                     first = false;
+                }
+                if held.len() > HELD_LIMIT {
+                    return Err(Outcome::Protocol(format!(
+                        "over {HELD_LIMIT} bytes of stream without any content"
+                    )));
                 }
                 held_chunks.push(chunk.clone());
                 if !stream::keep(&mut chunk, include_usage) {
@@ -444,7 +470,8 @@ async fn attempt(
                             app: app.clone(),
                             provider_key: target.provider.health_key(),
                             provider: target.provider.name.clone(),
-                            policy: snap.circuit,
+                            circuit: snap.circuit,
+                            failover: snap.failover.clone(),
                         }),
                         guard: None,
                     })));
@@ -456,23 +483,30 @@ async fn attempt(
     }
 }
 
-/// After commit, a failing upstream still counts against its provider's circuit.
+/// After commit, a failing upstream still counts against its provider's circuit
+/// when the same failure before commit would have.
 struct CircuitOnEnd {
     app: Arc<App>,
     provider_key: String,
     provider: String,
-    policy: crate::config::CircuitPolicy,
+    circuit: crate::config::CircuitPolicy,
+    failover: crate::config::FailoverPolicy,
 }
 
 impl StreamEnd for CircuitOnEnd {
     fn finished(&mut self, error: Option<&StreamError>) {
-        if let Some(e) = error {
-            let outcome = match e {
-                StreamError::Timeout(_) => "timeout",
-                _ => "stream",
-            };
-            self.app.metrics.attempt(&self.provider, outcome);
-            self.app.health.failure(&self.provider_key, self.policy);
+        let Some(e) = error else { return };
+        let outcome = e.clone().into_outcome();
+        self.app.metrics.attempt(&self.provider, outcome.label());
+        let counts = matches!(
+            decide(&outcome, &self.failover),
+            Verdict::FailOver {
+                counts_as_failure: true,
+                ..
+            }
+        );
+        if counts && self.app.health.failure(&self.provider_key, self.circuit) {
+            tracing::warn!(provider = %self.provider, "circuit opened");
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::http::sse::{self, Decoder, Event, Framing};
 use crate::openai::ChatChunk;
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StreamError {
     /// `first_byte` (no first event in time), `idle` or `total`.
     Timeout(&'static str),

@@ -137,7 +137,9 @@ async fn answer(
                 failover::order(app, &r.targets, r.strategy, cursor),
             )
         }
-        Some(Resolved::Direct(t)) => (chat.model.clone(), vec![t]),
+        // One label per provider: the model is the client's string, and metric
+        // labels must not grow with whatever clients send.
+        Some(Resolved::Direct(t)) => (format!("{}/*", t.provider.name), vec![t]),
         None => return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone())),
     };
 
