@@ -97,8 +97,15 @@ pub fn decide(outcome: &Outcome, policy: &FailoverPolicy) -> Verdict {
                     retry_same: false,
                 },
                 500..=599 | 408 => fail_over(true, true),
-                // 401/403/404: this target is misconfigured; others may still work.
-                _ => fail_over(false, false),
+                // 401/403/404: a bad key, an account out of credit, a missing model.
+                // Not the provider's health, but asking again at once is wasted:
+                // cool the target like an unhinted 429.
+                _ => Verdict::FailOver {
+                    cooldown: Some(cap(retry_hint.unwrap_or(policy.default_cooldown))),
+                    rate_limited: false,
+                    counts_as_failure: false,
+                    retry_same: false,
+                },
             }
         }
         Outcome::Timeout(_) | Outcome::Connect(_) => fail_over(true, true),
@@ -319,10 +326,8 @@ mod tests {
         ));
         assert!(matches!(
             decide(&status(401, None), &p),
-            Verdict::FailOver {
-                counts_as_failure: false,
-                ..
-            }
+            Verdict::FailOver { counts_as_failure: false, cooldown: Some(d), rate_limited: false, .. }
+                if d == Duration::from_secs(30)
         ));
         assert!(matches!(
             decide(&Outcome::Timeout("first_byte"), &p),

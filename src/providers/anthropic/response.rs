@@ -228,7 +228,14 @@ impl ErrorBody {
     /// inside a 200 body or stream gets the status its type stands for.
     pub(super) fn into_upstream(self, status: Option<u16>) -> UpstreamError {
         let (typical, kind, code) = classify(&self.kind, &self.message);
-        let status = status.unwrap_or(typical);
+        // An account out of credit answers 400 (or 402 billing_error), but it is
+        // this provider that cannot serve, not the request that is bad: say 403,
+        // which fails over without counting against the circuit.
+        let status = if is_billing(&self.kind, &self.message) {
+            403
+        } else {
+            status.unwrap_or(typical)
+        };
         let message = if self.message.is_empty() {
             format!("upstream reported {}", self.kind)
         } else {
@@ -266,6 +273,12 @@ fn classify(kind: &str, message: &str) -> (u16, Option<String>, Option<&'static 
     (status, Some(openai_type.to_string()), Some(code))
 }
 
+fn is_billing(kind: &str, message: &str) -> bool {
+    kind == "billing_error"
+        || (kind == "invalid_request_error"
+            && message.to_ascii_lowercase().contains("credit balance"))
+}
+
 /// A non-2xx answer: Anthropic's error body, or an excerpt of whatever came instead.
 pub(super) fn parse_error(status: StatusCode, body: &[u8]) -> UpstreamError {
     #[derive(Deserialize)]
@@ -293,6 +306,24 @@ mod tests {
 
     fn ok(body: &str, json_mode: bool) -> ChatResponse {
         parse(body.as_bytes(), json_mode, "claude-sonnet-4-5").unwrap()
+    }
+
+    #[test]
+    fn an_account_out_of_credit_fails_over_like_a_403() {
+        let low = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}}"#;
+        assert_eq!(parse_error(StatusCode::BAD_REQUEST, low).status, 403);
+        let billing =
+            br#"{"type":"error","error":{"type":"billing_error","message":"billing issue"}}"#;
+        assert_eq!(
+            parse_error(StatusCode::PAYMENT_REQUIRED, billing).status,
+            403
+        );
+        let bad = br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: too large"}}"#;
+        assert_eq!(
+            parse_error(StatusCode::BAD_REQUEST, bad).status,
+            400,
+            "a real bad request stays 400"
+        );
     }
 
     #[test]
