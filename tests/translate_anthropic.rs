@@ -866,7 +866,7 @@ async fn anthropic_400_is_returned_with_its_message_without_failover() {
 }
 
 #[tokio::test]
-async fn requests_anthropic_cannot_express_are_400_before_any_call() {
+async fn requests_anthropic_cannot_express_go_to_a_target_that_can_else_400() {
     let s = setup().await;
     s.anthropic.always(Reply::json(200, TEXT_JSON));
     s.openai.always(Reply::json(200, completion(GPT, "x")));
@@ -876,23 +876,47 @@ async fn requests_anthropic_cannot_express_are_400_before_any_call() {
         {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "x"}
     ]});
+    // the route goes on to OpenAI, which takes the request as it is
     for body in [&n2, &bad_args] {
         for stream in [false, true] {
             let mut body = body.clone();
             body["stream"] = json!(stream);
+            if stream {
+                s.openai.push(stream_reply(GPT, &["x"]));
+            }
             let r = s.chat(&body).await;
-            assert_eq!(r.status, 400, "{body}: {}", r.text());
-            assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+            assert_eq!(r.status, 200, "{body}: {}", r.text());
+            assert_eq!(r.header("x-understudy-provider"), Some("openai"));
+            assert_eq!(
+                r.header("x-understudy-attempts"),
+                Some("1"),
+                "skipped targets don't count"
+            );
         }
     }
-    let r = s.chat(&n2).await;
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("'n'"));
-    let results = s.sdk(json!([{"kind": "complete", "request": n2}])).await;
+    assert_eq!(
+        s.anthropic.count(),
+        0,
+        "nothing Anthropic cannot express reaches it"
+    );
+    // Anthropic alone: 400 before any call
+    let mut alone = n2.clone();
+    alone["model"] = json!("anthropic/claude-sonnet-4-5");
+    for stream in [false, true] {
+        alone["stream"] = json!(stream);
+        let r = s.chat(&alone).await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            msg.contains("'n'") && msg.contains("anthropic/claude-sonnet-4-5"),
+            "{msg}"
+        );
+    }
+    alone["stream"] = json!(false);
+    let results = s.sdk(json!([{"kind": "complete", "request": alone}])).await;
     assert_eq!(results[0]["error"], "BadRequestError", "{}", results[0]);
-    assert_eq!((s.anthropic.count(), s.openai.count()), (0, 0));
+    assert_eq!(s.anthropic.count(), 0);
 }
 
 // ---------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ struct Skips {
     rate_limited: bool,
     /// Skipped for a reason other than a rate-limit cooldown or being disabled.
     other: bool,
+    /// Targets whose kind cannot express the request, and why.
+    unsupported: Vec<String>,
 }
 
 impl Skips {
@@ -190,15 +192,19 @@ pub async fn run(
                 let upstream_req = match adapter.build_request(req, target) {
                     Ok(r) => r,
                     Err(e) => {
+                        // This kind cannot express the request (n > 1 for Anthropic,
+                        // say); another target may. 400 only if none can.
                         permit.neutral();
                         let msg = match e {
-                            AdapterError::InvalidRequest(m) => format!("{}: {m}", provider.name),
-                            other => format!("{}: {other}", provider.name),
+                            AdapterError::InvalidRequest(m) => m,
+                            other => other.to_string(),
                         };
-                        return Exchange {
-                            attempts: sent,
-                            result: Err(ProxyError::BadRequest(msg)),
-                        };
+                        skips.unsupported.push(format!("{}: {msg}", target.label));
+                        skips.notes.push(format!(
+                            "{}: skipped (cannot express the request: {msg})",
+                            target.label
+                        ));
+                        break;
                     }
                 };
                 sent += 1;
@@ -326,6 +332,14 @@ fn final_error(app: &App, targets: &[Arc<Target>], log: &[Record], skips: &Skips
     let detail = msg.trim_start_matches("; ");
     let now = Instant::now();
     if log.is_empty() {
+        if !skips.unsupported.is_empty()
+            && skips.unsupported.len() + skips.disabled == targets.len()
+        {
+            return ProxyError::BadRequest(format!(
+                "no target can serve this request: {}",
+                skips.unsupported.join("; ")
+            ));
+        }
         if skips.disabled == targets.len() {
             return ProxyError::NoProvider {
                 message: format!("no provider available: every target is disabled: {detail}"),
