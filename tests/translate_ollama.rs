@@ -348,7 +348,6 @@ async fn requests_reach_ollama_translated_exactly() {
 async fn a_model_that_is_not_pulled_fails_over() {
     let (ollama, backup, p) = setup().await;
     ollama.push(json_reply(404, fixture!("error_model_not_found.json")));
-    ollama.push(json_reply(404, fixture!("error_model_not_found.json")));
     backup.push(Reply::json(200, completion("gpt-4o", "from backup")));
     backup.push(stream_reply("gpt-4o", &["from", " backup"]));
     let r = chat(&p, user("default")).await;
@@ -363,13 +362,14 @@ async fn a_model_that_is_not_pulled_fails_over() {
     .await;
     assert_eq!(results[0]["ok"], true, "{}", results[0]);
     assert_eq!(results[0]["content"], "from backup");
-    assert_eq!((ollama.count(), backup.count()), (2, 2));
+    // the missing model cools like a rate-limited one: the second request skips it
+    assert_eq!((ollama.count(), backup.count()), (1, 2));
 
     // with nowhere to go, the client reads Ollama's message
     ollama.push(json_reply(404, fixture!("error_model_not_found.json")));
     let r = chat(
         &p,
-        json!({"model": "local/llama3.2", "messages": question("hi")}),
+        json!({"model": "local/qwen3", "messages": question("hi")}),
     )
     .await;
     assert_eq!(r.status, 502, "{}", r.text());
@@ -397,14 +397,26 @@ async fn an_ollama_that_is_not_running_fails_over() {
 }
 
 #[tokio::test]
-async fn n_above_one_is_refused_before_any_call() {
+async fn n_above_one_goes_to_a_target_that_can_else_400_before_any_call() {
     let (ollama, backup, p) = setup().await;
     ollama.always(json_reply(200, fixture!("response_text.json")));
-    backup.always(Reply::json(200, completion("gpt-4o", "never")));
+    backup.always(Reply::json(200, completion("gpt-4o", "n=2 is fine here")));
+    let r = chat(
+        &p,
+        json!({"model": "default", "n": 2, "messages": question("hi")}),
+    )
+    .await;
+    assert_eq!(
+        r.header("x-understudy-provider"),
+        Some("backup"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.header("x-understudy-attempts"), Some("1"));
     for stream in [false, true] {
         let r = chat(
             &p,
-            json!({"model": "default", "n": 2, "stream": stream, "messages": question("hi")}),
+            json!({"model": "local/llama3.2", "n": 2, "stream": stream, "messages": question("hi")}),
         )
         .await;
         assert_eq!(r.status, 400, "{}", r.text());
@@ -412,7 +424,7 @@ async fn n_above_one_is_refused_before_any_call() {
         assert_eq!(err["type"], "invalid_request_error", "{err}");
         assert!(err["message"].as_str().unwrap().contains("'n'"), "{err}");
     }
-    assert_eq!((ollama.count(), backup.count()), (0, 0));
+    assert_eq!((ollama.count(), backup.count()), (0, 1));
 }
 
 #[tokio::test]
