@@ -905,3 +905,24 @@ async fn rate_limited_attempts_plus_targets_cooling_from_a_503_answer_429() {
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.header("retry-after"), Some("5"));
 }
+
+#[tokio::test]
+async fn keys_an_upstream_echoes_never_reach_the_client() {
+    let a = Mock::start().await;
+    let p = Proxy::start(&config(&[("a", a.url())], ""), &[KEY]).await;
+    a.push(Reply::json(
+        401,
+        r#"{"error":{"message":"Incorrect API key provided: sk-proj-AbCd****wXyZ (you sent sk-upstream-secret)","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+    ));
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.status, 502);
+    let text = r.text();
+    assert!(
+        text.contains("Incorrect API key provided: [redacted]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("AbCd") && !text.contains("sk-upstream-secret"),
+        "{text}"
+    );
+}

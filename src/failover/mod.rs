@@ -426,7 +426,9 @@ async fn attempt(
         let body = read_body(resp.into_body(), ERROR_BODY_LIMIT, deadline)
             .await
             .unwrap_or_default();
-        let error = adapter.parse_error(status, &headers, &body);
+        let mut error = adapter.parse_error(status, &headers, &body);
+        let key = target.provider.api_key.as_ref().map(|k| k.expose());
+        error.message = crate::providers::redact(&error.message, key);
         let retry_hint = classify::retry_hint(&headers, SystemTime::now()).or(error.retry_after);
         return Err(Outcome::Status { error, retry_hint });
     }

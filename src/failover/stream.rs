@@ -66,7 +66,10 @@ impl StreamError {
 impl From<AdapterError> for StreamError {
     fn from(e: AdapterError) -> Self {
         match e {
-            AdapterError::Upstream(u) => StreamError::Upstream(u),
+            AdapterError::Upstream(mut u) => {
+                u.message = crate::providers::redact(&u.message, None);
+                StreamError::Upstream(u)
+            }
             AdapterError::Protocol(m) | AdapterError::InvalidRequest(m) => StreamError::Protocol(m),
         }
     }

@@ -251,3 +251,76 @@ pub(crate) fn excerpt(status: StatusCode, body: &[u8]) -> String {
         format!("upstream answered {status}: {text}")
     }
 }
+
+/// Key-shaped prefixes of the providers' credentials (OpenAI, Anthropic, Google,
+/// Groq, xAI): what an upstream's error message may echo back.
+const KEY_PREFIXES: &[&str] = &["sk-", "AIza", "gsk_", "xai-"];
+
+/// Removes secrets from text an upstream wrote (error messages go to clients and
+/// logs): the provider's own key wherever it appears, and any token that looks like a
+/// key, even a partly masked one such as OpenAI's `sk-proj-AbCd****wXyZ`.
+pub fn redact(text: &str, key: Option<&str>) -> String {
+    let mut out = match key.filter(|k| k.len() >= 8) {
+        Some(k) => text.replace(k, "[redacted]"),
+        None => text.to_string(),
+    };
+    let is_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*');
+    let mut i = 0;
+    while i < out.len() {
+        let rest = &out[i..];
+        let starts_token = i == 0 || !out[..i].ends_with(is_token);
+        match KEY_PREFIXES.iter().find(|p| rest.starts_with(*p)) {
+            Some(prefix) if starts_token => {
+                let len = rest.find(|c: char| !is_token(c)).unwrap_or(rest.len());
+                if len >= prefix.len() + 6 {
+                    out.replace_range(i..i + len, "[redacted]");
+                    i += "[redacted]".len();
+                } else {
+                    i += len.max(1);
+                }
+            }
+            _ => i += rest.chars().next().map_or(1, char::len_utf8),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn keys_and_key_shaped_tokens_are_removed() {
+        let cases = [
+            (
+                "Incorrect API key provided: sk-proj-AbCd****wXyZ. See docs.",
+                None,
+                "Incorrect API key provided: [redacted]. See docs.",
+            ),
+            (
+                "bad key my-secret-value-123 here",
+                Some("my-secret-value-123"),
+                "bad key [redacted] here",
+            ),
+            (
+                "API key not valid: AIzaSyD-abcdefghijklmnop",
+                None,
+                "API key not valid: [redacted]",
+            ),
+            (
+                "task-manager and risk-free stay",
+                None,
+                "task-manager and risk-free stay",
+            ),
+            ("sk-1 is short", None, "sk-1 is short"),
+            (
+                "é unicode sk-ant-api03-xyzxyzxyz ok",
+                None,
+                "é unicode [redacted] ok",
+            ),
+        ];
+        for (text, key, want) in cases {
+            assert_eq!(redact(text, key), want, "{text}");
+        }
+    }
+}
