@@ -30,8 +30,15 @@ pub struct ChatRequest {
     pub n: Option<u32>,
     #[serde(default)]
     pub stop: Option<Stop>,
-    #[serde(default)]
+    /// Function tools; tools of other types are named in `foreign_tools`.
+    #[serde(skip)]
     pub tools: Option<Vec<Tool>>,
+    #[serde(default, rename = "tools")]
+    raw_tools: Option<Vec<Value>>,
+    /// Types of non-function tools (`custom`, …): OpenAI-kind providers get them
+    /// in the raw body; a translating adapter cannot express them.
+    #[serde(skip)]
+    pub foreign_tools: Vec<String>,
     #[serde(default)]
     pub tool_choice: Option<ToolChoice>,
     #[serde(default)]
@@ -65,8 +72,38 @@ impl ChatRequest {
         if req.n == Some(0) {
             return Err("'n' must be at least 1".into());
         }
+        if let Some(raw) = req.raw_tools.take() {
+            let mut tools = Vec::with_capacity(raw.len());
+            for (i, v) in raw.into_iter().enumerate() {
+                match v.get("type").and_then(Value::as_str).unwrap_or("function") {
+                    "function" => tools.push(
+                        serde_json::from_value::<Tool>(v)
+                            .map_err(|e| format!("invalid request body: tools[{i}]: {e}"))?,
+                    ),
+                    other => req.foreign_tools.push(other.to_string()),
+                }
+            }
+            req.tools = Some(tools);
+        }
         req.raw = body;
         Ok(req)
+    }
+
+    /// For translating adapters: the request's tools and tool_choice are all of the
+    /// function kind, which every provider can express.
+    pub fn function_tools_only(&self, provider: &str) -> Result<(), String> {
+        if let Some(kind) = self.foreign_tools.first() {
+            return Err(format!(
+                "tools of type {kind:?} cannot be sent to {provider}"
+            ));
+        }
+        if let Some(ToolChoice::Other(v)) = &self.tool_choice {
+            let kind = v.get("type").and_then(Value::as_str).unwrap_or("?");
+            return Err(format!(
+                "tool_choice of type {kind:?} cannot be sent to {provider}"
+            ));
+        }
+        Ok(())
     }
 
     pub fn is_stream(&self) -> bool {
@@ -240,6 +277,9 @@ pub enum ToolChoice {
     /// "auto" | "none" | "required"
     Mode(String),
     Named(NamedToolChoice),
+    /// `allowed_tools`, `custom` and later kinds: passed through to OpenAI-kind
+    /// providers, refused by translating adapters.
+    Other(Value),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -570,6 +610,27 @@ mod tests {
         };
         let data = image_url.as_data_url().unwrap();
         assert_eq!((data.media_type, data.base64), ("image/png", "AAAA"));
+    }
+
+    #[test]
+    fn tools_of_other_types_parse_and_are_named() {
+        let req = parse(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],
+            "tools":[{"type":"function","function":{"name":"f"}},{"type":"custom","custom":{"name":"g"}}],
+            "tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(req.tools.as_ref().map(Vec::len), Some(1));
+        assert_eq!(req.foreign_tools, ["custom"]);
+        assert!(matches!(req.tool_choice, Some(ToolChoice::Other(_))));
+        assert!(req
+            .function_tools_only("X")
+            .unwrap_err()
+            .contains("\"custom\""));
+        let bad = parse(
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}"#,
+        );
+        assert!(bad.unwrap_err().contains("tools[0]"));
     }
 
     #[test]

@@ -997,3 +997,24 @@ async fn a_200_that_is_not_a_messages_answer_fails_over() {
     assert_eq!(count("protocol"), 5.0);
     assert_eq!(count("stream"), 1.0);
 }
+
+#[tokio::test]
+async fn openai_only_tool_types_skip_anthropic_and_reach_openai_untouched() {
+    let s = setup().await;
+    s.openai
+        .push(Reply::json(200, completion(GPT, "used the custom tool")));
+    let tools =
+        json!([{"type": "custom", "custom": {"name": "code_exec", "description": "runs code"}}]);
+    let choice = json!({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "custom", "custom": {"name": "code_exec"}}]}});
+    let r = s
+        .chat(
+            &json!({"model": "default", "messages": msgs(), "tools": tools, "tool_choice": choice}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-understudy-provider"), Some("openai"));
+    assert_eq!(s.anthropic.count(), 0);
+    let sent = s.openai.received()[0].json();
+    assert_eq!(sent["tools"], tools);
+    assert_eq!(sent["tool_choice"], choice);
+}

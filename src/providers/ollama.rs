@@ -246,6 +246,8 @@ fn translate_request<'a>(
                 .into(),
         ));
     }
+    req.function_tools_only("Ollama")
+        .map_err(AdapterError::InvalidRequest)?;
     log_dropped(req);
     Ok(WireRequest {
         model,

@@ -153,6 +153,7 @@ pub(super) fn build<'a>(
             "'n' = {n} is not supported by this provider: Anthropic returns one choice per request; send n = 1 or omit it"
         )));
     }
+    req.function_tools_only("Anthropic").map_err(invalid)?;
     log_dropped(req);
     let provider = &target.provider;
     let (system, messages) = conversation(&req.messages)?;
@@ -498,6 +499,7 @@ fn tools(req: &ChatRequest) -> Result<(Vec<ToolDef<'_>>, Option<Choice<'_>>), Ad
             name: &named.function.name,
             disable_parallel_tool_use: parallel_off,
         }),
+        Some(ToolChoice::Other(_)) => None, // refused up front by function_tools_only
     };
 
     if let Some(format) = &req.response_format {
@@ -844,7 +846,7 @@ mod tests {
         let msg = error(&with(
             r#","tools":[{"type":"custom","function":{"name":"a"}}]"#,
         ));
-        assert!(msg.contains("tools[0]"), "{msg}");
+        assert!(msg.contains("\"custom\""), "{msg}");
     }
 
     #[test]

@@ -177,6 +177,7 @@ fn invalid(msg: impl Into<String>) -> AdapterError {
 
 /// The Gemini request body for `req`.
 pub(super) fn translate(req: &ChatRequest) -> Result<GenerateContentRequest, AdapterError> {
+    req.function_tools_only("Gemini").map_err(invalid)?;
     let mut system: Vec<Part> = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
     // Tool-call id → function name, from the assistant turns seen so far.
@@ -447,6 +448,7 @@ fn tool_config(req: &ChatRequest, has_tools: bool) -> Result<Option<ToolConfig>,
             }
         },
         Some(ToolChoice::Named(named)) => ("ANY", Some(vec![named.function.name.clone()])),
+        Some(ToolChoice::Other(_)) => return Ok(None), // refused up front
     };
     if !has_tools {
         if mode == "ANY" {

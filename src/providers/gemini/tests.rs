@@ -375,8 +375,7 @@ fn tools_become_one_declaration_list_with_clean_schemas() {
             "parameters":{"$schema":"x","type":"object","additionalProperties":false,
               "properties":{"q":{"type":"string","additionalProperties":false}},"required":["q"]}}},
           {"type":"function","function":{"name":"b"}},
-          {"type":"function","function":{"name":"c","parameters":{"type":"object"}}},
-          {"type":"custom","function":{"name":"d"}}]}"#,
+          {"type":"function","function":{"name":"c","parameters":{"type":"object"}}}]}"#,
     );
     assert_eq!(
         body["tools"],
@@ -387,6 +386,11 @@ fn tools_become_one_declaration_list_with_clean_schemas() {
             {"name": "c"}
         ]}])
     );
+    // a tool Gemini cannot express is refused, not silently dropped
+    let msg = build_err(
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"d"}}]}"#,
+    );
+    assert!(msg.contains("\"custom\""), "{msg}");
 }
 
 #[test]
