@@ -27,6 +27,8 @@ pub enum ProxyError {
     MethodNotAllowed(String),
     #[error("request body exceeds the limit of {0} bytes")]
     TooLarge(u64),
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
     /// An upstream error passed on without failover (status not in `on_status`).
     #[error("{provider}: {}", error.message)]
     Upstream {
@@ -89,6 +91,11 @@ impl ProxyError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request_error",
                 "method_not_allowed".into(),
+            ),
+            BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_timeout".into(),
             ),
             TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -200,6 +207,12 @@ mod tests {
                 405,
                 "invalid_request_error",
                 "method_not_allowed",
+            ),
+            (
+                ProxyError::BodyTimeout(30),
+                408,
+                "invalid_request_error",
+                "request_timeout",
             ),
             (
                 ProxyError::TooLarge(1),

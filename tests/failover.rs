@@ -926,3 +926,23 @@ async fn keys_an_upstream_echoes_never_reach_the_client() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stalls_mid_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, _b, p) = two("body_timeout = \"300ms\"\n").await;
+    let mut conn = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"model\":";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("answered within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(a.count(), 0);
+}

@@ -48,6 +48,7 @@ pub struct Server {
     /// Client keys; empty means the proxy is open.
     pub api_keys: Vec<Secret>,
     pub max_body_bytes: u64,
+    pub body_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 

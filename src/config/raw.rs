@@ -58,6 +58,8 @@ pub struct RawServer {
     pub listen: String,
     pub api_keys_env: Option<String>,
     pub max_body_bytes: u64,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Dur,
     pub shutdown_grace: Dur,
     pub tls: Option<RawTls>,
 }
@@ -68,6 +70,7 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             api_keys_env: None,
             max_body_bytes: 10 * 1024 * 1024,
+            body_timeout: secs(30),
             shutdown_grace: secs(30),
             tls: None,
         }

@@ -85,6 +85,9 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             raw.server.listen
         )
     })?;
+    if raw.server.body_timeout.0.is_zero() {
+        return Err("server.body_timeout: must be greater than 0".into());
+    }
     if raw.server.max_body_bytes == 0 {
         return Err("server.max_body_bytes: must be greater than 0".into());
     }
@@ -241,6 +244,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             tls,
             api_keys,
             max_body_bytes: raw.server.max_body_bytes,
+            body_timeout: raw.server.body_timeout.0,
             shutdown_grace: raw.server.shutdown_grace.0,
         },
         failover: FailoverPolicy {

@@ -106,20 +106,24 @@ async fn answer(
     if declared.is_some_and(|n| n > limit) {
         return fail(UNROUTED, ProxyError::TooLarge(limit));
     }
-    let body = match Limited::new(
+    let body = Limited::new(
         req.into_body(),
         usize::try_from(limit).unwrap_or(usize::MAX),
     )
-    .collect()
-    .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    .collect();
+    // hyper bounds the wait for the request head; this bounds the body.
+    let body = match tokio::time::timeout(snap.server.body_timeout, body).await {
+        Err(_) => {
+            let secs = snap.server.body_timeout.as_secs();
+            return fail(UNROUTED, ProxyError::BodyTimeout(secs));
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return fail(UNROUTED, ProxyError::TooLarge(limit));
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             return fail(
-                "",
+                UNROUTED,
                 ProxyError::BadRequest(format!("could not read request body: {e}")),
             )
         }
@@ -275,15 +279,15 @@ fn sse_response(body: Body) -> Response<Body> {
     resp
 }
 
-/// Every target failed (as opposed to the request being refused).
+/// Every target failed or is waiting out a failure (as opposed to the request
+/// being refused, or every target being disabled: a config problem that a
+/// degraded answer would hide).
 fn is_exhausted(err: &ProxyError) -> bool {
-    matches!(
-        err,
-        ProxyError::RateLimited(..)
-            | ProxyError::Timeout(_)
-            | ProxyError::AllFailed(_)
-            | ProxyError::NoProvider { .. }
-    )
+    match err {
+        ProxyError::RateLimited(..) | ProxyError::Timeout(_) | ProxyError::AllFailed(_) => true,
+        ProxyError::NoProvider { retry_after, .. } => retry_after.is_some(),
+        _ => false,
+    }
 }
 
 /// The configured apology, in the client's mode (DESIGN §6).

@@ -131,7 +131,9 @@ impl UsageMetadata {
         let thoughts = self.thoughts_token_count.unwrap_or(0);
         let mut usage = Usage::new(
             self.prompt_token_count.unwrap_or(0),
-            self.candidates_token_count.unwrap_or(0) + thoughts,
+            self.candidates_token_count
+                .unwrap_or(0)
+                .saturating_add(thoughts),
         );
         if thoughts > 0 {
             usage.extra.insert(
