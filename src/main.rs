@@ -20,7 +20,7 @@ use understudy::App;
     about = "OpenAI-compatible proxy that fails over across LLM providers"
 )]
 struct Cli {
-    /// Config file [default: $UNDERSTUDY_CONFIG, else proxy.toml]
+    /// Config file
     #[arg(
         long,
         env = "UNDERSTUDY_CONFIG",
@@ -56,6 +56,12 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
+        if let Some(listen) = &cli.listen {
+            if let Err(e) = listen.parse::<std::net::SocketAddr>() {
+                eprintln!("error: --listen {listen:?} is not an address like 127.0.0.1:8080: {e}");
+                return ExitCode::from(1);
+            }
+        }
         for w in snapshot.warnings() {
             eprintln!("warning: {w}");
         }
@@ -123,7 +129,12 @@ async fn run(snapshot: config::Snapshot, env: config::EnvLookup, listen: String)
 }
 
 fn log_startup(s: &config::Snapshot, addr: &str) {
-    tracing::info!(config = %s.path.display(), "understudy listening on http://{addr}");
+    let scheme = if s.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(config = %s.path.display(), "understudy listening on {scheme}://{addr}");
     for r in &s.routes {
         let list: Vec<&str> = r.targets.iter().map(|t| t.label.as_str()).collect();
         tracing::info!(
@@ -139,9 +150,6 @@ fn log_startup(s: &config::Snapshot, addr: &str) {
             p.name,
             p.disabled_reason.as_deref().unwrap_or("")
         );
-    }
-    if s.server.api_keys.is_empty() {
-        tracing::warn!("no client keys configured: /v1/* is open to anyone who can reach {addr}");
     }
     for w in s.warnings() {
         tracing::warn!("{w}");

@@ -166,8 +166,8 @@ impl Running {
             _dir: dir,
             path,
         };
-        let line = r.wait_log("listening on http://");
-        let after = line.split("http://").nth(1).unwrap();
+        let line = r.wait_log("listening on ");
+        let after = line.split("://").nth(1).unwrap();
         r.addr = after
             .chars()
             .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')

@@ -946,3 +946,44 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(a.count(), 0);
 }
+
+#[tokio::test]
+async fn health_probes_open_a_sick_providers_circuit_and_close_it_when_it_recovers() {
+    let (a, b, p) =
+        two("[health]\ninterval = \"100ms\"\n[circuit_breaker]\nfailures = 2\nopen_for = \"1h\"\n")
+            .await;
+    a.always(Reply::json(503, "{}"));
+    b.always(Reply::json(200, r#"{"object":"list","data":[]}"#));
+    tokio::spawn(understudy::failover::probe::run(p.app.clone()));
+    let app = p.app.clone();
+    let key = app.config.load().provider("a").unwrap().health_key();
+    assert!(
+        eventually(Duration::from_secs(5), || app.health.circuit(&key).0
+            == "open")
+        .await
+    );
+    let probe = &a.received()[0];
+    assert_eq!(
+        (probe.method.as_str(), probe.path.as_str()),
+        ("GET", "/v1/models")
+    );
+    assert_eq!(probe.headers["authorization"], "Bearer sk-upstream-secret");
+    assert_eq!(
+        get(&p.url("/status")).await.json()["providers"][0]["circuit"],
+        "open"
+    );
+    // requests skip the open provider; a good probe closes it (open_for is an hour)
+    b.always(Reply::json(200, completion("m-b", "b")));
+    assert_eq!(
+        p.chat(user("default"))
+            .await
+            .header("x-understudy-attempts"),
+        Some("1")
+    );
+    a.always(Reply::json(200, r#"{"object":"list","data":[]}"#));
+    assert!(
+        eventually(Duration::from_secs(5), || app.health.circuit(&key).0
+            == "closed")
+        .await
+    );
+}

@@ -47,6 +47,8 @@ pub struct Server {
     pub tls: Option<TlsFiles>,
     /// Client keys; empty means the proxy is open.
     pub api_keys: Vec<Secret>,
+    /// The variable they come from, for messages.
+    pub api_keys_env: Option<String>,
     pub max_body_bytes: u64,
     pub body_timeout: Duration,
     pub shutdown_grace: Duration,

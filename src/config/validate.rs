@@ -120,6 +120,17 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     if let Some(s) = f.on_status.iter().find(|s| !(100..=599).contains(*s)) {
         return Err(format!("failover.on_status: {s} is not an HTTP status"));
     }
+    // 400/422 mean the request itself is bad and are never failed over; a 1xx-3xx
+    // is not an error at all.
+    if let Some(s) = f
+        .on_status
+        .iter()
+        .find(|s| **s < 400 || **s == 400 || **s == 422)
+    {
+        return Err(format!(
+            "failover.on_status: {s} can never fail over (400 and 422 are the request's own fault; below 400 is not an error)"
+        ));
+    }
     if f.max_attempts == 0 {
         return Err("failover.max_attempts: must be at least 1".into());
     }
@@ -159,8 +170,14 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         }
         let (api_key, disabled_reason) = match &p.api_key_env {
             None => (None, None),
-            Some(var) => match env(var).filter(|v| !v.trim().is_empty()) {
-                Some(v) => (Some(Secret::new(v.trim().to_string())), None),
+            Some(var) if var.trim().is_empty() => {
+                return Err(format!(
+                    "{key}.api_key_env: must name an environment variable (omit it for a keyless endpoint)"
+                ))
+            }
+            Some(var) => match env(var) {
+                Some(v) if !v.trim().is_empty() => (Some(Secret::new(v.trim().to_string())), None),
+                Some(_) => (None, Some(format!("{var} is empty"))),
                 None => (None, Some(format!("{var} is not set"))),
             },
         };
@@ -245,6 +262,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             api_keys,
             max_body_bytes: raw.server.max_body_bytes,
             body_timeout: raw.server.body_timeout.0,
+            api_keys_env: raw.server.api_keys_env.clone(),
             shutdown_grace: raw.server.shutdown_grace.0,
         },
         failover: FailoverPolicy {
@@ -332,6 +350,31 @@ impl Snapshot {
     /// Routes whose every target is disabled: legal, but worth a warning.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.routes.is_empty() {
+            out.push("no [[routes]]: only \"provider/model\" requests can be served".into());
+        }
+        if let Some(i) = self.routes.iter().position(|r| r.model == "*") {
+            for r in &self.routes[i + 1..] {
+                out.push(format!(
+                    "route {:?} can never match: the \"*\" route before it takes every model",
+                    r.model
+                ));
+            }
+        }
+        if self.failover.default_cooldown > self.failover.max_cooldown {
+            out.push(format!(
+                "failover.default_cooldown ({:?}) exceeds max_cooldown ({:?}) and is capped by it",
+                self.failover.default_cooldown, self.failover.max_cooldown
+            ));
+        }
+        if self.server.api_keys.is_empty() {
+            out.push(match &self.server.api_keys_env {
+                Some(var) => format!(
+                    "server.api_keys_env: {var} is not set or empty: /v1/* is open to anyone who can reach the proxy"
+                ),
+                None => "no client keys (server.api_keys_env): /v1/* is open to anyone who can reach the proxy".into(),
+            });
+        }
         for r in &self.routes {
             if r.targets.iter().all(|t| !t.provider.enabled()) {
                 out.push(format!(
@@ -408,6 +451,31 @@ strategy = "weighted"
     }
 
     #[test]
+    fn warnings_point_at_legal_but_surprising_configs() {
+        let w = check("").unwrap().warnings().join("\n");
+        assert!(w.contains("no [[routes]]"), "{w}");
+        assert!(w.contains("no client keys"), "{w}");
+        let text = format!(
+            "{}\n[failover]\ndefault_cooldown = \"20m\"\nmax_cooldown = \"1m\"\n[[routes]]\nmodel = \"*\"\ntargets = [\"openai/a\"]\n[[routes]]\nmodel = \"late\"\ntargets = [\"openai/b\"]\n",
+            GOOD.replace("[server]\n", "[server]\napi_keys_env = \"UNSET_CLIENT_KEYS\"\n")
+        );
+        let w = check(&text).unwrap().warnings().join("\n");
+        assert!(w.contains("route \"late\" can never match"), "{w}");
+        assert!(w.contains("exceeds max_cooldown"), "{w}");
+        assert!(w.contains("UNSET_CLIENT_KEYS is not set or empty"), "{w}");
+        let empty = from_str(
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\napi_key_env = \"K\"",
+            Path::new("p.toml"),
+            &env(&[("K", "  ")]),
+        )
+        .unwrap();
+        assert_eq!(
+            empty.providers[0].disabled_reason.as_deref(),
+            Some("K is empty")
+        );
+    }
+
+    #[test]
     fn defaults_match_the_contract() {
         let s = check("").unwrap();
         assert_eq!(s.server.listen, "127.0.0.1:8080");
@@ -452,6 +520,13 @@ strategy = "weighted"
             ("[[routes]]\nmodel = \"m\"\ntargets = [\"nomodel\"]", "routes[0].targets[0]"),
             ("[failover]\nmax_attempts = 0", "failover.max_attempts"),
             ("server = [", "line 1, column"),
+            ("[failover]\non_status = [429, 400]", "failover.on_status: 400 can never fail over"),
+            ("[failover]\non_status = [200]", "failover.on_status: 200 can never fail over"),
+            (
+                "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\napi_key_env = \"\"",
+                "providers.a.api_key_env: must name an environment variable",
+            ),
+            ("[server]\nbody_timeout = \"0s\"", "server.body_timeout"),
             ("[cache]\nenabled = true\nttl = \"0s\"", "cache.ttl: must be greater than 0"),
             ("[cache]\nenabled = true\nttl = \"1h\"\nstale_ttl = \"5m\"", "cache.stale_ttl"),
             ("[cache]\nenabled = true\nttl = \"later\"", "cache.ttl: invalid duration"),

@@ -207,6 +207,15 @@ pub async fn run(
                         break;
                     }
                 };
+                if !log.is_empty() {
+                    // This attempt follows a failed one: the request failed over.
+                    app.metrics
+                        .failovers
+                        .get_or_create(&crate::metrics::RouteLabel {
+                            route: route.to_string(),
+                        })
+                        .inc();
+                }
                 sent += 1;
                 let result = attempt(app, snap, target, req, upstream_req).await;
                 let outcome = match result {
@@ -249,12 +258,6 @@ pub async fn run(
                         } else {
                             permit.neutral();
                         }
-                        app.metrics
-                            .failovers
-                            .get_or_create(&crate::metrics::RouteLabel {
-                                route: route.to_string(),
-                            })
-                            .inc();
                         log.push(Record {
                             target: target.label.clone(),
                             outcome,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::config::{CircuitPolicy, Provider};
 use crate::providers::adapter_for;
 
 pub async fn run(app: Arc<App>) {
@@ -18,28 +19,45 @@ pub async fn run(app: Arc<App>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        for p in snap.providers.iter().filter(|p| p.enabled()) {
-            let Ok(req) = adapter_for(p.kind).probe_request(p) else {
-                continue;
-            };
-            let t = p.timeouts;
-            let start = Instant::now();
-            let ok = match app
-                .upstream
-                .send(req, t.connect, start + t.first_byte, start + t.total)
-                .await
-            {
-                Ok(resp) => resp.status().is_success(),
-                Err(_) => false,
-            };
-            let key = p.health_key();
-            if ok {
-                app.health.success(&key);
-            } else {
-                tracing::warn!(provider = %p.name, "health probe failed");
-                app.health.failure(&key, snap.circuit);
+        // Concurrently: one provider that hangs must not delay the others' probes.
+        let probes = snap
+            .providers
+            .iter()
+            .filter(|p| p.enabled())
+            .map(|p| probe(&app, p, snap.circuit));
+        futures_util::future::join_all(probes).await;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn probe(app: &App, p: &Provider, circuit: CircuitPolicy) {
+    let Ok(req) = adapter_for(p.kind).probe_request(p) else {
+        return;
+    };
+    let t = p.timeouts;
+    let start = Instant::now();
+    let problem = match app
+        .upstream
+        .send(req, t.connect, start + t.first_byte, start + t.total)
+        .await
+    {
+        Ok(resp) if resp.status().is_success() => None,
+        Ok(resp) => Some(format!("answered {}", resp.status())),
+        Err(e) => Some(e.to_string()),
+    };
+    let key = p.health_key();
+    match problem {
+        None => {
+            if app.health.circuit(&key).0 != "closed" {
+                tracing::info!(provider = %p.name, "circuit closed by a good health probe");
+            }
+            app.health.success(&key);
+        }
+        Some(why) => {
+            tracing::warn!(provider = %p.name, error = %why, "health probe failed");
+            if app.health.failure(&key, circuit) {
+                tracing::warn!(provider = %p.name, "circuit opened");
             }
         }
-        tokio::time::sleep(interval).await;
     }
 }

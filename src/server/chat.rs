@@ -191,6 +191,13 @@ async fn answer(
         }
     };
     app.metrics.request(&route, 200);
+    tracing::debug!(
+        %route,
+        provider = %success.target.provider.name,
+        model = %success.target.model,
+        attempts = exchange.attempts,
+        "answered"
+    );
     let mut resp = match success.answer {
         Answer::Complete(answer) => match serde_json::to_vec(&answer) {
             Ok(body) => {

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ProxyError;
@@ -144,7 +145,14 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         return resp;
     }
     match path.as_str() {
-        "/v1/chat/completions" => chat::handle(app, req, request_id).await,
+        "/v1/chat/completions" => {
+            // Every log line of this request carries the id the client sees.
+            let span = tracing::info_span!(
+                "request",
+                id = %String::from_utf8_lossy(request_id.as_bytes())
+            );
+            chat::handle(app, req, request_id).instrument(span).await
+        }
         "/v1/models" => admin::models(&app),
         "/healthz" => admin::healthz(),
         "/readyz" => admin::readyz(&app),
