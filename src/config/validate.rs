@@ -122,11 +122,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     }
     // 400/422 mean the request itself is bad and are never failed over; a 1xx-3xx
     // is not an error at all.
-    if let Some(s) = f
-        .on_status
-        .iter()
-        .find(|s| **s < 400 || **s == 400 || **s == 422)
-    {
+    if let Some(s) = f.on_status.iter().find(|s| **s <= 400 || **s == 422) {
         return Err(format!(
             "failover.on_status: {s} can never fail over (400 and 422 are the request's own fault; below 400 is not an error)"
         ));
