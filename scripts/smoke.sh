@@ -11,12 +11,12 @@ echo "== GET /healthz";  curl -fsS "$base/healthz"
 echo "== GET /readyz";   curl -sS "$base/readyz"
 echo "== GET /v1/models"; curl -fsS "${auth[@]}" "$base/v1/models"; echo
 echo "== POST /v1/chat/completions"
-curl -sS -D - "${auth[@]}" "$base/v1/chat/completions" \
+curl -sS --fail-with-body -D - "${auth[@]}" "$base/v1/chat/completions" \
   -H 'Content-Type: application/json' \
   -d '{"model":"default","messages":[{"role":"user","content":"Say hello in five words."}]}'
 echo
 echo "== POST /v1/chat/completions (stream)"
-curl -sS -N "${auth[@]}" "$base/v1/chat/completions" \
+curl -sS --fail-with-body -N "${auth[@]}" "$base/v1/chat/completions" \
   -H 'Content-Type: application/json' \
   -d '{"model":"default","stream":true,"messages":[{"role":"user","content":"Count to five."}]}'
 echo
