@@ -987,3 +987,36 @@ async fn health_probes_open_a_sick_providers_circuit_and_close_it_when_it_recove
         .await
     );
 }
+
+#[tokio::test]
+async fn a_tls_handshake_that_hangs_is_a_connect_timeout() {
+    // accepts TCP, reads the ClientHello, never answers it
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let b = Mock::start().await;
+    let toml = config(
+        &[("a", format!("https://127.0.0.1:{port}")), ("b", b.url())],
+        "",
+    )
+    .replace(
+        "[server]\n",
+        "[timeouts]\nconnect = \"200ms\"\nfirst_byte = \"20s\"\n[server]\n",
+    );
+    let p = Proxy::start(&toml, &[KEY]).await;
+    b.push(Reply::json(200, completion("m-b", "b")));
+    let t = std::time::Instant::now();
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("b"), "{}", r.text());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let metrics = get(&p.url("/metrics")).await.text();
+    assert!(
+        metrics.contains("understudy_attempts_total{provider=\"a\",outcome=\"timeout\"} 1"),
+        "{metrics}"
+    );
+}
