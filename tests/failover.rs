@@ -1020,3 +1020,71 @@ async fn a_tls_handshake_that_hangs_is_a_connect_timeout() {
         "{metrics}"
     );
 }
+
+const HEDGE: &str = "[failover]\nhedge_after = \"100ms\"\n";
+
+#[tokio::test]
+async fn a_hedge_starts_when_the_lead_has_no_head_and_the_first_answer_wins() {
+    let (a, b, p) = two(HEDGE).await;
+    a.push(Reply::json(200, completion("m-a", "slow a")).delay(Duration::from_secs(2)));
+    b.push(Reply::json(200, completion("m-b", "quick b")));
+    let t = std::time::Instant::now();
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-understudy-provider"), Some("b"));
+    assert_eq!(
+        r.header("x-understudy-attempts"),
+        Some("2"),
+        "hedged attempts count"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!((a.count(), b.count()), (1, 1));
+}
+
+#[tokio::test]
+async fn the_lead_still_wins_if_it_answers_before_the_hedge() {
+    let (a, b, p) = two(HEDGE).await;
+    a.push(Reply::json(200, completion("m-a", "a")).delay(Duration::from_millis(300)));
+    b.push(Reply::json(200, completion("m-b", "b")).delay(Duration::from_secs(3)));
+    let t = std::time::Instant::now();
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("a"));
+    assert_eq!(r.header("x-understudy-attempts"), Some("2"));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "the slower hedge was not waited for"
+    );
+}
+
+#[tokio::test]
+async fn no_hedge_once_the_lead_has_sent_its_head() {
+    let (a, b, p) = two(HEDGE).await;
+    let mut slow_body = Reply::json(200, completion("m-a", "a"));
+    slow_body.events[0].0 = Duration::from_millis(500); // head now, body later
+    a.push(slow_body);
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("a"));
+    assert_eq!(r.header("x-understudy-attempts"), Some("1"));
+    assert_eq!(b.count(), 0);
+}
+
+#[tokio::test]
+async fn streams_are_hedged_too_and_failures_of_both_are_listed() {
+    let (a, b, p) = two(HEDGE).await;
+    a.push(stream_reply("m-a", &["slow"]).delay(Duration::from_secs(2)));
+    b.push(stream_reply("m-b", &["quick"]));
+    let r = p.chat(user_stream("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("b"));
+    assert!(r.text().contains("quick") && r.text().ends_with("data: [DONE]\n\n"));
+
+    a.push(Reply::json(500, "{}").delay(Duration::from_millis(300)));
+    b.push(Reply::json(503, "{}"));
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.header("x-understudy-attempts"), Some("2"));
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("a/m-a: 500") && msg.contains("b/m-b: 503"),
+        "{msg}"
+    );
+}

@@ -70,6 +70,9 @@ pub struct FailoverPolicy {
     pub default_cooldown: Duration,
     pub max_cooldown: Duration,
     pub max_wait: Duration,
+    /// When non-zero: start the next target too if the current one has no
+    /// response head by then.
+    pub hedge_after: Duration,
 }
 
 /// The validated `[cache]` section, present only when the cache is enabled.

@@ -130,9 +130,6 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     if f.max_attempts == 0 {
         return Err("failover.max_attempts: must be at least 1".into());
     }
-    if !f.hedge_after.0.is_zero() {
-        return Err("failover.hedge_after: hedged requests are not supported by this build; set it to \"0s\"".into());
-    }
     if raw.circuit_breaker.failures == 0 {
         return Err("circuit_breaker.failures: must be at least 1".into());
     }
@@ -269,6 +266,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             default_cooldown: f.default_cooldown.0,
             max_cooldown: f.max_cooldown.0,
             max_wait: f.max_wait.0,
+            hedge_after: f.hedge_after.0,
         },
         circuit: CircuitPolicy {
             failures: raw.circuit_breaker.failures,

@@ -278,6 +278,7 @@ mod tests {
             default_cooldown: Duration::from_secs(30),
             max_cooldown: Duration::from_secs(600),
             max_wait: Duration::ZERO,
+            hedge_after: Duration::ZERO,
         }
     }
 

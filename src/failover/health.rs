@@ -180,10 +180,10 @@ impl Health {
     /// attempt's result must reach the circuit, and a trial whose request is dropped
     /// (the client went away) must be given back, or the provider would be skipped
     /// for good.
-    pub fn permit<'a>(&'a self, provider_key: &'a str, admission: Admission) -> Permit<'a> {
+    pub fn permit(&self, provider_key: &str, admission: Admission) -> Permit<'_> {
         Permit {
             health: self,
-            key: provider_key,
+            key: provider_key.to_string(),
             admission,
             resolved: false,
         }
@@ -262,7 +262,7 @@ impl Health {
 
 pub struct Permit<'a> {
     health: &'a Health,
-    key: &'a str,
+    key: String,
     admission: Admission,
     resolved: bool,
 }
@@ -270,25 +270,25 @@ pub struct Permit<'a> {
 impl Permit<'_> {
     pub fn success(mut self) {
         self.resolved = true;
-        self.health.success(self.key);
+        self.health.success(&self.key);
     }
 
     /// Returns true if this failure opened the circuit.
     pub fn failure(mut self, policy: CircuitPolicy) -> bool {
         self.resolved = true;
-        self.health.failure(self.key, policy)
+        self.health.failure(&self.key, policy)
     }
 
     pub fn neutral(mut self) {
         self.resolved = true;
-        self.health.neutral(self.key, self.admission);
+        self.health.neutral(&self.key, self.admission);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.resolved {
-            self.health.neutral(self.key, self.admission);
+            self.health.neutral(&self.key, self.admission);
         }
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::app::App;
@@ -24,7 +25,7 @@ use crate::openai::{ChatRequest, ChatResponse};
 use crate::providers::{adapter_for, AdapterError};
 use crate::upstream::SendError;
 use classify::{decide, Outcome, Verdict};
-use health::Admission;
+use health::{Admission, Permit};
 use stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 
 /// Larger answers are an upstream fault, not something to buffer.
@@ -124,16 +125,27 @@ pub async fn run(
     targets: &[Arc<Target>],
     req: &ChatRequest,
 ) -> Exchange {
+    let mut walk = Walk {
+        app,
+        snap,
+        route,
+        req,
+        sent: 0,
+        log: Vec::new(),
+        hedged: vec![false; targets.len()],
+    };
     let policy = &snap.failover;
-    let mut sent = 0u32;
-    let mut log: Vec<Record> = Vec::new();
     let wait_until = Instant::now() + policy.max_wait;
     let mut skips;
     loop {
         skips = Skips::default();
-        for target in targets {
-            if sent >= policy.max_attempts {
+        walk.hedged.iter_mut().for_each(|h| *h = false);
+        for (idx, target) in targets.iter().enumerate() {
+            if walk.sent >= policy.max_attempts {
                 break;
+            }
+            if walk.hedged[idx] {
+                continue; // already tried alongside an earlier target
             }
             let provider = &target.provider;
             if let Some(reason) = &provider.disabled_reason {
@@ -156,7 +168,7 @@ pub async fn run(
             }
             let pkey = provider.health_key();
             for try_no in 0..=policy.retries_per_target {
-                if sent >= policy.max_attempts {
+                if walk.sent >= policy.max_attempts {
                     break;
                 }
                 if try_no > 0 {
@@ -188,8 +200,7 @@ pub async fn run(
                     Admission::Closed | Admission::Trial => {}
                 }
                 let permit = app.health.permit(&pkey, admission);
-                let adapter = adapter_for(provider.kind);
-                let upstream_req = match adapter.build_request(req, target) {
+                let upstream_req = match adapter_for(provider.kind).build_request(req, target) {
                     Ok(r) => r,
                     Err(e) => {
                         // This kind cannot express the request (n > 1 for Anthropic,
@@ -207,71 +218,32 @@ pub async fn run(
                         break;
                     }
                 };
-                if !log.is_empty() {
-                    // This attempt follows a failed one: the request failed over.
-                    app.metrics
-                        .failovers
-                        .get_or_create(&crate::metrics::RouteLabel {
-                            route: route.to_string(),
-                        })
-                        .inc();
-                }
-                sent += 1;
-                let result = attempt(app, snap, target, req, upstream_req).await;
-                let outcome = match result {
-                    Ok(answer) => {
-                        permit.success();
-                        app.metrics.attempt(&provider.name, "ok");
-                        return Exchange {
-                            attempts: sent,
-                            result: Ok(Success {
-                                target: target.clone(),
-                                answer,
-                            }),
-                        };
+                walk.start_attempt();
+                let head = Notify::new();
+                let first = attempt(app, snap, target, req, upstream_req, &head);
+                let result = if policy.hedge_after.is_zero() {
+                    first.await
+                } else {
+                    match walk.race(targets, idx, target, permit, first, &head).await {
+                        Raced::Alone(result, permit) => match walk.settle(target, permit, result) {
+                            Settled::Finished(ex) => return ex,
+                            Settled::Next { retry_same } if retry_same => continue,
+                            Settled::Next { .. } => break,
+                        },
+                        Raced::Finished(ex) => return ex,
+                        Raced::BothFailed => break,
                     }
-                    Err(o) => o,
                 };
-                app.metrics.attempt(&provider.name, outcome.label());
-                tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed");
-                match decide(&outcome, policy) {
-                    Verdict::Return => {
-                        permit.neutral();
-                        return Exchange {
-                            attempts: sent,
-                            result: Err(returned(&provider.name, outcome)),
-                        };
-                    }
-                    Verdict::FailOver {
-                        cooldown,
-                        rate_limited,
-                        counts_as_failure,
-                        retry_same,
-                    } => {
-                        if let Some(d) = cooldown {
-                            app.health.cool(target, d, rate_limited);
-                        }
-                        if counts_as_failure {
-                            if permit.failure(snap.circuit) {
-                                tracing::warn!(provider = %provider.name, "circuit opened");
-                            }
-                        } else {
-                            permit.neutral();
-                        }
-                        log.push(Record {
-                            target: target.label.clone(),
-                            outcome,
-                        });
-                        if !retry_same {
-                            break;
-                        }
-                    }
+                match walk.settle(target, permit, result) {
+                    Settled::Finished(ex) => return ex,
+                    Settled::Next { retry_same } if retry_same => {}
+                    Settled::Next { .. } => break,
                 }
             }
         }
         // DESIGN §6: when every usable target is cooling, wait (up to max_wait) for the
         // soonest and try again.
-        if sent < policy.max_attempts && !policy.max_wait.is_zero() {
+        if walk.sent < policy.max_attempts && !policy.max_wait.is_zero() {
             if let Some(at) = all_cooling_until(app, targets) {
                 if at <= wait_until {
                     tracing::debug!(
@@ -286,8 +258,192 @@ pub async fn run(
         break;
     }
     Exchange {
-        attempts: sent,
-        result: Err(final_error(app, targets, &log, &skips)),
+        attempts: walk.sent,
+        result: Err(final_error(app, targets, &walk.log, &skips)),
+    }
+}
+
+/// One client request's walk down its targets: what was sent and what failed.
+struct Walk<'a> {
+    app: &'a Arc<App>,
+    snap: &'a Snapshot,
+    route: &'a str,
+    req: &'a ChatRequest,
+    sent: u32,
+    log: Vec<Record>,
+    /// Targets already tried as a hedge in this pass.
+    hedged: Vec<bool>,
+}
+
+enum Settled {
+    /// Answered, or an error to hand to the client.
+    Finished(Exchange),
+    Next {
+        retry_same: bool,
+    },
+}
+
+enum Raced<'p> {
+    /// No hedge was started: the first attempt's own result.
+    Alone(Result<Answer, Outcome>, Permit<'p>),
+    Finished(Exchange),
+    BothFailed,
+}
+
+impl<'a> Walk<'a> {
+    fn start_attempt(&mut self) {
+        if !self.log.is_empty() {
+            // This attempt follows a failed one: the request failed over.
+            self.app
+                .metrics
+                .failovers
+                .get_or_create(&crate::metrics::RouteLabel {
+                    route: self.route.to_string(),
+                })
+                .inc();
+        }
+        self.sent += 1;
+    }
+
+    /// Books an attempt's result: metrics, circuit, cooldown, the attempt log.
+    fn settle(
+        &mut self,
+        target: &Arc<Target>,
+        permit: Permit<'_>,
+        result: Result<Answer, Outcome>,
+    ) -> Settled {
+        let provider = &target.provider;
+        let outcome = match result {
+            Ok(answer) => {
+                permit.success();
+                self.app.metrics.attempt(&provider.name, "ok");
+                return Settled::Finished(Exchange {
+                    attempts: self.sent,
+                    result: Ok(Success {
+                        target: target.clone(),
+                        answer,
+                    }),
+                });
+            }
+            Err(o) => o,
+        };
+        self.app.metrics.attempt(&provider.name, outcome.label());
+        tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed");
+        match decide(&outcome, &self.snap.failover) {
+            Verdict::Return => {
+                permit.neutral();
+                Settled::Finished(Exchange {
+                    attempts: self.sent,
+                    result: Err(returned(&provider.name, outcome)),
+                })
+            }
+            Verdict::FailOver {
+                cooldown,
+                rate_limited,
+                counts_as_failure,
+                retry_same,
+            } => {
+                if let Some(d) = cooldown {
+                    self.app.health.cool(target, d, rate_limited);
+                }
+                if counts_as_failure {
+                    if permit.failure(self.snap.circuit) {
+                        tracing::warn!(provider = %provider.name, "circuit opened");
+                    }
+                } else {
+                    permit.neutral();
+                }
+                self.log.push(Record {
+                    target: target.label.clone(),
+                    outcome,
+                });
+                Settled::Next { retry_same }
+            }
+        }
+    }
+
+    /// The next target after `idx` that could take the request now, admitted and
+    /// with its upstream request built.
+    fn hedge_candidate(
+        &mut self,
+        targets: &[Arc<Target>],
+        idx: usize,
+    ) -> Option<(Arc<Target>, Permit<'a>, http::Request<Bytes>)> {
+        if self.sent >= self.snap.failover.max_attempts {
+            return None;
+        }
+        for (j, t) in targets.iter().enumerate().skip(idx + 1) {
+            if self.hedged[j] || !t.provider.enabled() || self.app.health.cooldown(t).is_some() {
+                continue;
+            }
+            let pkey = t.provider.health_key();
+            let admission = self.app.health.admit(&pkey);
+            if !matches!(admission, Admission::Closed | Admission::Trial) {
+                continue;
+            }
+            let permit = self.app.health.permit(&pkey, admission);
+            match adapter_for(t.provider.kind).build_request(self.req, t) {
+                Ok(r) => {
+                    self.hedged[j] = true;
+                    return Some((t.clone(), permit, r));
+                }
+                Err(_) => permit.neutral(), // the main walk notes it when it gets there
+            }
+        }
+        None
+    }
+
+    /// `hedge_after` > 0: if the first attempt has no response head by then, start the
+    /// next target too; the first to answer wins and the other is cancelled.
+    async fn race<'p>(
+        &mut self,
+        targets: &[Arc<Target>],
+        idx: usize,
+        target: &Arc<Target>,
+        permit: Permit<'p>,
+        first: impl std::future::Future<Output = Result<Answer, Outcome>>,
+        head: &Notify,
+    ) -> Raced<'p>
+    where
+        'a: 'p,
+    {
+        tokio::pin!(first);
+        let hedge_after = self.snap.failover.hedge_after;
+        let slow = async {
+            tokio::select! {
+                _ = tokio::time::sleep(hedge_after) => {}
+                _ = head.notified() => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            result = &mut first => return Raced::Alone(result, permit),
+            _ = slow => {}
+        }
+        let Some((second, second_permit, second_req)) = self.hedge_candidate(targets, idx) else {
+            return Raced::Alone(first.await, permit);
+        };
+        tracing::info!(slow = %target.label, hedge = %second.label, "no response head yet; hedging");
+        self.start_attempt();
+        let never = Notify::new();
+        let hedge = attempt(self.app, self.snap, &second, self.req, second_req, &never);
+        tokio::pin!(hedge);
+        let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));
+        while permit.is_some() || second_permit.is_some() {
+            let (who, result) = tokio::select! {
+                r = &mut first, if permit.is_some() => (0, r),
+                r = &mut hedge, if second_permit.is_some() => (1, r),
+            };
+            let (t, p) = if who == 0 {
+                (target, permit.take())
+            } else {
+                (&second, second_permit.take())
+            };
+            let Some(p) = p else { break };
+            if let Settled::Finished(ex) = self.settle(t, p, result) {
+                return Raced::Finished(ex); // the other attempt is dropped: cancelled
+            }
+        }
+        Raced::BothFailed
     }
 }
 
@@ -388,6 +544,7 @@ async fn attempt(
     target: &Arc<Target>,
     req: &ChatRequest,
     upstream_req: http::Request<Bytes>,
+    head: &Notify,
 ) -> Result<Answer, Outcome> {
     let adapter = adapter_for(target.provider.kind);
     let t = &target.timeouts;
@@ -401,9 +558,10 @@ async fn attempt(
             SendError::Timeout(phase) => Outcome::Timeout(phase),
             SendError::Connect(m) | SendError::Other(m) => Outcome::Connect(m),
         })?;
-    // Time to the head (streams: to the first event) feeds the histogram; only
-    // good answers teach the lowest-latency strategy, or a provider failing fast
-    // would look fastest.
+    head.notify_one(); // a response head: no reason to hedge this attempt
+                       // Time to the head (streams: to the first event) feeds the histogram; only
+                       // good answers teach the lowest-latency strategy, or a provider failing fast
+                       // would look fastest.
     let observe = |app: &App, good: bool| {
         let secs = started.elapsed().as_secs_f64();
         app.metrics
