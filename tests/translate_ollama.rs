@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::{json, Value};
 
@@ -22,35 +20,12 @@ fn fixture_json(text: &str) -> Value {
     serde_json::from_str(text).expect("fixture is JSON")
 }
 
-/// `text` sent verbatim as a body, cut into pieces of odd sizes (mid-line and
-/// mid-character), each its own write.
-fn split_reply(status: u16, content_type: &str, text: &str) -> Reply {
-    const SIZES: [usize; 7] = [1, 7, 3, 29, 13, 101, 2];
-    let bytes = text.as_bytes();
-    let mut reply = Reply::raw(status, content_type, &[]);
-    let (mut at, mut i) = (0, 0);
-    while at < bytes.len() {
-        let end = (at + SIZES[i % SIZES.len()]).min(bytes.len());
-        let wait = if i == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_millis(1)
-        };
-        reply
-            .events
-            .push((wait, bytes::Bytes::copy_from_slice(&bytes[at..end])));
-        at = end;
-        i += 1;
-    }
-    reply
-}
-
 fn ndjson(text: &str) -> Reply {
-    split_reply(200, "application/x-ndjson", text)
+    Reply::split(200, "application/x-ndjson", text)
 }
 
 fn json_reply(status: u16, text: &str) -> Reply {
-    split_reply(status, "application/json; charset=utf-8", text)
+    Reply::split(status, "application/json; charset=utf-8", text)
 }
 
 /// An Ollama lead at `ollama_url` (`local/llama3.2`, no key) and an OpenAI-kind

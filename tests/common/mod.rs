@@ -86,6 +86,29 @@ impl Reply {
         }
     }
 
+    /// `text` sent verbatim, cut into pieces of odd sizes (mid-line, mid-CRLF,
+    /// mid-character), each its own write 1 ms apart.
+    pub fn split(status: u16, content_type: &str, text: &str) -> Reply {
+        const SIZES: [usize; 7] = [1, 7, 3, 29, 13, 101, 2];
+        let bytes = text.as_bytes();
+        let mut reply = Reply::raw(status, content_type, &[]);
+        let (mut at, mut i) = (0, 0);
+        while at < bytes.len() {
+            let end = (at + SIZES[i % SIZES.len()]).min(bytes.len());
+            let wait = if i == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(1)
+            };
+            reply
+                .events
+                .push((wait, Bytes::copy_from_slice(&bytes[at..end])));
+            at = end;
+            i += 1;
+        }
+        reply
+    }
+
     pub fn header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
         self
