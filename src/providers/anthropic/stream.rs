@@ -403,45 +403,27 @@ mod tests {
     fn run(sse: &str, json_mode: bool, split: usize) -> Run {
         let mut tr = Translator::new(json_mode, "claude-sonnet-4-5");
         let mut dec = Decoder::new(Framing::Sse);
-        let mut chunks = Vec::new();
-        let mut events = Vec::new();
+        let (mut chunks, mut events) = (Vec::new(), Vec::new());
+        // Feeds what was decoded; `Some` once the stream ended (message_stop or error).
+        let mut feed = |events: &mut Vec<Event>, chunks: &mut Vec<ChatChunk>| {
+            for ev in events.drain(..) {
+                match tr.on_event(&ev, chunks) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Done) => return Some(Ok(())),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            None
+        };
         for piece in sse.as_bytes().chunks(split) {
             dec.push(piece, &mut events).unwrap();
-            for ev in events.drain(..) {
-                match tr.on_event(&ev, &mut chunks) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Done) => {
-                        return Run {
-                            chunks,
-                            end: Ok(()),
-                        }
-                    }
-                    Err(e) => {
-                        return Run {
-                            chunks,
-                            end: Err(e),
-                        }
-                    }
-                }
+            if let Some(end) = feed(&mut events, &mut chunks) {
+                return Run { chunks, end };
             }
         }
         dec.finish(&mut events).unwrap();
-        for ev in events.drain(..) {
-            match tr.on_event(&ev, &mut chunks) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Done) => {
-                    return Run {
-                        chunks,
-                        end: Ok(()),
-                    }
-                }
-                Err(e) => {
-                    return Run {
-                        chunks,
-                        end: Err(e),
-                    }
-                }
-            }
+        if let Some(end) = feed(&mut events, &mut chunks) {
+            return Run { chunks, end };
         }
         let end = tr.finish(&mut chunks);
         Run { chunks, end }
