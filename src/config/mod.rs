@@ -175,12 +175,15 @@ pub struct Target {
     pub timeouts: Timeouts,
     /// `provider/model`, as written in the route.
     pub label: String,
+    /// See [`Target::health_key`]; looked up several times per attempt.
+    key: String,
 }
 
 impl Target {
     pub fn new(provider: Arc<Provider>, model: &str, weight: u32, timeouts: Timeouts) -> Target {
         Target {
             label: format!("{}/{}", provider.name, model),
+            key: format!("{}|{}", provider.health_key(), model),
             model: model.to_string(),
             weight,
             timeouts,
@@ -189,8 +192,8 @@ impl Target {
     }
 
     /// Cooldowns are per provider + model; keyed like [`Provider::health_key`].
-    pub fn health_key(&self) -> String {
-        format!("{}|{}", self.provider.health_key(), self.model)
+    pub fn health_key(&self) -> &str {
+        &self.key
     }
 }
 

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::classify::{self, decide, Outcome, Verdict};
-use super::stream::{self, Committed, StreamEnd, StreamError, UpstreamStream};
+use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::Answer;
 use crate::app::App;
 use crate::config::{Snapshot, Target};
@@ -22,7 +22,8 @@ use crate::upstream::SendError;
 /// Larger answers are an upstream fault, not something to buffer.
 const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
 const ERROR_BODY_LIMIT: usize = 1024 * 1024;
-/// Role chunks, pings and filter results held before the first content event.
+/// Bytes an upstream may send before its first content event (role chunks, pings,
+/// filter results) — past that it is not answering.
 const HELD_LIMIT: usize = 1024 * 1024;
 
 async fn read_body(body: Incoming, limit: usize, deadline: Instant) -> Result<Bytes, Outcome> {
@@ -109,31 +110,25 @@ pub(super) async fn attempt(
         started,
     );
     let include_usage = req.include_usage();
-    let mut held = BytesMut::new();
-    let mut held_chunks = Vec::new();
+    let mut held = Vec::new();
     let mut first = true;
     loop {
         match upstream.next().await {
-            Ok(Some(mut chunk)) => {
+            Ok(Some(chunk)) => {
                 if first {
                     observe(app, true);
                     first = false;
                 }
-                if held.len() > HELD_LIMIT {
+                if upstream.received() > HELD_LIMIT {
                     return Err(Outcome::Protocol(format!(
                         "over {HELD_LIMIT} bytes of stream without any content"
                     )));
                 }
-                held_chunks.push(chunk.clone());
-                if !stream::keep(&mut chunk, include_usage) {
-                    continue;
-                }
                 let content = chunk.is_content();
-                stream::encode(&chunk, &mut held);
+                held.push(chunk);
                 if content {
                     return Ok(Answer::Stream(Box::new(Committed {
-                        first: held.freeze(),
-                        held: held_chunks,
+                        held,
                         tap: None,
                         upstream,
                         include_usage,

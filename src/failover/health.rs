@@ -76,10 +76,10 @@ impl Health {
     pub fn cooldown(&self, target: &Target) -> Option<Cooldown> {
         let key = target.health_key();
         let mut map = lock(&self.cooldowns);
-        match map.get(&key) {
+        match map.get(key) {
             Some(c) if c.until > Instant::now() => Some(*c),
             Some(_) => {
-                map.remove(&key);
+                map.remove(key);
                 None
             }
             None => None,
@@ -95,10 +95,12 @@ impl Health {
         if map.len() >= SWEEP_AT {
             map.retain(|_, c| c.until > now);
         }
-        let entry = map.entry(target.health_key()).or_insert(Cooldown {
-            until,
-            rate_limited,
-        });
+        let entry = map
+            .entry(target.health_key().to_string())
+            .or_insert(Cooldown {
+                until,
+                rate_limited,
+            });
         if until >= entry.until {
             *entry = Cooldown {
                 until,
@@ -217,17 +219,17 @@ impl Health {
         let mut map = lock(&self.latency);
         // Only routes' targets need it; past this size, client-named direct targets
         // would just grow the map.
-        if map.len() >= MAX_LATENCY_ENTRIES && !map.contains_key(&target.health_key()) {
+        if map.len() >= MAX_LATENCY_ENTRIES && !map.contains_key(target.health_key()) {
             return;
         }
-        let e = map.entry(target.health_key()).or_insert(secs);
+        let e = map.entry(target.health_key().to_string()).or_insert(secs);
         *e = 0.8 * *e + 0.2 * secs;
     }
 
     /// Unknown targets report 0 so they get tried and measured.
     pub fn latency(&self, target: &Target) -> f64 {
         lock(&self.latency)
-            .get(&target.health_key())
+            .get(target.health_key())
             .copied()
             .unwrap_or(0.0)
     }

@@ -82,6 +82,8 @@ pub struct UpstreamStream {
     translator: Box<dyn StreamTranslator>,
     events: Vec<Event>,
     pending: VecDeque<ChatChunk>,
+    /// Body bytes received so far.
+    received: usize,
     done: bool,
     /// An error to report once the chunks translated before it are delivered.
     failed: Option<StreamError>,
@@ -106,6 +108,7 @@ impl UpstreamStream {
             translator,
             events: Vec::new(),
             pending: VecDeque::new(),
+            received: 0,
             done: false,
             failed: None,
             event_deadline: started + timeouts.first_byte,
@@ -113,6 +116,10 @@ impl UpstreamStream {
             idle: timeouts.idle,
             total_deadline: started + timeouts.total,
         }
+    }
+
+    pub fn received(&self) -> usize {
+        self.received
     }
 
     /// The next translated chunk; `None` once the upstream ended properly.
@@ -159,6 +166,7 @@ impl UpstreamStream {
                 Some(Err(e)) => return Err(StreamError::Broken(e.to_string())),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
+                        self.received += data.len();
                         self.decoder
                             .push(&data, &mut self.events)
                             .map_err(|e| StreamError::Protocol(e.to_string()))?;
@@ -225,8 +233,8 @@ pub trait StreamTap: Send {
 
 /// A stream that has sent (or is about to send) its first content event.
 pub struct Committed {
-    pub first: Bytes,
-    /// The chunks encoded in `first`, unfiltered, for a tap set after the commit.
+    /// What arrived up to and including the first content event, unfiltered: the
+    /// client's first frame, and what a tap set after the commit must see first.
     pub held: Vec<ChatChunk>,
     pub tap: Option<Box<dyn StreamTap>>,
     pub upstream: UpstreamStream,
@@ -291,13 +299,18 @@ impl BodyState {
 /// dropped, and with it the upstream connection.
 pub fn into_body(c: Box<Committed>) -> UnsyncBoxBody<Bytes, Infallible> {
     let mut c = *c;
-    if let Some(tap) = &mut c.tap {
-        for chunk in &c.held {
-            tap.chunk(chunk);
+    // The role-only chunk goes out together with the first content, in one frame.
+    let mut first = BytesMut::new();
+    for mut chunk in c.held {
+        if let Some(tap) = &mut c.tap {
+            tap.chunk(&chunk);
+        }
+        if keep(&mut chunk, c.include_usage) {
+            encode(&chunk, &mut first);
         }
     }
     let state = BodyState {
-        first: Some(c.first),
+        first: Some(first.freeze()),
         upstream: c.upstream,
         include_usage: c.include_usage,
         provider: c.provider,
