@@ -11,26 +11,11 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-const KEY: (&str, &str) = ("TEST_KEY", "sk-upstream-secret");
+use common::UPSTREAM_KEY as KEY;
 
-/// OpenAI-kind providers `a` (and `b`) at the mocks, a `default` route over them, and
-/// `cache` as the body of the `[cache]` section.
+/// [`openai_config`] with `cache` as the body of the `[cache]` section.
 fn config(mocks: &[(&str, String)], cache: &str, extra: &str) -> String {
-    let mut s = format!("[server]\nlisten = \"127.0.0.1:0\"\n[cache]\n{cache}\n{extra}\n");
-    for (name, url) in mocks {
-        s.push_str(&format!(
-            "\n[providers.{name}]\nkind = \"openai\"\nbase_url = \"{url}/v1\"\napi_key_env = \"TEST_KEY\"\n"
-        ));
-    }
-    let targets: Vec<String> = mocks
-        .iter()
-        .map(|(n, _)| format!("\"{n}/m-{n}\""))
-        .collect();
-    s.push_str(&format!(
-        "\n[[routes]]\nmodel = \"default\"\ntargets = [{}]\n",
-        targets.join(", ")
-    ));
-    s
+    openai_config(mocks, &format!("[cache]\n{cache}\n{extra}\n"))
 }
 
 async fn one(cache: &str) -> (Mock, Proxy) {

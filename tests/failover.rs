@@ -8,28 +8,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-const KEY: (&str, &str) = ("TEST_KEY", "sk-upstream-secret");
-
-/// OpenAI-kind providers named `names` at the mocks' URLs, and a `default` route over
-/// them in that order (`NAME/m-NAME`).
-fn config(mocks: &[(&str, String)], extra: &str) -> String {
-    let mut s = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
-    s.push_str(extra);
-    for (name, url) in mocks {
-        s.push_str(&format!(
-            "\n[providers.{name}]\nkind = \"openai\"\nbase_url = \"{url}/v1\"\napi_key_env = \"TEST_KEY\"\n"
-        ));
-    }
-    let targets: Vec<String> = mocks
-        .iter()
-        .map(|(n, _)| format!("\"{n}/m-{n}\""))
-        .collect();
-    s.push_str(&format!(
-        "\n[[routes]]\nmodel = \"default\"\ntargets = [{}]\n",
-        targets.join(", ")
-    ));
-    s
-}
+use common::{openai_config as config, UPSTREAM_KEY as KEY};
 
 async fn two(extra: &str) -> (Mock, Mock, Proxy) {
     let a = Mock::start().await;

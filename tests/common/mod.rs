@@ -364,6 +364,30 @@ pub fn stream_reply(model: &str, words: &[&str]) -> Reply {
 // ---------------------------------------------------------------------------------
 // The proxy
 
+/// The key variable of the providers [`openai_config`] declares, and its value.
+pub const UPSTREAM_KEY: (&str, &str) = ("TEST_KEY", "sk-upstream-secret");
+
+/// OpenAI-kind providers named `names` at the mocks' URLs, and a `default` route over
+/// them in that order (`NAME/m-NAME`). `extra` follows `[server]`'s `listen`.
+pub fn openai_config(mocks: &[(&str, String)], extra: &str) -> String {
+    let mut s = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    s.push_str(extra);
+    for (name, url) in mocks {
+        s.push_str(&format!(
+            "\n[providers.{name}]\nkind = \"openai\"\nbase_url = \"{url}/v1\"\napi_key_env = \"TEST_KEY\"\n"
+        ));
+    }
+    let targets: Vec<String> = mocks
+        .iter()
+        .map(|(n, _)| format!("\"{n}/m-{n}\""))
+        .collect();
+    s.push_str(&format!(
+        "\n[[routes]]\nmodel = \"default\"\ntargets = [{}]\n",
+        targets.join(", ")
+    ));
+    s
+}
+
 pub struct Proxy {
     pub addr: SocketAddr,
     pub app: Arc<App>,

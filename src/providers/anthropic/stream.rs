@@ -58,6 +58,8 @@ struct StartMessage {
     usage: AnthropicUsage,
 }
 
+/// `content_block_start`'s block: like an answer's, but its text starts empty (an
+/// answer's text block without text is malformed, and fails over).
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum StartBlock {
