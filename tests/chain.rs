@@ -144,13 +144,7 @@ fn question() -> Value {
 }
 
 async fn chat(p: &Proxy, body: Value) -> Resp {
-    send(
-        &p.url("/v1/chat/completions"),
-        "POST",
-        &[("authorization", &format!("Bearer {CLIENT_KEY}"))],
-        body.to_string(),
-    )
-    .await
+    p.chat_as(CLIENT_KEY, body).await
 }
 
 #[tokio::test]

@@ -68,13 +68,7 @@ targets = ["gem/gemini-2.0-flash", "backup/gpt-4o"]
 }
 
 async fn chat(p: &Proxy, body: Value) -> Resp {
-    send(
-        &p.url("/v1/chat/completions"),
-        "POST",
-        &[("authorization", &format!("Bearer {CLIENT_KEY}"))],
-        body.to_string(),
-    )
-    .await
+    p.chat_as(CLIENT_KEY, body).await
 }
 
 /// The key travels in `x-goog-api-key` only: not in the URL, and the client's key

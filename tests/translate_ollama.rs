@@ -64,13 +64,7 @@ async fn setup() -> (Mock, Mock, Proxy) {
 }
 
 async fn chat(p: &Proxy, body: Value) -> Resp {
-    send(
-        &p.url("/v1/chat/completions"),
-        "POST",
-        &[("authorization", &format!("Bearer {CLIENT_KEY}"))],
-        body.to_string(),
-    )
-    .await
+    p.chat_as(CLIENT_KEY, body).await
 }
 
 /// `POST /api/chat`, no key configured so none sent, and never the client's.

@@ -490,6 +490,18 @@ impl Proxy {
         )
         .await
     }
+
+    /// A chat request carrying the client key `key`.
+    pub async fn chat_as(&self, key: &str, body: serde_json::Value) -> Resp {
+        let auth = format!("Bearer {key}");
+        send(
+            &self.url("/v1/chat/completions"),
+            "POST",
+            &[("authorization", &auth)],
+            body.to_string(),
+        )
+        .await
+    }
 }
 
 /// A directory removed on drop.
