@@ -8,6 +8,12 @@
 //!   5 s during which the file is rewritten 10 times (lead switched each time).
 //!
 //! Prints numbers; no assertions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use std::convert::Infallible;
 use std::path::Path;

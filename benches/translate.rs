@@ -8,16 +8,22 @@
 //!   the proxy runs, minus the socket.
 //!
 //! Prints medians (and p99) over many samples; no assertions.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
+use understudy::canonical::{ChatChunk, ChatRequest};
 use understudy::config::{Provider, Secret, Target, Timeouts};
 use understudy::failover::stream::{encode, keep};
 use understudy::http::sse::Decoder;
-use understudy::openai::{ChatChunk, ChatRequest};
 use understudy::providers::{adapter_for, Flow, Kind};
 
 fn target(kind: Kind) -> Target {

@@ -19,13 +19,13 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::config::{CacheMode, CachePolicy, Target};
-use crate::failover::stream::{encode, StreamTap};
-use crate::http::sse;
-use crate::openai::{
+use crate::canonical::{
     ChatChunk, ChatRequest, ChatResponse, Choice, Delta, FunctionCall, FunctionDelta,
     ResponseMessage, ToolCall, ToolCallDelta,
 };
+use crate::config::{CacheMode, CachePolicy, Target};
+use crate::failover::stream::{encode, StreamTap};
+use crate::http::sse;
 
 /// Top-level request fields left out of the key: how the answer is delivered
 /// (`stream`, `stream_options`) and bookkeeping the provider does not answer from
@@ -422,7 +422,7 @@ pub struct Assembler {
     head: Option<(String, u64, String)>,
     extra: Map<String, Value>,
     choices: BTreeMap<u32, ChoiceParts>,
-    usage: Option<crate::openai::Usage>,
+    usage: Option<crate::canonical::Usage>,
     size: usize,
 }
 

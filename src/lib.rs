@@ -1,13 +1,22 @@
 //! understudy: an OpenAI-compatible reverse proxy that fails over across providers.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 pub mod app;
 pub mod cache;
+pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod failover;
 pub mod http;
 pub mod metrics;
-pub mod openai;
 pub mod providers;
 pub mod server;
 pub mod upstream;

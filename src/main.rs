@@ -1,5 +1,14 @@
 //! The `understudy` command: parse flags, load and validate the config, serve until
 //! SIGINT/SIGTERM, reload on SIGHUP and on file changes.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

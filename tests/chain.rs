@@ -2,6 +2,12 @@
 //! Ollama, each mock answering in its own kind's real wire format. The first three
 //! fail (Anthropic 529 overloaded, OpenAI 429, Gemini 503 UNAVAILABLE), Ollama
 //! answers; plain and streamed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

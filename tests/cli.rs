@@ -1,5 +1,11 @@
 //! The `understudy` binary itself: --check, startup logs, SIGHUP, graceful shutdown,
 //! JSON logs and TLS termination.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! Hot reload of proxy.toml while traffic flows: rename and in-place saves, bad files,
 //! state that survives, and no lost requests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -2,6 +2,12 @@
 //! an Anthropic mock behind it replays the recorded answers and SSE streams of
 //! `fixtures/anthropic/` (streams cut into odd-sized pieces, some mid-line and
 //! mid-UTF-8 character), and an OpenAI-kind mock stands by as the second target.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -2,6 +2,12 @@
 //! mock speaking Google's `generativelanguage` wire format replays the fixtures in
 //! `fixtures/gemini/` (SSE with CRLF, cut into pieces of odd sizes), and the tests
 //! check what the SDK reassembles and what the mock received.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

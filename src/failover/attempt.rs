@@ -14,8 +14,8 @@ use super::classify::{self, decide, Outcome, Verdict};
 use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::Answer;
 use crate::app::App;
+use crate::canonical::ChatRequest;
 use crate::config::{Snapshot, Target};
-use crate::openai::ChatRequest;
 use crate::providers::adapter_for;
 use crate::upstream::SendError;
 

@@ -18,9 +18,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::{Snapshot, Strategy, Target};
 use crate::error::ProxyError;
-use crate::openai::{ChatRequest, ChatResponse};
 use crate::providers::{adapter_for, AdapterError};
 use attempt::attempt;
 use classify::Outcome;

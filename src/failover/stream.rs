@@ -15,10 +15,10 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::classify::Outcome;
+use crate::canonical::ChatChunk;
 use crate::config::Timeouts;
 use crate::error::ProxyError;
 use crate::http::sse::{self, Decoder, Event, Framing};
-use crate::openai::ChatChunk;
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
 
 #[derive(Debug, Clone)]

@@ -12,9 +12,9 @@ use super::classify::{decide, Outcome, Verdict};
 use super::health::{Admission, Permit};
 use super::{Answer, Exchange, Record, Success};
 use crate::app::App;
+use crate::canonical::ChatRequest;
 use crate::config::{Snapshot, Target};
 use crate::error::ProxyError;
-use crate::openai::ChatRequest;
 use crate::providers::adapter_for;
 
 /// One client request's walk down its targets: what was sent and what failed.

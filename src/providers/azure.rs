@@ -65,7 +65,7 @@ impl Endpoint for Azure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openai::ChatRequest;
+    use crate::canonical::ChatRequest;
     use crate::providers::testing::target;
     use crate::providers::Adapter;
     use crate::providers::Kind;

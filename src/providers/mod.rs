@@ -19,9 +19,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
 use crate::config::{Provider, Target};
 use crate::http::sse::{Event, Framing};
-use crate::openai::{ChatChunk, ChatRequest, ChatResponse};
 
 /// The provider kinds `proxy.toml` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]

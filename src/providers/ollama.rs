@@ -30,13 +30,13 @@ use super::{
     get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
     StreamTranslator, UpstreamError,
 };
-use crate::config::{Provider, Target};
-use crate::http::sse::{Event, Framing};
-use crate::openai::{
+use crate::canonical::{
     new_call_id, random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Content,
     ContentPart, Delta, FunctionCall, Message, ResponseFormat, ResponseMessage, Role, ToolCall,
     ToolCallDelta, ToolChoice, Usage,
 };
+use crate::config::{Provider, Target};
+use crate::http::sse::{Event, Framing};
 
 pub(super) struct Ollama;
 

@@ -10,9 +10,9 @@ use super::{
     get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
     StreamTranslator, UpstreamError,
 };
+use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
 use crate::config::{Provider, Target};
 use crate::http::sse::Event;
-use crate::openai::{ChatChunk, ChatRequest, ChatResponse};
 
 /// Where an OpenAI-wire provider lives and how it authenticates: the only things
 /// OpenAI itself and Azure OpenAI do differently.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::Kind;
+use crate::canonical::ChatRequest;
 use crate::config::{Provider, Secret, Target, Timeouts};
-use crate::openai::ChatRequest;
 
 /// A target `p/gpt-4o` of `kind` at `base`, key `sk-secret`, extra header `x-extra: 1`.
 pub(crate) fn target(kind: Kind, base: &str) -> Target {

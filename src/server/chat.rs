@@ -12,16 +12,16 @@ use subtle::ConstantTimeEq;
 use super::respond::{error_response, json, REQUEST_ID};
 use crate::app::App;
 use crate::cache::{CacheResult, Entry};
+use crate::canonical::{
+    random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage,
+    Usage,
+};
 use crate::config::Resolved;
 use crate::error::ProxyError;
 use crate::failover::{self, Answer};
 use crate::http::body::{full, Body};
 use crate::http::sse;
 use crate::metrics::{InflightGuard, ResultLabel};
-use crate::openai::{
-    random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage,
-    Usage,
-};
 
 /// The `route` label of requests refused before a route was chosen.
 const UNROUTED: &str = "unrouted";

@@ -15,7 +15,7 @@ pub fn request_id(req: &http::Request<Incoming>) -> HeaderValue {
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&crate::openai::random_id("req_", 24))
+            HeaderValue::from_str(&crate::canonical::random_id("req_", 24))
                 .unwrap_or(HeaderValue::from_static("req_unknown"))
         })
 }

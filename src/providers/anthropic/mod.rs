@@ -28,8 +28,8 @@ use super::openai::reject_foreign_settings;
 use super::{
     get, join_url, json_post, set_secret, Adapter, AdapterError, StreamTranslator, UpstreamError,
 };
+use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::{Provider, Target};
-use crate::openai::{ChatRequest, ChatResponse};
 
 pub(super) struct Anthropic;
 

@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::Target;
-use crate::openai::{
+use crate::canonical::{
     ChatRequest, Content, ContentPart, ImageUrl, Message, ResponseFormat, Role, Stop, ToolChoice,
 };
+use crate::config::Target;
 use crate::providers::AdapterError;
 
 /// The tool that carries a JSON-mode answer (DESIGN §6).

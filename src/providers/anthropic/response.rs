@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::request::JSON_TOOL;
-use crate::openai::{
+use crate::canonical::{
     unix_now, ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage,
 };
 use crate::providers::{excerpt, AdapterError, UpstreamError};

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::request::JSON_TOOL;
 use super::response::{arguments, finish_reason, AnthropicUsage, ErrorBody};
+use crate::canonical::{unix_now, ChatChunk, Delta, ToolCallDelta};
 use crate::http::sse::Event;
-use crate::openai::{unix_now, ChatChunk, Delta, ToolCallDelta};
 use crate::providers::{AdapterError, Flow, StreamTranslator};
 
 #[derive(Deserialize)]
@@ -380,8 +380,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::canonical::Usage;
     use crate::http::sse::{Decoder, Framing};
-    use crate::openai::Usage;
     use crate::providers::UpstreamError;
 
     const TEXT: &str = include_str!("../../../fixtures/anthropic/stream_text.sse");

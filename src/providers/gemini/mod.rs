@@ -33,8 +33,8 @@ use super::{
     excerpt, get, join_url, json_post, set_secret, Adapter, AdapterError, StreamTranslator,
     UpstreamError,
 };
+use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::{Provider, Target};
-use crate::openai::{ChatRequest, ChatResponse};
 
 pub(super) struct Gemini;
 

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::schema;
-use crate::openai::{
+use crate::canonical::{
     ChatRequest, Content as OaContent, ContentPart, ImageUrl, Message, ResponseFormat, Role,
     ToolCall, ToolChoice,
 };

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::upstream_error_in;
-use crate::openai::{
+use crate::canonical::{
     new_call_id, random_id, unix_now, ChatResponse, Choice, FunctionCall, ResponseMessage,
     ToolCall, Usage,
 };

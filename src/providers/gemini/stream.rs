@@ -24,8 +24,10 @@ use std::collections::BTreeMap;
 use serde_json::Map;
 
 use super::response::{decode, finish_reason, new_completion_id, Part};
+use crate::canonical::{
+    new_call_id, unix_now, ChatChunk, ChunkChoice, Delta, ToolCallDelta, Usage,
+};
 use crate::http::sse::Event;
-use crate::openai::{new_call_id, unix_now, ChatChunk, ChunkChoice, Delta, ToolCallDelta, Usage};
 use crate::providers::{AdapterError, Flow, StreamTranslator};
 
 pub(super) struct Translator {

@@ -9,8 +9,8 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::canonical::ChatChunk;
 use crate::http::sse::Decoder;
-use crate::openai::ChatChunk;
 use crate::providers::testing::{request, target, target_with};
 use crate::providers::{Flow, Kind};
 
@@ -463,7 +463,7 @@ fn text_answer() {
     );
     assert!(c.message.tool_calls.is_none());
     assert_eq!(c.finish_reason.as_deref(), Some("stop"));
-    assert_eq!(r.usage, Some(crate::openai::Usage::new(9, 14)));
+    assert_eq!(r.usage, Some(crate::canonical::Usage::new(9, 14)));
     assert_eq!(r.usage.as_ref().map(|u| u.total_tokens), Some(23));
 }
 
@@ -539,7 +539,7 @@ fn blocked_prompt_is_one_content_filter_choice() {
         r.choices[0].finish_reason.as_deref(),
         Some("content_filter")
     );
-    assert_eq!(r.usage, Some(crate::openai::Usage::new(18, 0)));
+    assert_eq!(r.usage, Some(crate::canonical::Usage::new(18, 0)));
 }
 
 #[test]

@@ -1,0 +1,17 @@
+//! The proxy's canonical types: OpenAI Chat Completions' request, answer and stream
+//! chunk. Front doors (chat, and the APIs that come after it) parse into and render
+//! from these; provider adapters translate between them and each provider's wire.
+//!
+//! Chat-shaped on purpose: it is the richest common denominator of every provider we
+//! speak (tools, multi-part content, usage, finish reasons), and the one that
+//! OpenAI-kind upstreams take unchanged, so the commonest path does no translation.
+
+mod answer;
+mod chunk;
+mod ids;
+mod request;
+
+pub use answer::*;
+pub use chunk::*;
+pub use ids::*;
+pub use request::*;
