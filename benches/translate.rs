@@ -36,9 +36,9 @@ fn target(kind: Kind) -> Target {
         disabled_reason: None,
         headers: Vec::new(),
         timeouts: Timeouts::default(),
-        version: None,
-        max_tokens: None,
-        api_version: None,
+        settings: adapter_for(kind)
+            .settings(Default::default())
+            .expect("no settings are valid settings"),
     };
     Target::new(Arc::new(provider), "bench-model", 1, Timeouts::default())
 }

@@ -179,8 +179,9 @@ pub struct RawFallback {
     pub message: Option<String>,
 }
 
+/// The keys every kind has; the rest of the table is the kind's own, typed by its
+/// adapter ([`crate::providers::Adapter::settings`]), which rejects unknown keys.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawProvider {
     pub kind: Kind,
     pub base_url: String,
@@ -190,15 +191,8 @@ pub struct RawProvider {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
-    /// anthropic: the `anthropic-version` header.
-    #[serde(default)]
-    pub version: Option<String>,
-    /// anthropic: `max_tokens` when the client sent none.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// azure: the `api-version` query parameter.
-    #[serde(default)]
-    pub api_version: Option<String>,
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]

@@ -183,13 +183,10 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             disabled_reason,
             headers,
             timeouts: merge_timeouts(global, &p.timeouts, &format!("{key}.timeouts"))?,
-            version: p.version.clone(),
-            max_tokens: p.max_tokens,
-            api_version: p.api_version.clone(),
+            settings: adapter_for(p.kind)
+                .settings(p.settings.clone())
+                .map_err(|e| format!("{key}: {e}"))?,
         };
-        adapter_for(p.kind)
-            .validate(&provider)
-            .map_err(|e| format!("{key}: {e}"))?;
         providers.push(Arc::new(provider));
     }
     providers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -578,5 +575,41 @@ strategy = "weighted"
         assert_eq!(direct, "openai/gpt-4.1");
         assert!(s.resolve("nobody/x").is_none());
         assert!(s.resolve("unrouted").is_none());
+    }
+
+    #[test]
+    fn a_kinds_own_keys_reach_its_adapter_typed() {
+        let snap = check(
+            r#"
+[providers.claude]
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+version = "2024-01-01"
+max_tokens = 77
+[[routes]]
+model = "m"
+targets = ["claude/c"]
+"#,
+        )
+        .unwrap();
+        let target = &snap.routes[0].targets[0];
+        let req = crate::canonical::ChatRequest::parse(bytes::Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        ))
+        .unwrap();
+        let out = adapter_for(target.provider.kind)
+            .build_request(&req, target)
+            .unwrap();
+        assert_eq!(out.headers()["anthropic-version"], "2024-01-01");
+        let body: serde_json::Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(body["max_tokens"], 77);
+        let err = check(
+            "[providers.a]\nkind = \"anthropic\"\nbase_url = \"http://h\"\napi_version = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.ends_with("providers.a: api_version: not a setting of kind \"anthropic\""),
+            "{err}"
+        );
     }
 }

@@ -4,9 +4,11 @@
 use bytes::Bytes;
 use http::HeaderName;
 
-use super::openai::{reject_foreign_settings, Endpoint, OpenAiWire};
-use super::{join_url, set_secret, AdapterError};
-use crate::config::{Provider, Target};
+use serde::Deserialize;
+
+use super::openai::{Endpoint, OpenAiWire};
+use super::settings::{check_version, typed};
+use super::{join_url, set_secret, AdapterError, Kind, KindSettings, Provider, Target};
 
 pub(super) struct Azure;
 
@@ -15,26 +17,28 @@ pub(super) static ADAPTER: OpenAiWire<Azure> = OpenAiWire(Azure);
 const DEFAULT_API_VERSION: &str = "2024-10-21";
 const API_KEY: HeaderName = HeaderName::from_static("api-key");
 
+/// `[providers.NAME]` keys of kind "azure".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Settings {
+    /// The `api-version` query parameter.
+    api_version: Option<String>,
+}
+
 fn api_version(provider: &Provider) -> &str {
     provider
-        .api_version
-        .as_deref()
+        .settings::<Settings>()
+        .and_then(|s| s.api_version.as_deref())
         .unwrap_or(DEFAULT_API_VERSION)
 }
 
 impl Endpoint for Azure {
-    fn validate(&self, provider: &Provider) -> Result<(), String> {
-        reject_foreign_settings(provider, &["version", "max_tokens"])?;
-        match &provider.api_version {
-            Some(v)
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
-            {
-                Err(format!(
-                    "api_version: {v:?} is not a version like \"2024-10-21\""
-                ))
-            }
-            _ => Ok(()),
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
+        let s: Settings = typed(Kind::Azure, table)?;
+        if let Some(v) = &s.api_version {
+            check_version("api_version", v, DEFAULT_API_VERSION)?;
         }
+        Ok(Box::new(s))
     }
 
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {

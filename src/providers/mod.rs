@@ -7,20 +7,24 @@
 
 mod anthropic;
 mod azure;
+mod error;
 mod gemini;
 mod ollama;
 mod openai;
+mod settings;
+mod target;
 #[cfg(test)]
 pub(crate) mod testing;
-
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+pub use error::*;
+pub use settings::{KindSettings, NoSettings};
+pub use target::{Provider, Secret, Target, Timeouts};
+
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
-use crate::config::{Provider, Target};
 use crate::http::sse::{Event, Framing};
 
 /// The provider kinds `proxy.toml` accepts.
@@ -58,11 +62,10 @@ pub fn adapter_for(kind: Kind) -> &'static dyn Adapter {
 }
 
 pub trait Adapter: Send + Sync {
-    /// Settings this kind requires or forbids, checked when the config is loaded.
-    /// The error is shown after the provider's key path.
-    fn validate(&self, _provider: &Provider) -> Result<(), String> {
-        Ok(())
-    }
+    /// This kind's own keys of a `[providers.NAME]` table (everything but the keys
+    /// every kind has), typed and validated when the config is loaded. The error is
+    /// shown after the provider's key path.
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String>;
 
     /// The upstream request (absolute URI, auth and provider headers) for `req`.
     /// `Err(InvalidRequest)` means the request cannot be expressed: 400, no call.
@@ -114,50 +117,6 @@ pub trait StreamTranslator: Send {
     fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), AdapterError>;
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdapterError {
-    /// The client's request cannot be sent to this kind (400 before any call).
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The upstream answered 200 with something that is not its format.
-    #[error("malformed upstream answer: {0}")]
-    Protocol(String),
-    /// The upstream reported an error inside a 200 body or stream.
-    #[error("{0}")]
-    Upstream(UpstreamError),
-}
-
-/// An error as the upstream reported it, normalised for failover and for the client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamError {
-    /// The HTTP status this error amounts to (an overloaded event in a stream is 529).
-    pub status: u16,
-    pub message: String,
-    /// OpenAI-style `type` / `code` to show the client, when the provider gave one.
-    pub kind: Option<String>,
-    pub code: Option<String>,
-    /// A retry hint found in the body (Gemini's RetryInfo.retryDelay).
-    pub retry_after: Option<Duration>,
-}
-
-impl std::fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.message)
-    }
-}
-
-impl UpstreamError {
-    pub fn new(status: u16, message: impl Into<String>) -> UpstreamError {
-        UpstreamError {
-            status,
-            message: message.into(),
-            kind: None,
-            code: None,
-            retry_after: None,
-        }
-    }
-}
-
 /// Joins a provider's base URL and a path into an absolute URI.
 pub(crate) fn join_url(base: &str, path: &str) -> Result<http::Uri, AdapterError> {
     let url = format!("{}{}", base.trim_end_matches('/'), path);
@@ -207,120 +166,4 @@ pub(crate) fn set_secret(
     v.set_sensitive(true);
     req.headers_mut().insert(name, v);
     Ok(())
-}
-
-/// Reads OpenAI's error body `{"error":{"message","type","code"}}`; anything else
-/// becomes a generic message with a short excerpt.
-pub(crate) fn openai_style_error(status: StatusCode, body: &[u8]) -> UpstreamError {
-    #[derive(Deserialize)]
-    struct Outer {
-        error: Inner,
-    }
-    #[derive(Deserialize)]
-    struct Inner {
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default, rename = "type")]
-        kind: Option<String>,
-        #[serde(default)]
-        code: Option<serde_json::Value>,
-    }
-    match serde_json::from_slice::<Outer>(body) {
-        Ok(o) => UpstreamError {
-            status: status.as_u16(),
-            message: o.error.message.unwrap_or_else(|| status.to_string()),
-            kind: o.error.kind,
-            code: o.error.code.and_then(|c| match c {
-                serde_json::Value::String(s) => Some(s),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }),
-            retry_after: None,
-        },
-        Err(_) => UpstreamError::new(status.as_u16(), excerpt(status, body)),
-    }
-}
-
-/// A short, printable summary of an unreadable error body.
-pub(crate) fn excerpt(status: StatusCode, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    let text = text.trim();
-    if text.is_empty() {
-        format!("upstream answered {status}")
-    } else {
-        format!("upstream answered {status}: {text}")
-    }
-}
-
-/// Key-shaped prefixes of the providers' credentials (OpenAI, Anthropic, Google,
-/// Groq, xAI): what an upstream's error message may echo back.
-const KEY_PREFIXES: &[&str] = &["sk-", "AIza", "gsk_", "xai-"];
-
-/// Removes secrets from text an upstream wrote (error messages go to clients and
-/// logs): the provider's own key wherever it appears, and any token that looks like a
-/// key, even a partly masked one such as OpenAI's `sk-proj-AbCd****wXyZ`.
-pub fn redact(text: &str, key: Option<&str>) -> String {
-    let mut out = match key.filter(|k| k.len() >= 8) {
-        Some(k) => text.replace(k, "[redacted]"),
-        None => text.to_string(),
-    };
-    let is_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*');
-    let mut i = 0;
-    while i < out.len() {
-        let rest = &out[i..];
-        let starts_token = i == 0 || !out[..i].ends_with(is_token);
-        match KEY_PREFIXES.iter().find(|p| rest.starts_with(*p)) {
-            Some(prefix) if starts_token => {
-                let len = rest.find(|c: char| !is_token(c)).unwrap_or(rest.len());
-                if len >= prefix.len() + 6 {
-                    out.replace_range(i..i + len, "[redacted]");
-                    i += "[redacted]".len();
-                } else {
-                    i += len.max(1);
-                }
-            }
-            _ => i += rest.chars().next().map_or(1, char::len_utf8),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod redact_tests {
-    use super::redact;
-
-    #[test]
-    fn keys_and_key_shaped_tokens_are_removed() {
-        let cases = [
-            (
-                "Incorrect API key provided: sk-proj-AbCd****wXyZ. See docs.",
-                None,
-                "Incorrect API key provided: [redacted]. See docs.",
-            ),
-            (
-                "bad key my-secret-value-123 here",
-                Some("my-secret-value-123"),
-                "bad key [redacted] here",
-            ),
-            (
-                "API key not valid: AIzaSyD-abcdefghijklmnop",
-                None,
-                "API key not valid: [redacted]",
-            ),
-            (
-                "task-manager and risk-free stay",
-                None,
-                "task-manager and risk-free stay",
-            ),
-            ("sk-1 is short", None, "sk-1 is short"),
-            (
-                "é unicode sk-ant-api03-xyzxyzxyz ok",
-                None,
-                "é unicode [redacted] ok",
-            ),
-        ];
-        for (text, key, want) in cases {
-            assert_eq!(redact(text, key), want, "{text}");
-        }
-    }
 }

@@ -25,17 +25,16 @@ use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::openai::reject_foreign_settings;
+use super::settings::typed;
 use super::{
-    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
-    StreamTranslator, UpstreamError,
+    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow, Kind,
+    KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{
     new_call_id, random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Content,
     ContentPart, Delta, FunctionCall, Message, ResponseFormat, ResponseMessage, Role, ToolCall,
     ToolCallDelta, ToolChoice, Usage,
 };
-use crate::config::{Provider, Target};
 use crate::http::sse::{Event, Framing};
 
 pub(super) struct Ollama;
@@ -43,8 +42,8 @@ pub(super) struct Ollama;
 pub(super) static ADAPTER: Ollama = Ollama;
 
 impl Adapter for Ollama {
-    fn validate(&self, provider: &Provider) -> Result<(), String> {
-        reject_foreign_settings(provider, &["version", "max_tokens", "api_version"])
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
+        Ok(Box::new(typed::<NoSettings>(Kind::Ollama, table)?))
     }
 
     fn build_request(
@@ -703,26 +702,6 @@ mod tests {
     }
 
     // -- config and plumbing ------------------------------------------------------
-
-    #[test]
-    fn validate_rejects_settings_of_other_kinds() {
-        let ok = local("m");
-        assert_eq!(ADAPTER.validate(&ok.provider), Ok(()));
-        let keyed = target(Kind::Ollama, BASE);
-        assert_eq!(ADAPTER.validate(&keyed.provider), Ok(()));
-        for (key, adjust) in [
-            (
-                "version",
-                (|p: &mut Provider| p.version = Some("x".into())) as fn(&mut Provider),
-            ),
-            ("max_tokens", |p| p.max_tokens = Some(5)),
-            ("api_version", |p| p.api_version = Some("x".into())),
-        ] {
-            let t = target_with(Kind::Ollama, BASE, "m", adjust);
-            let err = ADAPTER.validate(&t.provider).unwrap_err();
-            assert!(err.starts_with(key), "{err}");
-        }
-    }
 
     #[test]
     fn request_goes_to_api_chat_without_auth_for_a_local_ollama() {

@@ -6,18 +6,19 @@ use http::{HeaderMap, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::settings::typed;
 use super::{
-    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
-    StreamTranslator, UpstreamError,
+    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow, Kind,
+    KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
-use crate::config::{Provider, Target};
 use crate::http::sse::Event;
 
 /// Where an OpenAI-wire provider lives and how it authenticates: the only things
 /// OpenAI itself and Azure OpenAI do differently.
 pub(super) trait Endpoint: Send + Sync {
-    fn validate(&self, provider: &Provider) -> Result<(), String>;
+    /// The kind's own settings (see [`Adapter::settings`]).
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String>;
     /// The chat-completions URL for a target (its model may be part of the path).
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
     fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError>;
@@ -34,8 +35,8 @@ pub(super) struct Plain;
 pub(super) static ADAPTER: OpenAiWire<Plain> = OpenAiWire(Plain);
 
 impl Endpoint for Plain {
-    fn validate(&self, provider: &Provider) -> Result<(), String> {
-        reject_foreign_settings(provider, &["version", "max_tokens", "api_version"])
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
+        Ok(Box::new(typed::<NoSettings>(Kind::Openai, table)?))
     }
 
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
@@ -52,8 +53,8 @@ impl Endpoint for Plain {
 }
 
 impl<E: Endpoint> Adapter for OpenAiWire<E> {
-    fn validate(&self, provider: &Provider) -> Result<(), String> {
-        self.0.validate(provider)
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
+        self.0.settings(table)
     }
 
     fn build_request(
@@ -97,23 +98,6 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
             self.0.authorize(&mut req, key.expose())?;
         }
         Ok(req)
-    }
-}
-
-/// Settings that belong to other kinds are a config error, not silently ignored.
-pub(super) fn reject_foreign_settings(provider: &Provider, keys: &[&str]) -> Result<(), String> {
-    let set = |k: &str| match k {
-        "version" => provider.version.is_some(),
-        "max_tokens" => provider.max_tokens.is_some(),
-        "api_version" => provider.api_version.is_some(),
-        _ => false,
-    };
-    match keys.iter().find(|k| set(k)) {
-        Some(k) => Err(format!(
-            "{k}: not a setting of kind {:?}",
-            provider.kind.as_str()
-        )),
-        None => Ok(()),
     }
 }
 

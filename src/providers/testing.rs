@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::Kind;
+use super::{Kind, KindSettings};
 use crate::canonical::ChatRequest;
-use crate::config::{Provider, Secret, Target, Timeouts};
+use crate::providers::{Provider, Secret, Target, Timeouts};
 
 /// A target `p/gpt-4o` of `kind` at `base`, key `sk-secret`, extra header `x-extra: 1`.
 pub(crate) fn target(kind: Kind, base: &str) -> Target {
@@ -32,12 +32,18 @@ pub(crate) fn target_with(
             http::HeaderValue::from_static("1"),
         )],
         timeouts: Timeouts::default(),
-        version: None,
-        max_tokens: None,
-        api_version: None,
+        settings: settings(kind, ""),
     };
     adjust(&mut provider);
     Target::new(Arc::new(provider), model, 1, Timeouts::default())
+}
+
+/// A kind's settings from the TOML text of its own keys; panics if invalid (tests only).
+pub(crate) fn settings(kind: Kind, toml_text: &str) -> Box<dyn KindSettings> {
+    let table: toml::Table = toml::from_str(toml_text).expect("valid TOML");
+    super::adapter_for(kind)
+        .settings(table)
+        .expect("valid settings")
 }
 
 /// A client request from its JSON text; panics on invalid input (tests only).

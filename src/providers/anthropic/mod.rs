@@ -23,13 +23,14 @@ mod stream;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::Deserialize;
 
-use super::openai::reject_foreign_settings;
+use super::settings::{check_version, typed};
 use super::{
-    get, join_url, json_post, set_secret, Adapter, AdapterError, StreamTranslator, UpstreamError,
+    get, join_url, json_post, set_secret, Adapter, AdapterError, Kind, KindSettings, Provider,
+    StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{ChatRequest, ChatResponse};
-use crate::config::{Provider, Target};
 
 pub(super) struct Anthropic;
 
@@ -40,8 +41,30 @@ const DEFAULT_VERSION: &str = "2023-06-01";
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 
+/// `[providers.NAME]` keys of kind "anthropic".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Settings {
+    /// The `anthropic-version` header.
+    pub(super) version: Option<String>,
+    /// `max_tokens` when the client sent none (Anthropic requires it).
+    pub(super) max_tokens: Option<u32>,
+}
+
+static DEFAULTS: Settings = Settings {
+    version: None,
+    max_tokens: None,
+};
+
+pub(super) fn settings(provider: &Provider) -> &Settings {
+    provider.settings::<Settings>().unwrap_or(&DEFAULTS)
+}
+
 fn version(provider: &Provider) -> &str {
-    provider.version.as_deref().unwrap_or(DEFAULT_VERSION)
+    settings(provider)
+        .version
+        .as_deref()
+        .unwrap_or(DEFAULT_VERSION)
 }
 
 /// `anthropic-version` (unless the provider's own headers set it) and `x-api-key`.
@@ -59,19 +82,15 @@ fn authorize(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), 
 }
 
 impl Adapter for Anthropic {
-    fn validate(&self, provider: &Provider) -> Result<(), String> {
-        reject_foreign_settings(provider, &["api_version"])?;
-        if let Some(v) = &provider.version {
-            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                return Err(format!(
-                    "version: {v:?} is not a version like \"2023-06-01\""
-                ));
-            }
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
+        let s: Settings = typed(Kind::Anthropic, table)?;
+        if let Some(v) = &s.version {
+            check_version("version", v, DEFAULT_VERSION)?;
         }
-        if provider.max_tokens == Some(0) {
+        if s.max_tokens == Some(0) {
             return Err("max_tokens: must be at least 1".into());
         }
-        Ok(())
+        Ok(Box::new(s))
     }
 
     fn build_request(
@@ -153,7 +172,10 @@ mod tests {
 
     #[test]
     fn configured_version_is_sent_and_provider_headers_win() {
-        let t = anthropic(|p| p.version = Some("2024-01-01".into()));
+        let t = anthropic(|p| {
+            p.settings =
+                crate::providers::testing::settings(Kind::Anthropic, "version = \"2024-01-01\"")
+        });
         let req = request(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#);
         let out = ADAPTER.build_request(&req, &t).unwrap();
         assert_eq!(out.headers()["anthropic-version"], "2024-01-01");
@@ -175,28 +197,6 @@ mod tests {
         assert_eq!(probe.headers()["x-api-key"], "sk-secret");
         assert_eq!(probe.headers()["anthropic-version"], "2023-06-01");
         assert_eq!(probe.headers()["x-extra"], "1");
-    }
-
-    #[test]
-    fn validate_rejects_azure_settings_and_bad_values() {
-        let t = anthropic(|p| {
-            p.version = Some("2023-06-01".into());
-            p.max_tokens = Some(8192);
-        });
-        assert_eq!(ADAPTER.validate(&t.provider), Ok(()));
-        let t = anthropic(|p| p.api_version = Some("2024-10-21".into()));
-        let err = ADAPTER.validate(&t.provider).unwrap_err();
-        assert!(err.contains("api_version"), "{err}");
-        let t = anthropic(|p| p.version = Some("2023 06\n01".into()));
-        assert!(ADAPTER
-            .validate(&t.provider)
-            .unwrap_err()
-            .contains("version"));
-        let t = anthropic(|p| p.max_tokens = Some(0));
-        assert!(ADAPTER
-            .validate(&t.provider)
-            .unwrap_err()
-            .contains("max_tokens"));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use crate::canonical::{
     ChatRequest, Content, ContentPart, ImageUrl, Message, ResponseFormat, Role, Stop, ToolChoice,
 };
-use crate::config::Target;
 use crate::providers::AdapterError;
+use crate::providers::Target;
 
 /// The tool that carries a JSON-mode answer (DESIGN §6).
 pub(super) const JSON_TOOL: &str = "json_output";
@@ -155,15 +155,15 @@ pub(super) fn build<'a>(
     }
     req.function_tools_only("Anthropic").map_err(invalid)?;
     log_dropped(req);
-    let provider = &target.provider;
+    let settings = super::settings(&target.provider);
     let (system, messages) = conversation(&req.messages)?;
     let (tools, tool_choice) = tools(req)?;
-    let (temperature, top_p) = sampling(req, provider.version.as_deref());
+    let (temperature, top_p) = sampling(req, settings.version.as_deref());
     Ok(MessagesRequest {
         model: &target.model,
         max_tokens: req
             .max_output_tokens()
-            .or(provider.max_tokens)
+            .or(settings.max_tokens)
             .unwrap_or(DEFAULT_MAX_TOKENS),
         system,
         messages,
@@ -576,9 +576,9 @@ fn json_tool(format: &ResponseFormat) -> Option<ToolDef<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Provider;
     use crate::providers::testing::{request, target_with};
     use crate::providers::Kind;
+    use crate::providers::Provider;
 
     fn target(adjust: impl FnOnce(&mut Provider)) -> Target {
         target_with(
@@ -937,7 +937,9 @@ mod tests {
 
     #[test]
     fn max_tokens_precedence() {
-        let t = target(|p| p.max_tokens = Some(2048));
+        let t = target(|p| {
+            p.settings = crate::providers::testing::settings(Kind::Anthropic, "max_tokens = 2048")
+        });
         let mt = |extra: &str, t: &Target| body_for(&with(extra), t)["max_tokens"].clone();
         assert_eq!(mt(r#","max_completion_tokens":10,"max_tokens":20"#, &t), 10);
         assert_eq!(mt(r#","max_tokens":20"#, &t), 20);
@@ -956,7 +958,10 @@ mod tests {
         assert_eq!(b["top_p"], 0.5);
         assert!(b.get("temperature").is_none());
         // API versions from 2026-10-21 reject sampling parameters outright.
-        let t = target(|p| p.version = Some("2026-10-21".into()));
+        let t = target(|p| {
+            p.settings =
+                crate::providers::testing::settings(Kind::Anthropic, "version = \"2026-10-21\"")
+        });
         let b = body_for(&with(r#","temperature":0.2,"top_p":0.5"#), &t);
         assert!(b.get("temperature").is_none() && b.get("top_p").is_none());
     }

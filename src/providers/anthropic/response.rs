@@ -9,7 +9,7 @@ use super::request::JSON_TOOL;
 use crate::canonical::{
     unix_now, ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage,
 };
-use crate::providers::{excerpt, AdapterError, UpstreamError};
+use crate::providers::{excerpt, AdapterError, FailureClass, UpstreamError};
 
 /// A 200 body: a message, or (rarely) an error Anthropic reports with status 200.
 #[derive(Deserialize)]
@@ -231,10 +231,23 @@ impl ErrorBody {
         // An account out of credit answers 400 (or 402 billing_error), but it is
         // this provider that cannot serve, not the request that is bad: say 403,
         // which fails over without counting against the circuit.
-        let status = if is_billing(&self.kind, &self.message) {
+        let billing = is_billing(&self.kind, &self.message);
+        let status = if billing {
             403
         } else {
             status.unwrap_or(typical)
+        };
+        let class = if billing {
+            FailureClass::Quota
+        } else if self.kind == "invalid_request_error"
+            && self
+                .message
+                .to_ascii_lowercase()
+                .contains("prompt is too long")
+        {
+            FailureClass::ContextTooLong
+        } else {
+            FailureClass::of_status(status)
         };
         let message = if self.message.is_empty() {
             format!("upstream reported {}", self.kind)
@@ -243,6 +256,7 @@ impl ErrorBody {
         };
         UpstreamError {
             status,
+            class,
             message,
             kind: Some(kind.unwrap_or(self.kind)),
             code: code.map(str::to_string),

@@ -28,13 +28,12 @@ use http::{HeaderMap, HeaderName, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::openai::reject_foreign_settings;
+use super::settings::typed;
 use super::{
-    excerpt, get, join_url, json_post, set_secret, Adapter, AdapterError, StreamTranslator,
-    UpstreamError,
+    excerpt, get, join_url, json_post, set_secret, Adapter, AdapterError, FailureClass, Kind,
+    KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{ChatRequest, ChatResponse};
-use crate::config::{Provider, Target};
 
 pub(super) struct Gemini;
 
@@ -43,8 +42,8 @@ pub(super) static ADAPTER: Gemini = Gemini;
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-goog-api-key");
 
 impl Adapter for Gemini {
-    fn validate(&self, provider: &Provider) -> Result<(), String> {
-        reject_foreign_settings(provider, &["version", "max_tokens", "api_version"])
+    fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
+        Ok(Box::new(typed::<NoSettings>(Kind::Gemini, table)?))
     }
 
     fn build_request(
@@ -169,8 +168,14 @@ pub(super) fn upstream_error_in(value: &Value, http: Option<u16>) -> Option<Upst
         .filter(|m| !m.is_empty())
         .or_else(|| status_name.map(str::to_string))
         .unwrap_or_else(|| format!("Gemini reported an error ({status})"));
+    let class = if status == 400 && message.contains("exceeds the maximum number of tokens") {
+        FailureClass::ContextTooLong
+    } else {
+        FailureClass::of_status(status)
+    };
     Some(UpstreamError {
         status,
+        class,
         message,
         kind: Some(kind.to_string()),
         code: Some(code),

@@ -1,0 +1,114 @@
+//! A configured provider and a route's target: what an adapter is handed. Built by
+//! `config`, read by adapters and the failover walk.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+use super::{Kind, KindSettings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(30),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A string that never prints: provider and client keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: Kind,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<Secret>,
+    /// `None` when enabled; else why not (e.g. `OPENAI_API_KEY is not set`).
+    pub disabled_reason: Option<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub timeouts: Timeouts,
+    /// The kind's own keys (`version`, `api_version`, …), typed by its adapter.
+    pub settings: Box<dyn KindSettings>,
+}
+
+impl Provider {
+    /// This provider's kind-specific settings, if they are of type `T` (an adapter
+    /// asks for its own type; a provider of another kind answers `None`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        // Deref first: the Box itself also implements `KindSettings`.
+        (*self.settings).as_any().downcast_ref()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.disabled_reason.is_none()
+    }
+
+    /// Health state (circuit, cooldowns) is keyed by this, so it survives a reload
+    /// exactly when the provider's name, kind and base_url are unchanged.
+    pub fn health_key(&self) -> String {
+        format!("{}|{}|{}", self.name, self.kind.as_str(), self.base_url)
+    }
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub provider: Arc<Provider>,
+    /// The model exactly as the provider wants it.
+    pub model: String,
+    pub weight: u32,
+    pub timeouts: Timeouts,
+    /// `provider/model`, as written in the route.
+    pub label: String,
+    /// See [`Target::health_key`]; looked up several times per attempt.
+    key: String,
+}
+
+impl Target {
+    pub fn new(provider: Arc<Provider>, model: &str, weight: u32, timeouts: Timeouts) -> Target {
+        Target {
+            label: format!("{}/{}", provider.name, model),
+            key: format!("{}|{}", provider.health_key(), model),
+            model: model.to_string(),
+            weight,
+            timeouts,
+            provider,
+        }
+    }
+
+    /// Cooldowns are per provider + model; keyed like [`Provider::health_key`].
+    pub fn health_key(&self) -> &str {
+        &self.key
+    }
+}
