@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use understudy::canonical::{ChatChunk, ChatRequest};
 use understudy::config::{Provider, Secret, Target, Timeouts};
-use understudy::failover::stream::{encode, keep};
+use understudy::frontdoor::chat::{encode, keep};
 use understudy::http::sse::Decoder;
 use understudy::providers::{adapter_for, Flow, Kind};
 

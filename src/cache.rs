@@ -24,7 +24,8 @@ use crate::canonical::{
     ResponseMessage, ToolCall, ToolCallDelta,
 };
 use crate::config::{CacheMode, CachePolicy, Target};
-use crate::failover::stream::{encode, StreamTap};
+use crate::failover::stream::StreamTap;
+use crate::frontdoor::chat::encode;
 use crate::http::sse;
 
 /// Top-level request fields left out of the key: how the answer is delivered

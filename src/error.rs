@@ -1,21 +1,23 @@
-//! Every error the client can see, and the ONE mapping from it to an HTTP status and
-//! OpenAI's error body `{"error":{"message","type","param","code"}}`.
+//! Every error the client can see, as data: what happened and the HTTP status it is
+//! answered with. Each front door renders it in its own API's shape.
 
+use std::fmt;
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
-use serde_json::json;
 
+use crate::failover::classify::Outcome;
 use crate::providers::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("{message}")]
+    /// The upstream refused the request itself (400/422): returned, not failed over.
+    #[error("{provider}: {}", error.message)]
     ProviderRejected {
-        message: String,
-        code: Option<String>,
+        provider: String,
+        error: UpstreamError,
     },
     #[error("invalid or missing API key; send `Authorization: Bearer <key>`")]
     Unauthorized,
@@ -35,247 +37,175 @@ pub enum ProxyError {
         provider: String,
         error: UpstreamError,
     },
+    /// The walk ended without an answer; it says why and lists every step.
     #[error("{0}")]
-    RateLimited(String, Duration),
-    #[error("{0}")]
-    Timeout(String),
-    #[error("{0}")]
-    AllFailed(String),
-    /// No target could even be tried. `rate_limited`: some skipped target is cooling
-    /// from a rate limit, which makes this a 429 rather than a 503.
-    #[error("{message}")]
-    NoProvider {
-        message: String,
-        retry_after: Option<Duration>,
-        rate_limited: bool,
-    },
+    Exhausted(Exhausted),
+    /// A committed stream's upstream failed after content reached the client.
+    #[error("{}", mid_stream(provider, failure))]
+    MidStream { provider: String, failure: Outcome },
+    /// The proxy is shutting down and its grace period ran out.
+    #[error("the proxy is shutting down; retry the request")]
+    ShuttingDown,
 }
 
-/// What the client receives for a [`ProxyError`].
-pub struct Rendered {
-    pub status: StatusCode,
-    pub retry_after: Option<HeaderValue>,
-    pub body: serde_json::Value,
-}
-
-impl ProxyError {
-    pub fn render(&self) -> Rendered {
-        use ProxyError::*;
-        let (status, kind, code): (StatusCode, &str, String) = match self {
-            BadRequest(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_request".into(),
-            ),
-            ProviderRejected { code, .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                code.clone().unwrap_or_else(|| "invalid_request".into()),
-            ),
-            Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                "invalid_api_key".into(),
-            ),
-            ModelNotFound(_) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "model_not_found".into(),
-            ),
-            NotFound(_) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "not_found".into(),
-            ),
-            MethodNotAllowed(_) => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "method_not_allowed".into(),
-            ),
-            BodyTimeout(_) => (
-                StatusCode::REQUEST_TIMEOUT,
-                "invalid_request_error",
-                "request_timeout".into(),
-            ),
-            TooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large".into(),
-            ),
-            Upstream { error, .. } => upstream_status(error),
-            RateLimited(..) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "rate_limited".into(),
-            ),
-            Timeout(_) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout_error",
-                "upstream_timeout".into(),
-            ),
-            AllFailed(_) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "upstream_failed".into(),
-            ),
-            NoProvider {
-                rate_limited: true, ..
-            } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "rate_limited".into(),
-            ),
-            NoProvider { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "no_provider_available".into(),
-            ),
-        };
-        let retry_after = match self {
-            RateLimited(_, d) => Some(retry_after_value(*d)),
-            NoProvider { retry_after, .. } => retry_after.map(retry_after_value),
-            _ => None,
-        };
-        Rendered {
-            status,
-            retry_after,
-            body: json!({"error": {"message": self.to_string(), "type": kind, "param": null, "code": code}}),
+fn mid_stream(provider: &str, failure: &Outcome) -> String {
+    match failure {
+        Outcome::Timeout(phase) => format!("{provider}: stream timed out ({phase})"),
+        Outcome::Status { error, .. } => format!("{provider}: {}", error.message),
+        Outcome::Protocol(m) => format!("{provider}: malformed stream: {m}"),
+        Outcome::Stream(m) | Outcome::Refused(m) | Outcome::Reset(m) => {
+            format!("{provider}: stream broke: {m}")
         }
     }
 }
 
-/// An upstream error handed on: 5xx become 502 (the proxy's upstream failed);
-/// 4xx keep their status.
-fn upstream_status(e: &UpstreamError) -> (StatusCode, &'static str, String) {
-    if e.status >= 500 {
-        return (
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            "upstream_failed".into(),
-        );
+/// Why no target answered, and every step of the walk in priority order: what was
+/// tried (target, outcome: class, status, phase) and what was skipped and why.
+#[derive(Debug, Clone)]
+pub struct Exhausted {
+    pub why: Why,
+    pub steps: Vec<Step>,
+    /// When the soonest target is usable again (429/503 `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Every attempt was rate-limited (or out of quota).
+    RateLimited,
+    /// The last attempt timed out.
+    TimedOut,
+    /// Attempts failed otherwise.
+    Failed,
+    /// Nothing could be tried: every target's provider is disabled.
+    AllDisabled,
+    /// Nothing could be tried: cooling, circuits open. `rate_limited`: some target
+    /// is cooling from a rate limit (429 rather than 503).
+    NoneTried { rate_limited: bool },
+}
+
+/// One target's part in a walk.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// `provider/model`.
+    pub target: String,
+    pub what: StepKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Tried(Outcome),
+    Skipped(SkipReason),
+}
+
+#[derive(Debug, Clone)]
+pub enum SkipReason {
+    Disabled(String),
+    Cooling {
+        left: Duration,
+    },
+    CircuitOpen,
+    TrialBusy,
+    /// This kind cannot express the request.
+    Unsupported(String),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.what {
+            StepKind::Tried(o) => write!(f, "{}: {}", self.target, o.describe()),
+            StepKind::Skipped(r) => {
+                let why = match r {
+                    SkipReason::Disabled(m) => format!("disabled: {m}"),
+                    SkipReason::Cooling { left } => {
+                        format!("cooling down, {:.1}s left", left.as_secs_f64())
+                    }
+                    SkipReason::CircuitOpen => "circuit open".into(),
+                    SkipReason::TrialBusy => "circuit half-open, trial in flight".into(),
+                    SkipReason::Unsupported(m) => format!("cannot express the request: {m}"),
+                };
+                write!(f, "{}: skipped ({why})", self.target)
+            }
+        }
     }
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let (kind, code) = match e.status {
-        401 => ("authentication_error", "invalid_api_key"),
-        403 => ("permission_error", "permission_denied"),
-        404 => ("invalid_request_error", "not_found"),
-        429 => ("rate_limit_error", "rate_limited"),
-        _ => ("invalid_request_error", "invalid_request"),
-    };
-    (status, kind, e.code.clone().unwrap_or_else(|| code.into()))
+}
+
+impl fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.why {
+            Why::RateLimited => "every target is rate-limited: ",
+            Why::TimedOut => "upstream timed out: ",
+            Why::Failed => "every target failed: ",
+            Why::AllDisabled => "no provider available: every target is disabled: ",
+            Why::NoneTried { .. } => "no target could be tried: ",
+        })?;
+        for (i, step) in self.steps.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{step}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ProxyError {
+    /// Every target failed or is waiting out a failure, as opposed to the request
+    /// being refused or every target being disabled (a config problem that a
+    /// degraded answer would hide).
+    pub fn is_exhausted(&self) -> bool {
+        match self {
+            ProxyError::Exhausted(e) => match e.why {
+                Why::RateLimited | Why::TimedOut | Why::Failed => true,
+                Why::NoneTried { .. } => e.retry_after.is_some(),
+                Why::AllDisabled => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// The HTTP status this error is answered with, whatever the client's API.
+    pub fn status(&self) -> StatusCode {
+        use ProxyError::*;
+        match self {
+            BadRequest(_) | ProviderRejected { .. } => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Upstream { error, .. } if error.status >= 500 => StatusCode::BAD_GATEWAY,
+            Upstream { error, .. } => {
+                StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            Exhausted(e) => match e.why {
+                Why::RateLimited | Why::NoneTried { rate_limited: true } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
+                Why::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                Why::Failed => StatusCode::BAD_GATEWAY,
+                Why::AllDisabled | Why::NoneTried { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            MidStream {
+                failure: Outcome::Timeout(_),
+                ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            MidStream { .. } => StatusCode::BAD_GATEWAY,
+            ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// `Retry-After` for 429/503 answers that know when to come back.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProxyError::Exhausted(e) => e.retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// Whole seconds, rounded up, at least 1.
 pub fn retry_after_value(d: Duration) -> HeaderValue {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     HeaderValue::from(secs.max(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_types_and_codes_follow_the_contract() {
-        let cases: Vec<(ProxyError, u16, &str, &str)> = vec![
-            (
-                ProxyError::BadRequest("x".into()),
-                400,
-                "invalid_request_error",
-                "invalid_request",
-            ),
-            (
-                ProxyError::Unauthorized,
-                401,
-                "authentication_error",
-                "invalid_api_key",
-            ),
-            (
-                ProxyError::ModelNotFound("m".into()),
-                404,
-                "invalid_request_error",
-                "model_not_found",
-            ),
-            (
-                ProxyError::NotFound("/x".into()),
-                404,
-                "invalid_request_error",
-                "not_found",
-            ),
-            (
-                ProxyError::MethodNotAllowed("GET".into()),
-                405,
-                "invalid_request_error",
-                "method_not_allowed",
-            ),
-            (
-                ProxyError::BodyTimeout(30),
-                408,
-                "invalid_request_error",
-                "request_timeout",
-            ),
-            (
-                ProxyError::TooLarge(1),
-                413,
-                "invalid_request_error",
-                "request_too_large",
-            ),
-            (
-                ProxyError::RateLimited("x".into(), Duration::from_millis(1500)),
-                429,
-                "rate_limit_error",
-                "rate_limited",
-            ),
-            (
-                ProxyError::AllFailed("x".into()),
-                502,
-                "upstream_error",
-                "upstream_failed",
-            ),
-            (
-                ProxyError::NoProvider {
-                    message: "all disabled".into(),
-                    retry_after: None,
-                    rate_limited: false,
-                },
-                503,
-                "service_unavailable",
-                "no_provider_available",
-            ),
-            (
-                ProxyError::NoProvider {
-                    message: "cooling".into(),
-                    retry_after: Some(Duration::from_secs(3)),
-                    rate_limited: true,
-                },
-                429,
-                "rate_limit_error",
-                "rate_limited",
-            ),
-            (
-                ProxyError::Timeout("x".into()),
-                504,
-                "timeout_error",
-                "upstream_timeout",
-            ),
-            (
-                ProxyError::Upstream {
-                    provider: "p".into(),
-                    error: UpstreamError::new(501, "nope"),
-                },
-                502,
-                "upstream_error",
-                "upstream_failed",
-            ),
-        ];
-        for (err, status, kind, code) in cases {
-            let r = err.render();
-            assert_eq!(r.status.as_u16(), status, "{err:?}");
-            assert_eq!(r.body["error"]["type"], kind, "{err:?}");
-            assert_eq!(r.body["error"]["code"], code, "{err:?}");
-            assert!(r.body["error"]["param"].is_null());
-        }
-        let r = ProxyError::RateLimited("x".into(), Duration::from_millis(1500)).render();
-        assert_eq!(r.retry_after.unwrap(), "2");
-    }
 }

@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod failover;
+pub mod frontdoor;
 pub mod http;
 pub mod metrics;
 pub mod providers;

@@ -59,15 +59,48 @@ where
     }
 }
 
+/// Which of an attempt's deadlines ran out (the `timeouts` keys of DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// TCP, TLS (and later a proxy's CONNECT).
+    Connect,
+    /// Until the response head, and for streams until the first event.
+    FirstByte,
+    /// Between two stream events.
+    Idle,
+    /// The whole attempt.
+    Total,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::FirstByte => "first_byte",
+            Phase::Idle => "idle",
+            Phase::Total => "total",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why no response head arrived. Whether the request may have reached the upstream
+/// is part of the answer: a connection that never opened sent nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// `phase` is `connect`, `first_byte` or `total`.
     #[error("timeout ({0})")]
-    Timeout(&'static str),
+    Timeout(Phase),
+    /// No connection was made: nothing was sent.
     #[error("{0}")]
-    Connect(String),
+    Refused(String),
+    /// The connection failed after the request may have been sent.
     #[error("{0}")]
-    Other(String),
+    Reset(String),
 }
 
 /// One pooled client per distinct connect timeout (hyper's connector holds it).
@@ -92,7 +125,7 @@ impl Upstream {
         http.set_connect_timeout(Some(connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| SendError::Other(format!("TLS setup: {e}")))?
+            .map_err(|e| SendError::Refused(format!("TLS setup: {e}")))?
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -123,9 +156,9 @@ impl Upstream {
         let fut = client.request(req.map(Full::new));
         match tokio::time::timeout_at(deadline, fut).await {
             Err(_) if deadline == total_deadline && total_deadline < head_deadline => {
-                Err(SendError::Timeout("total"))
+                Err(SendError::Timeout(Phase::Total))
             }
-            Err(_) => Err(SendError::Timeout("first_byte")),
+            Err(_) => Err(SendError::Timeout(Phase::FirstByte)),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(classify(&e)),
         }
@@ -148,11 +181,11 @@ fn classify(e: &hyper_util::client::legacy::Error) -> SendError {
     }
     if e.is_connect() {
         if timed_out {
-            SendError::Timeout("connect")
+            SendError::Timeout(Phase::Connect)
         } else {
-            SendError::Connect(chain)
+            SendError::Refused(chain)
         }
     } else {
-        SendError::Other(chain)
+        SendError::Reset(chain)
     }
 }

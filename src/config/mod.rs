@@ -112,6 +112,18 @@ pub enum Resolved<'a> {
     Direct(Arc<Target>),
 }
 
+impl Resolved<'_> {
+    /// The `route` label of metrics and logs. A direct target gets one label per
+    /// provider: the model is the client's string, and labels must not grow with
+    /// whatever clients send.
+    pub fn label(&self) -> String {
+        match self {
+            Resolved::Route(r) => r.model.clone(),
+            Resolved::Direct(t) => format!("{}/*", t.provider.name),
+        }
+    }
+}
+
 /// A client-named model goes into an upstream URL or body and into health state:
 /// short, printable, and no path tricks.
 fn direct_model_ok(model: &str) -> bool {

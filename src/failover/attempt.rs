@@ -12,12 +12,11 @@ use tokio::time::Instant;
 
 use super::classify::{self, decide, Outcome, Verdict};
 use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
-use super::Answer;
+use super::{Answer, Call};
 use crate::app::App;
-use crate::canonical::ChatRequest;
 use crate::config::{Snapshot, Target};
 use crate::providers::adapter_for;
-use crate::upstream::SendError;
+use crate::upstream::{Phase, SendError};
 
 /// Larger answers are an upstream fault, not something to buffer.
 const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
@@ -28,7 +27,7 @@ const HELD_LIMIT: usize = 1024 * 1024;
 
 async fn read_body(body: Incoming, limit: usize, deadline: Instant) -> Result<Bytes, Outcome> {
     match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(Outcome::Timeout("total")),
+        Err(_) => Err(Outcome::Timeout(Phase::Total)),
         Ok(Err(e)) => Err(Outcome::Stream(format!("reading the answer: {e}"))),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
@@ -38,7 +37,7 @@ pub(super) async fn attempt(
     app: &Arc<App>,
     snap: &Snapshot,
     target: &Arc<Target>,
-    req: &ChatRequest,
+    call: &Call<'_>,
     upstream_req: http::Request<Bytes>,
     head: &Notify,
 ) -> Result<Answer, Outcome> {
@@ -52,7 +51,8 @@ pub(super) async fn attempt(
         .await
         .map_err(|e| match e {
             SendError::Timeout(phase) => Outcome::Timeout(phase),
-            SendError::Connect(m) | SendError::Other(m) => Outcome::Connect(m),
+            SendError::Refused(m) => Outcome::Refused(m),
+            SendError::Reset(m) => Outcome::Reset(m),
         })?;
     head.notify_one(); // a response head: no reason to hedge this attempt
                        // Time to the head (streams: to the first event) feeds the histogram; only
@@ -89,9 +89,9 @@ pub(super) async fn attempt(
         let retry_hint = classify::retry_hint(&headers, SystemTime::now()).or(error.retry_after);
         return Err(Outcome::Status { error, retry_hint });
     }
-    if !req.is_stream() {
+    if !call.req.is_stream() {
         let body = read_body(resp.into_body(), ANSWER_LIMIT, total).await?;
-        return match adapter.parse_response(req, target, &body) {
+        return match adapter.parse_response(call.req, target, &body) {
             Ok(answer) => {
                 observe(app, true);
                 Ok(Answer::Complete(answer))
@@ -105,11 +105,10 @@ pub(super) async fn attempt(
     let mut upstream = UpstreamStream::new(
         resp.into_body(),
         adapter.framing(),
-        adapter.stream_translator(req, target),
+        adapter.stream_translator(call.req, target),
         t,
         started,
     );
-    let include_usage = req.include_usage();
     let mut held = Vec::new();
     let mut first = true;
     loop {
@@ -124,14 +123,13 @@ pub(super) async fn attempt(
                         "over {HELD_LIMIT} bytes of stream without any content"
                     )));
                 }
-                let content = chunk.is_content();
+                let content = (call.is_content)(&chunk);
                 held.push(chunk);
                 if content {
                     return Ok(Answer::Stream(Box::new(Committed {
                         held,
                         tap: None,
                         upstream,
-                        include_usage,
                         provider: target.provider.name.clone(),
                         end: Box::new(CircuitOnEnd {
                             app: app.clone(),

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 
 use crate::config::FailoverPolicy;
-use crate::providers::UpstreamError;
+use crate::providers::{FailureClass, UpstreamError};
+use crate::upstream::Phase;
 
 /// How one upstream attempt ended, when it did not produce an answer.
 #[derive(Debug, Clone)]
@@ -17,9 +18,11 @@ pub enum Outcome {
         /// From headers (or the body) — already capped by the caller.
         retry_hint: Option<Duration>,
     },
-    /// `phase` is connect, first_byte, idle or total.
-    Timeout(&'static str),
-    Connect(String),
+    Timeout(Phase),
+    /// No connection: the request never left.
+    Refused(String),
+    /// The connection failed after the request may have been sent.
+    Reset(String),
     /// A 200 whose body or stream is not the provider's format.
     Protocol(String),
     /// The stream broke (or ended) before its first content event.
@@ -33,9 +36,35 @@ impl Outcome {
             Outcome::Status { error, .. } if error.status == 429 => "rate_limited",
             Outcome::Status { .. } => "error_status",
             Outcome::Timeout(_) => "timeout",
-            Outcome::Connect(_) => "connect",
+            Outcome::Refused(_) | Outcome::Reset(_) => "connect",
             Outcome::Protocol(_) => "protocol",
             Outcome::Stream(_) => "stream",
+        }
+    }
+
+    /// What kind of failure this is; everything but an upstream's own error says the
+    /// provider is unwell.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Outcome::Status { error, .. } => error.class,
+            _ => FailureClass::Transient,
+        }
+    }
+
+    /// The upstream's status (the one it amounts to), when it answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Status { error, .. } => Some(error.status),
+            _ => None,
+        }
+    }
+
+    /// The deadline that ran out, or `Connect` for a connection that never opened.
+    pub fn phase(&self) -> Option<Phase> {
+        match self {
+            Outcome::Timeout(p) => Some(*p),
+            Outcome::Refused(_) => Some(Phase::Connect),
+            _ => None,
         }
     }
 
@@ -44,7 +73,8 @@ impl Outcome {
         match self {
             Outcome::Status { error, .. } => format!("{} {}", error.status, error.message),
             Outcome::Timeout(phase) => format!("timeout ({phase})"),
-            Outcome::Connect(e) => format!("connect error: {e}"),
+            Outcome::Refused(e) => format!("connect error: {e}"),
+            Outcome::Reset(e) => format!("connection failed after sending: {e}"),
             Outcome::Protocol(e) => format!("protocol error: {e}"),
             Outcome::Stream(e) => format!("stream failed: {e}"),
         }
@@ -53,13 +83,14 @@ impl Outcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Hand the upstream's error to the client: the request itself is at fault (400/422),
+    /// Hand the upstream's error to the client: the request itself is at fault,
     /// or the status is not one the policy fails over on.
     Return,
     FailOver {
         /// Put the target (provider + model) in cooldown for this long.
         cooldown: Option<Duration>,
-        /// The cooldown comes from a rate limit (decides 429 vs 503 later).
+        /// The cooldown comes from a rate limit or an exhausted quota (decides 429
+        /// vs 503 later).
         rate_limited: bool,
         /// Counts toward the provider's circuit breaker.
         counts_as_failure: bool,
@@ -68,48 +99,47 @@ pub enum Verdict {
     },
 }
 
+/// The policy: what to do about an outcome, by its class.
 pub fn decide(outcome: &Outcome, policy: &FailoverPolicy) -> Verdict {
-    let fail_over = |counts: bool, retry: bool| Verdict::FailOver {
+    let cap = |d: Duration| d.min(policy.max_cooldown);
+    let cool = |d: Duration, rate_limited: bool| Verdict::FailOver {
+        cooldown: Some(cap(d)),
+        rate_limited,
+        counts_as_failure: false,
+        retry_same: false,
+    };
+    let unwell = |retry_same: bool| Verdict::FailOver {
         cooldown: None,
         rate_limited: false,
-        counts_as_failure: counts,
-        retry_same: retry,
+        counts_as_failure: true,
+        retry_same,
     };
-    match outcome {
-        Outcome::Status { error, retry_hint } => {
-            let status = error.status;
-            if status == 400 || status == 422 || !policy.on_status.contains(&status) {
-                return Verdict::Return;
-            }
-            let cap = |d: Duration| d.min(policy.max_cooldown);
-            match status {
-                429 => Verdict::FailOver {
-                    cooldown: Some(cap(retry_hint.unwrap_or(policy.default_cooldown))),
-                    rate_limited: true,
-                    counts_as_failure: false,
-                    retry_same: false,
-                },
-                // A 503 that says when to come back is a cooldown, not only a failure.
-                503 if retry_hint.is_some() => Verdict::FailOver {
-                    cooldown: retry_hint.map(cap),
-                    rate_limited: false,
-                    counts_as_failure: true,
-                    retry_same: false,
-                },
-                500..=599 | 408 => fail_over(true, true),
-                // 401/403/404: a bad key, an account out of credit, a missing model.
-                // Not the provider's health, but asking again at once is wasted:
-                // cool the target like an unhinted 429.
-                _ => Verdict::FailOver {
-                    cooldown: Some(cap(retry_hint.unwrap_or(policy.default_cooldown))),
-                    rate_limited: false,
-                    counts_as_failure: false,
-                    retry_same: false,
-                },
+    let Outcome::Status { error, retry_hint } = outcome else {
+        // A connection or stream failure says the provider is unwell; a request that
+        // may not have arrived (or was cut before its answer began) may be retried.
+        let retry_same = !matches!(outcome, Outcome::Protocol(_) | Outcome::Stream(_));
+        return unwell(retry_same);
+    };
+    let hinted = retry_hint.unwrap_or(policy.default_cooldown);
+    match error.class {
+        FailureClass::CallerFault | FailureClass::ContextTooLong => Verdict::Return,
+        _ if !policy.on_status.contains(&error.status) => Verdict::Return,
+        FailureClass::RateLimit => cool(hinted, true),
+        // An account out of quota stays so for long: don't ask again soon.
+        FailureClass::Quota => cool(policy.max_cooldown, true),
+        // A bad key or a missing model: not the provider's health, but asking again
+        // at once is wasted.
+        FailureClass::Credential | FailureClass::ModelGone => cool(hinted, false),
+        // A 503 that says when to come back is a cooldown, not only a failure.
+        FailureClass::Transient if error.status == 503 && retry_hint.is_some() => {
+            Verdict::FailOver {
+                cooldown: Some(cap(hinted)),
+                rate_limited: false,
+                counts_as_failure: true,
+                retry_same: false,
             }
         }
-        Outcome::Timeout(_) | Outcome::Connect(_) => fail_over(true, true),
-        Outcome::Protocol(_) | Outcome::Stream(_) => fail_over(true, false),
+        FailureClass::Transient => unwell(true),
     }
 }
 
@@ -330,8 +360,37 @@ mod tests {
             Verdict::FailOver { counts_as_failure: false, cooldown: Some(d), rate_limited: false, .. }
                 if d == Duration::from_secs(30)
         ));
+        let mut quota = UpstreamError::new(429, "You exceeded your current quota");
+        quota.class = FailureClass::Quota;
+        let quota = Outcome::Status {
+            error: quota,
+            retry_hint: Some(Duration::from_secs(2)),
+        };
+        assert!(
+            matches!(
+                decide(&quota, &p),
+                Verdict::FailOver { cooldown: Some(d), rate_limited: true, counts_as_failure: false, .. }
+                    if d == Duration::from_secs(600)
+            ),
+            "an account out of quota cools for max_cooldown, not the hint"
+        );
+        let mut long = UpstreamError::new(400, "context_length_exceeded");
+        long.class = FailureClass::ContextTooLong;
+        let long = Outcome::Status {
+            error: long,
+            retry_hint: None,
+        };
+        assert_eq!(decide(&long, &p), Verdict::Return);
         assert!(matches!(
-            decide(&Outcome::Timeout("first_byte"), &p),
+            decide(&Outcome::Reset("reset".into()), &p),
+            Verdict::FailOver {
+                counts_as_failure: true,
+                retry_same: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(&Outcome::Timeout(Phase::FirstByte), &p),
             Verdict::FailOver {
                 counts_as_failure: true,
                 retry_same: true,

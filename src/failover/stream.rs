@@ -18,13 +18,15 @@ use super::classify::Outcome;
 use crate::canonical::ChatChunk;
 use crate::config::Timeouts;
 use crate::error::ProxyError;
-use crate::http::sse::{self, Decoder, Event, Framing};
+use crate::frontdoor::StreamRender;
+use crate::http::sse::{Decoder, Event, Framing};
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
+use crate::upstream::Phase;
 
 #[derive(Debug, Clone)]
 pub enum StreamError {
-    /// `first_byte` (no first event in time), `idle` or `total`.
-    Timeout(&'static str),
+    /// `FirstByte` (no first event in time), `Idle` or `Total`.
+    Timeout(Phase),
     Upstream(UpstreamError),
     Protocol(String),
     /// The connection broke, or the stream ended before the provider's end marker.
@@ -42,24 +44,6 @@ impl StreamError {
             StreamError::Protocol(m) => Outcome::Protocol(m),
             StreamError::Broken(m) => Outcome::Stream(m),
         }
-    }
-
-    /// The final `data: {"error": …}` event a committed stream ends with.
-    fn to_event(&self, provider: &str) -> Bytes {
-        let err = match self {
-            StreamError::Timeout(phase) => {
-                ProxyError::Timeout(format!("{provider}: stream timed out ({phase})"))
-            }
-            StreamError::Upstream(e) => ProxyError::AllFailed(format!("{provider}: {}", e.message)),
-            StreamError::Protocol(m) => {
-                ProxyError::AllFailed(format!("{provider}: malformed stream: {m}"))
-            }
-            StreamError::Broken(m) => {
-                ProxyError::AllFailed(format!("{provider}: stream broke: {m}"))
-            }
-        };
-        let body = err.render().body;
-        sse::encode_data(body.to_string().as_bytes())
     }
 }
 
@@ -141,10 +125,10 @@ impl UpstreamStream {
             let deadline = self.event_deadline.min(self.total_deadline);
             let frame = match tokio::time::timeout_at(deadline, self.body.frame()).await {
                 Err(_) if deadline == self.total_deadline => {
-                    return Err(StreamError::Timeout("total"))
+                    return Err(StreamError::Timeout(Phase::Total))
                 }
-                Err(_) if self.first_event_seen => return Err(StreamError::Timeout("idle")),
-                Err(_) => return Err(StreamError::Timeout("first_byte")),
+                Err(_) if self.first_event_seen => return Err(StreamError::Timeout(Phase::Idle)),
+                Err(_) => return Err(StreamError::Timeout(Phase::FirstByte)),
                 Ok(f) => f,
             };
             match frame {
@@ -201,21 +185,6 @@ impl UpstreamStream {
     }
 }
 
-/// Whether a chunk goes to the client. Drops empty-choice chunks without usage (Azure's
-/// prompt-filter results) and usage the client did not ask for.
-pub fn keep(chunk: &mut ChatChunk, include_usage: bool) -> bool {
-    if !include_usage {
-        chunk.usage = None;
-    }
-    !chunk.choices.is_empty() || chunk.usage.is_some()
-}
-
-pub fn encode(chunk: &ChatChunk, into: &mut BytesMut) {
-    // Serialising our own types cannot fail.
-    let json = serde_json::to_vec(chunk).unwrap_or_default();
-    into.extend_from_slice(&sse::encode_data(&json));
-}
-
 /// Told how a committed stream ended, exactly once.
 pub trait StreamEnd: Send {
     fn finished(&mut self, error: Option<&StreamError>);
@@ -238,7 +207,6 @@ pub struct Committed {
     pub held: Vec<ChatChunk>,
     pub tap: Option<Box<dyn StreamTap>>,
     pub upstream: UpstreamStream,
-    pub include_usage: bool,
     pub provider: String,
     pub end: Box<dyn StreamEnd>,
     /// Dropped when the stream ends (the in-flight gauge).
@@ -248,7 +216,7 @@ pub struct Committed {
 struct BodyState {
     first: Option<Bytes>,
     upstream: UpstreamStream,
-    include_usage: bool,
+    render: Box<dyn StreamRender>,
     provider: String,
     end: Box<dyn StreamEnd>,
     tap: Option<Box<dyn StreamTap>>,
@@ -266,13 +234,13 @@ impl BodyState {
         }
         loop {
             match self.upstream.next().await {
-                Ok(Some(mut chunk)) => {
+                Ok(Some(chunk)) => {
                     if let Some(tap) = &mut self.tap {
                         tap.chunk(&chunk);
                     }
-                    if keep(&mut chunk, self.include_usage) {
-                        let mut b = BytesMut::new();
-                        encode(&chunk, &mut b);
+                    let mut b = BytesMut::new();
+                    self.render.chunk(chunk, &mut b);
+                    if !b.is_empty() {
                         return Some(b.freeze());
                     }
                 }
@@ -282,13 +250,21 @@ impl BodyState {
                     if let Some(tap) = self.tap.take() {
                         tap.done();
                     }
-                    return Some(Bytes::from_static(sse::DONE));
+                    let mut b = BytesMut::new();
+                    self.render.done(&mut b);
+                    return Some(b.freeze());
                 }
                 Err(e) => {
                     self.ended = true;
-                    tracing::warn!(provider = %self.provider, error = ?e, "stream failed after its first content event");
                     self.end.finished(Some(&e));
-                    return Some(e.to_event(&self.provider));
+                    let err = ProxyError::MidStream {
+                        provider: self.provider.clone(),
+                        failure: e.into_outcome(),
+                    };
+                    tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
+                    let mut b = BytesMut::new();
+                    self.render.error(&err, &mut b);
+                    return Some(b.freeze());
                 }
             }
         }
@@ -297,22 +273,23 @@ impl BodyState {
 
 /// The client's SSE body. Pulled by hyper: when the client goes away the body is
 /// dropped, and with it the upstream connection.
-pub fn into_body(c: Box<Committed>) -> UnsyncBoxBody<Bytes, Infallible> {
+pub fn into_body(
+    c: Box<Committed>,
+    mut render: Box<dyn StreamRender>,
+) -> UnsyncBoxBody<Bytes, Infallible> {
     let mut c = *c;
     // The role-only chunk goes out together with the first content, in one frame.
     let mut first = BytesMut::new();
-    for mut chunk in c.held {
+    for chunk in c.held {
         if let Some(tap) = &mut c.tap {
             tap.chunk(&chunk);
         }
-        if keep(&mut chunk, c.include_usage) {
-            encode(&chunk, &mut first);
-        }
+        render.chunk(chunk, &mut first);
     }
     let state = BodyState {
         first: Some(first.freeze()),
         upstream: c.upstream,
-        include_usage: c.include_usage,
+        render,
         provider: c.provider,
         end: c.end,
         tap: c.tap,

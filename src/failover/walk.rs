@@ -1,32 +1,41 @@
-//! One client request's walk down its targets: the attempts it sent, how each
-//! result is booked (metrics, circuit, cooldown, the log for the final error), and
-//! hedging a target that is slow to answer.
+//! One client request's walk down its targets: the attempts it sent, how each result
+//! is booked (metrics, circuit, cooldown, the steps of the final error), and the
+//! final error when no target answered.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use super::admission::Skip;
 use super::attempt::attempt;
 use super::classify::{decide, Outcome, Verdict};
-use super::health::{Admission, Permit};
-use super::{Answer, Exchange, Record, Success};
+use super::health::Permit;
+use super::hedge::Raced;
+use super::{Answer, Call, Exchange, Success};
 use crate::app::App;
-use crate::canonical::ChatRequest;
-use crate::config::{Snapshot, Target};
-use crate::error::ProxyError;
-use crate::providers::adapter_for;
+use crate::config::Snapshot;
+use crate::error::{Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
+use crate::providers::{FailureClass, Target};
 
-/// One client request's walk down its targets: what was sent and what failed.
 pub(super) struct Walk<'a> {
     pub(super) app: &'a Arc<App>,
     pub(super) snap: &'a Snapshot,
-    pub(super) route: &'a str,
-    pub(super) req: &'a ChatRequest,
+    pub(super) route: String,
+    pub(super) call: &'a Call<'a>,
     pub(super) sent: u32,
-    pub(super) log: Vec<Record>,
+    /// Every attempt and every skip, in the order they happened.
+    steps: Vec<Step>,
     /// Targets already tried as a hedge in this pass.
     pub(super) hedged: Vec<bool>,
+    /// When the soonest skipped target becomes usable again.
+    soonest: Option<Instant>,
+    /// Some skipped target is cooling from a rate limit.
+    skipped_rate_limited: bool,
+    /// Skipped for a reason other than a rate-limit cooldown or being disabled.
+    skipped_other: bool,
 }
 
 pub(super) enum Settled {
@@ -37,29 +46,102 @@ pub(super) enum Settled {
     },
 }
 
-pub(super) enum Raced<'p> {
-    /// No hedge was started: the first attempt's own result.
-    Alone(Result<Answer, Outcome>, Permit<'p>),
-    Finished(Exchange),
-    BothFailed,
-}
-
 impl<'a> Walk<'a> {
+    pub(super) fn new(
+        app: &'a Arc<App>,
+        snap: &'a Snapshot,
+        route: String,
+        call: &'a Call<'a>,
+        targets: usize,
+    ) -> Walk<'a> {
+        Walk {
+            app,
+            snap,
+            route,
+            call,
+            sent: 0,
+            steps: Vec::new(),
+            hedged: vec![false; targets],
+            soonest: None,
+            skipped_rate_limited: false,
+            skipped_other: false,
+        }
+    }
+
+    /// Another pass over the targets (after waiting for a cooling one): what was
+    /// skipped before is judged afresh; what was tried stays in the record.
+    pub(super) fn new_pass(&mut self) {
+        self.steps.retain(|s| matches!(s.what, StepKind::Tried(_)));
+        self.hedged.iter_mut().for_each(|h| *h = false);
+        self.soonest = None;
+        self.skipped_rate_limited = false;
+        self.skipped_other = false;
+    }
+
+    pub(super) fn hedged(&self, idx: usize) -> bool {
+        self.hedged[idx]
+    }
+
+    pub(super) fn out_of_attempts(&self) -> bool {
+        self.sent >= self.snap.failover.max_attempts
+    }
+
+    pub(super) fn skip(&mut self, target: &Target, skip: Skip) {
+        if let Some(at) = skip.usable_at {
+            self.soonest = Some(self.soonest.map_or(at, |s| s.min(at)));
+        }
+        self.skipped_rate_limited |= skip.rate_limited;
+        // A cooling target says when it is back; an open circuit does not promise it.
+        self.skipped_other |=
+            matches!(skip.reason, SkipReason::CircuitOpen | SkipReason::TrialBusy);
+        self.steps.push(Step {
+            target: target.label.clone(),
+            what: StepKind::Skipped(skip.reason),
+        });
+    }
+
     pub(super) fn start_attempt(&mut self) {
-        if !self.log.is_empty() {
+        if self
+            .steps
+            .iter()
+            .any(|s| matches!(s.what, StepKind::Tried(_)))
+        {
             // This attempt follows a failed one: the request failed over.
             self.app
                 .metrics
                 .failovers
                 .get_or_create(&crate::metrics::RouteLabel {
-                    route: self.route.to_string(),
+                    route: self.route.clone(),
                 })
                 .inc();
         }
         self.sent += 1;
     }
 
-    /// Books an attempt's result: metrics, circuit, cooldown, the attempt log.
+    /// One attempt on `targets[idx]`, hedged when `hedge_after` says so.
+    pub(super) async fn try_target(
+        &mut self,
+        targets: &[Arc<Target>],
+        idx: usize,
+        permit: Permit<'a>,
+        upstream_req: http::Request<Bytes>,
+    ) -> Settled {
+        let target = &targets[idx];
+        self.start_attempt();
+        let head = Notify::new();
+        let first = attempt(self.app, self.snap, target, self.call, upstream_req, &head);
+        if self.snap.failover.hedge_after.is_zero() {
+            let result = first.await;
+            return self.settle(target, permit, result);
+        }
+        match self.race(targets, idx, permit, first, &head).await {
+            Raced::Alone(result, permit) => self.settle(target, permit, result),
+            Raced::Finished(ex) => Settled::Finished(ex),
+            Raced::BothFailed => Settled::Next { retry_same: false },
+        }
+    }
+
+    /// Books an attempt's result: metrics, circuit, cooldown, the step record.
     pub(super) fn settle(
         &mut self,
         target: &Arc<Target>,
@@ -82,9 +164,10 @@ impl<'a> Walk<'a> {
             Err(o) => o,
         };
         self.app.metrics.attempt(&provider.name, outcome.label());
-        tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed");
-        match decide(&outcome, &self.snap.failover) {
+        let verdict = decide(&outcome, &self.snap.failover);
+        match verdict {
             Verdict::Return => {
+                tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed; returned to the client");
                 permit.neutral();
                 Settled::Finished(Exchange {
                     attempts: self.sent,
@@ -97,8 +180,14 @@ impl<'a> Walk<'a> {
                 counts_as_failure,
                 retry_same,
             } => {
-                if let Some(d) = cooldown {
-                    self.app.health.cool(target, d, rate_limited);
+                match cooldown {
+                    Some(d) => {
+                        tracing::info!(target = %target.label, outcome = %outcome.describe(), cooldown_secs = d.as_secs_f64(), "attempt failed; target cooling down");
+                        self.app.health.cool(target, d, rate_limited);
+                    }
+                    None => {
+                        tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed")
+                    }
                 }
                 if counts_as_failure {
                     if permit.failure(self.snap.circuit) {
@@ -107,97 +196,85 @@ impl<'a> Walk<'a> {
                 } else {
                     permit.neutral();
                 }
-                self.log.push(Record {
+                self.steps.push(Step {
                     target: target.label.clone(),
-                    outcome,
+                    what: StepKind::Tried(outcome),
                 });
                 Settled::Next { retry_same }
             }
         }
     }
 
-    /// The next target after `idx` that could take the request now, admitted and
-    /// with its upstream request built.
-    fn hedge_candidate(
-        &mut self,
-        targets: &[Arc<Target>],
-        idx: usize,
-    ) -> Option<(Arc<Target>, Permit<'a>, http::Request<Bytes>)> {
-        if self.sent >= self.snap.failover.max_attempts {
-            return None;
-        }
-        for (j, t) in targets.iter().enumerate().skip(idx + 1) {
-            if self.hedged[j] || !t.provider.enabled() || self.app.health.cooldown(t).is_some() {
-                continue;
-            }
-            let pkey = t.provider.health_key();
-            let admission = self.app.health.admit(&pkey);
-            if !matches!(admission, Admission::Closed | Admission::Trial) {
-                continue;
-            }
-            let permit = self.app.health.permit(&pkey, admission);
-            match adapter_for(t.provider.kind).build_request(self.req, t) {
-                Ok(r) => {
-                    self.hedged[j] = true;
-                    return Some((t.clone(), permit, r));
-                }
-                Err(_) => permit.neutral(), // the main walk notes it when it gets there
-            }
-        }
-        None
-    }
-
-    /// `hedge_after` > 0: if the first attempt has no response head by then, start the
-    /// next target too; the first to answer wins and the other is cancelled.
-    pub(super) async fn race<'p>(
-        &mut self,
-        targets: &[Arc<Target>],
-        idx: usize,
-        target: &Arc<Target>,
-        permit: Permit<'p>,
-        first: impl std::future::Future<Output = Result<Answer, Outcome>>,
-        head: &Notify,
-    ) -> Raced<'p>
-    where
-        'a: 'p,
-    {
-        tokio::pin!(first);
-        let hedge_after = self.snap.failover.hedge_after;
-        let slow = async {
-            tokio::select! {
-                _ = tokio::time::sleep(hedge_after) => {}
-                _ = head.notified() => std::future::pending::<()>().await,
-            }
+    /// No target answered: the final error, with every step in order.
+    pub(super) fn exhausted(self, targets: &[Arc<Target>]) -> Exchange {
+        let now = Instant::now();
+        let tried: Vec<&Outcome> = self
+            .steps
+            .iter()
+            .filter_map(|s| match &s.what {
+                StepKind::Tried(o) => Some(o),
+                StepKind::Skipped(_) => None,
+            })
+            .collect();
+        let skipped = |pred: fn(&SkipReason) -> bool| {
+            self.steps
+                .iter()
+                .filter(|s| matches!(&s.what, StepKind::Skipped(r) if pred(r)))
+                .count()
         };
-        tokio::select! {
-            result = &mut first => return Raced::Alone(result, permit),
-            _ = slow => {}
-        }
-        let Some((second, second_permit, second_req)) = self.hedge_candidate(targets, idx) else {
-            return Raced::Alone(first.await, permit);
-        };
-        tracing::info!(slow = %target.label, hedge = %second.label, "no response head yet; hedging");
-        self.start_attempt();
-        let never = Notify::new();
-        let hedge = attempt(self.app, self.snap, &second, self.req, second_req, &never);
-        tokio::pin!(hedge);
-        let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));
-        while permit.is_some() || second_permit.is_some() {
-            let (who, result) = tokio::select! {
-                r = &mut first, if permit.is_some() => (0, r),
-                r = &mut hedge, if second_permit.is_some() => (1, r),
-            };
-            let (t, p) = if who == 0 {
-                (target, permit.take())
+        let disabled = skipped(|r| matches!(r, SkipReason::Disabled(_)));
+        let unsupported = skipped(|r| matches!(r, SkipReason::Unsupported(_)));
+        let error =
+            if tried.is_empty() && unsupported > 0 && unsupported + disabled == targets.len() {
+                let reasons: Vec<String> = self
+                    .steps
+                    .iter()
+                    .filter_map(|s| match &s.what {
+                        StepKind::Skipped(SkipReason::Unsupported(m)) => {
+                            Some(format!("{}: {m}", s.target))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                ProxyError::BadRequest(format!(
+                    "no target can serve this request: {}",
+                    reasons.join("; ")
+                ))
             } else {
-                (&second, second_permit.take())
+                let (why, retry_after) = if tried.is_empty() {
+                    if disabled == targets.len() {
+                        (Why::AllDisabled, None)
+                    } else {
+                        let rate_limited = self.skipped_rate_limited;
+                        let after = self.soonest.map(|s| s.saturating_duration_since(now));
+                        (Why::NoneTried { rate_limited }, after)
+                    }
+                } else if tried
+                    .iter()
+                    .all(|o| matches!(o.class(), FailureClass::RateLimit | FailureClass::Quota))
+                    && !self.skipped_other
+                {
+                    let soonest = targets
+                        .iter()
+                        .filter_map(|t| self.app.health.cooldown(t).map(|c| c.until))
+                        .min()
+                        .map_or(Duration::from_secs(1), |s| s.saturating_duration_since(now));
+                    (Why::RateLimited, Some(soonest))
+                } else if matches!(tried.last(), Some(Outcome::Timeout(_))) {
+                    (Why::TimedOut, None)
+                } else {
+                    (Why::Failed, None)
+                };
+                ProxyError::Exhausted(Exhausted {
+                    why,
+                    steps: self.steps,
+                    retry_after,
+                })
             };
-            let Some(p) = p else { break };
-            if let Settled::Finished(ex) = self.settle(t, p, result) {
-                return Raced::Finished(ex); // the other attempt is dropped: cancelled
-            }
+        Exchange {
+            attempts: self.sent,
+            result: Err(error),
         }
-        Raced::BothFailed
     }
 }
 
@@ -206,14 +283,23 @@ fn returned(provider: &str, outcome: Outcome) -> ProxyError {
     match outcome {
         Outcome::Status { error, .. } if error.status == 400 || error.status == 422 => {
             ProxyError::ProviderRejected {
-                message: format!("{provider}: {}", error.message),
-                code: error.code,
+                provider: provider.to_string(),
+                error,
             }
         }
         Outcome::Status { error, .. } => ProxyError::Upstream {
             provider: provider.to_string(),
             error,
         },
-        other => ProxyError::AllFailed(format!("{provider}: {}", other.describe())),
+        // `decide` fails over on everything else; should that change, the client
+        // still gets a truthful 502.
+        other => ProxyError::Exhausted(Exhausted {
+            why: Why::Failed,
+            steps: vec![Step {
+                target: provider.to_string(),
+                what: StepKind::Tried(other),
+            }],
+            retry_after: None,
+        }),
     }
 }

@@ -2,7 +2,8 @@
 //! builder, and a graceful shutdown that lets requests in flight finish.
 
 mod admin;
-mod chat;
+mod auth;
+mod exchange;
 mod respond;
 pub mod tls;
 
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::ProxyError;
+use crate::frontdoor::chat::CHAT;
 use crate::http::body::Body;
 use respond::error_response;
 
@@ -119,18 +121,19 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let request_id = respond::request_id(&req);
-    if path.starts_with("/v1/") && !chat::authorized(&app, &req) {
-        return error_response(&ProxyError::Unauthorized, &request_id);
+    if path.starts_with("/v1/") && !auth::authorized(&app, &req) {
+        return error_response(&CHAT, &ProxyError::Unauthorized, &request_id);
     }
     let allowed: &str = match path.as_str() {
         "/v1/chat/completions" => "POST",
         "/v1/models" | "/healthz" | "/readyz" | "/status" | "/metrics" => "GET",
-        _ => return error_response(&ProxyError::NotFound(path), &request_id),
+        _ => return error_response(&CHAT, &ProxyError::NotFound(path), &request_id),
     };
     let is_allowed =
         method.as_str() == allowed || (allowed == "GET" && method == http::Method::HEAD);
     if !is_allowed {
         let mut resp = error_response(
+            &CHAT,
             &ProxyError::MethodNotAllowed(method.to_string()),
             &request_id,
         );
@@ -151,7 +154,9 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
                 "request",
                 id = %String::from_utf8_lossy(request_id.as_bytes())
             );
-            chat::handle(app, req, request_id).instrument(span).await
+            exchange::handle(app, req, request_id, &CHAT)
+                .instrument(span)
+                .await
         }
         "/v1/models" => admin::models(&app),
         "/healthz" => admin::healthz(),

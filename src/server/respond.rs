@@ -4,6 +4,7 @@ use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::error::ProxyError;
+use crate::frontdoor::Dialect;
 use crate::http::body::{full, Body};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -30,10 +31,14 @@ pub fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     resp
 }
 
-/// OpenAI's error shape, with `Retry-After` where the error carries one.
-pub fn error_response(err: &ProxyError, request_id: &HeaderValue) -> Response<Body> {
-    let r = err.render();
-    let mut resp = json(r.status, r.body.to_string().into_bytes());
+/// An error in the front door's shape, with `Retry-After` where the error carries one.
+pub fn error_response(
+    door: &dyn Dialect,
+    err: &ProxyError,
+    request_id: &HeaderValue,
+) -> Response<Body> {
+    let r = door.render_error(err);
+    let mut resp = json(r.status, r.body);
     if let Some(ra) = r.retry_after {
         resp.headers_mut().insert(http::header::RETRY_AFTER, ra);
     }

@@ -1,26 +1,24 @@
-//! `POST /v1/chat/completions`: limit and parse the body, resolve the route, run the
-//! failover loop, render the answer (JSON or SSE) with the x-understudy headers.
+//! One front-door request, whichever client API it speaks: limit and read the body,
+//! let the front door parse it, resolve the route, answer from the cache or run the
+//! failover walk, and let the front door render the answer, stream or error — with
+//! the x-understudy headers.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use subtle::ConstantTimeEq;
 
 use super::respond::{error_response, json, REQUEST_ID};
 use crate::app::App;
 use crate::cache::{CacheResult, Entry};
 use crate::canonical::{
-    random_id, unix_now, ChatChunk, ChatRequest, ChatResponse, Choice, Delta, ResponseMessage,
-    Usage,
+    random_id, unix_now, ChatRequest, ChatResponse, Choice, ResponseMessage, Usage,
 };
-use crate::config::Resolved;
 use crate::error::ProxyError;
-use crate::failover::{self, Answer};
+use crate::failover::{self, Answer, Call};
+use crate::frontdoor::{replay_stream, Dialect};
 use crate::http::body::{full, Body};
-use crate::http::sse;
 use crate::metrics::{InflightGuard, ResultLabel};
 
 /// The `route` label of requests refused before a route was chosen.
@@ -28,41 +26,16 @@ const UNROUTED: &str = "unrouted";
 
 const CACHE_HEADER: &str = "x-understudy-cache";
 
-/// Constant-time comparison against every configured key.
-pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
-    let snap = app.config.load();
-    let keys = &snap.server.api_keys;
-    if keys.is_empty() {
-        return true;
-    }
-    let Some(given) = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-    else {
-        return false;
-    };
-    let mut ok = subtle::Choice::from(0u8);
-    for k in keys {
-        ok |= k.expose().as_bytes().ct_eq(given.as_bytes());
-    }
-    ok.into()
-}
-
 /// Every answer carries `x-understudy-cache` while the cache is on; the metric counts
 /// exactly what the header says.
 pub async fn handle(
     app: Arc<App>,
     req: http::Request<Incoming>,
     request_id: HeaderValue,
+    door: &'static dyn Dialect,
 ) -> Response<Body> {
     let cache_on = app.cache.store().is_some();
-    let mut resp = answer(&app, req, request_id).await;
+    let mut resp = answer(&app, req, request_id, door).await;
     let result = match resp.headers().get(CACHE_HEADER).map(HeaderValue::as_bytes) {
         Some(b"hit") => CacheResult::Hit,
         Some(b"stale") => CacheResult::Stale,
@@ -88,11 +61,12 @@ async fn answer(
     app: &Arc<App>,
     req: http::Request<Incoming>,
     request_id: HeaderValue,
+    door: &'static dyn Dialect,
 ) -> Response<Body> {
     let inflight = InflightGuard::new(&app.metrics.inflight);
     let snap = app.config.load_full();
     let fail = |route: &str, err: ProxyError| {
-        let resp = error_response(&err, &request_id);
+        let resp = error_response(door, &err, &request_id);
         app.metrics.request(route, resp.status().as_u16());
         resp
     };
@@ -128,39 +102,35 @@ async fn answer(
             )
         }
     };
-    let chat = match ChatRequest::parse(body) {
+    let chat = match door.parse(body) {
         Ok(c) => c,
         Err(msg) => return fail(UNROUTED, ProxyError::BadRequest(msg)),
     };
 
-    let (route, targets) = match snap.resolve(&chat.model) {
-        Some(Resolved::Route(r)) => {
-            let cursor = failover::next_cursor(&r.cursor);
-            (
-                r.model.clone(),
-                failover::order(app, &r.targets, r.strategy, cursor),
-            )
-        }
-        // One label per provider: the model is the client's string, and metric
-        // labels must not grow with whatever clients send.
-        Some(Resolved::Direct(t)) => (format!("{}/*", t.provider.name), vec![t]),
-        None => return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone())),
+    let Some(resolved) = snap.resolve(&chat.model) else {
+        return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone()));
     };
+    let route = resolved.label();
 
     let cached = app.cache.lookup(&route, &chat);
     if let Some(entry) = cached.fresh() {
         app.metrics.request(&route, 200);
-        return from_cache(entry, &chat, CacheResult::Hit, 0, request_id);
+        return from_cache(door, entry, &chat, CacheResult::Hit, 0, request_id);
     }
 
-    let exchange = failover::run(app, &snap, &route, &targets, &chat).await;
+    let call = Call {
+        req: &chat,
+        is_content: door.is_content(),
+    };
+    let exchange = failover::run(app, &snap, &resolved, &call).await;
     let success = match exchange.result {
         Ok(s) => s,
         Err(err) => {
-            if let (Some(entry), true) = (cached.stale(), is_exhausted(&err)) {
+            if let (Some(entry), true) = (cached.stale(), err.is_exhausted()) {
                 tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
                 app.metrics.request(&route, 200);
                 return from_cache(
+                    door,
                     entry,
                     &chat,
                     CacheResult::Stale,
@@ -168,9 +138,10 @@ async fn answer(
                     request_id,
                 );
             }
-            if let (Some(message), true) = (&snap.fallback_message, is_exhausted(&err)) {
+            if let (Some(message), true) = (&snap.fallback_message, err.is_exhausted()) {
                 tracing::warn!(%route, error = %err, "every target failed; answering with the static fallback");
-                let mut resp = static_fallback(&chat, message, inflight);
+                let mut resp = static_fallback(door, &chat, message);
+                drop(inflight);
                 let h = resp.headers_mut();
                 h.insert("x-understudy-degraded", HeaderValue::from_static("static"));
                 h.insert(
@@ -199,22 +170,15 @@ async fn answer(
         "answered"
     );
     let mut resp = match success.answer {
-        Answer::Complete(answer) => match serde_json::to_vec(&answer) {
-            Ok(body) => {
-                cached.store(&answer, &success.target);
-                json(StatusCode::OK, body)
-            }
-            Err(e) => {
-                return fail(
-                    &route,
-                    ProxyError::AllFailed(format!("could not encode the answer: {e}")),
-                )
-            }
-        },
+        Answer::Complete(answer) => {
+            cached.store(&answer, &success.target);
+            json(StatusCode::OK, door.render_answer(&chat, &answer))
+        }
         Answer::Stream(mut committed) => {
             committed.guard = Some(inflight);
             committed.tap = cached.recorder(&success.target);
-            sse_response(failover::stream::into_body(committed))
+            let render = door.stream_renderer(&chat);
+            sse_response(failover::stream::into_body(committed, render))
         }
     };
     let target = &success.target;
@@ -246,20 +210,27 @@ fn origin_headers(
     h.insert(REQUEST_ID, request_id);
 }
 
+/// A whole answer in the client's mode: JSON, or replayed as the front door's stream.
+fn whole_answer(door: &dyn Dialect, chat: &ChatRequest, answer: &ChatResponse) -> Response<Body> {
+    if chat.is_stream() {
+        let mut render = door.stream_renderer(chat);
+        sse_response(full(replay_stream(render.as_mut(), answer)))
+    } else {
+        json(StatusCode::OK, door.render_answer(chat, answer))
+    }
+}
+
 /// A cached answer in the client's mode, with the headers of the target that first
 /// gave it.
 fn from_cache(
+    door: &dyn Dialect,
     entry: &Entry,
     chat: &ChatRequest,
     outcome: CacheResult,
     attempts: u32,
     request_id: HeaderValue,
 ) -> Response<Body> {
-    let mut resp = if chat.is_stream() {
-        sse_response(full(entry.sse(chat.include_usage())))
-    } else {
-        json(StatusCode::OK, entry.json())
-    };
+    let mut resp = whole_answer(door, chat, &entry.answer);
     origin_headers(
         &mut resp,
         &entry.provider,
@@ -286,54 +257,13 @@ fn sse_response(body: Body) -> Response<Body> {
     resp
 }
 
-/// Every target failed or is waiting out a failure (as opposed to the request
-/// being refused, or every target being disabled: a config problem that a
-/// degraded answer would hide).
-fn is_exhausted(err: &ProxyError) -> bool {
-    match err {
-        ProxyError::RateLimited(..) | ProxyError::Timeout(_) | ProxyError::AllFailed(_) => true,
-        ProxyError::NoProvider { retry_after, .. } => retry_after.is_some(),
-        _ => false,
-    }
-}
-
-/// The configured apology, in the client's mode (DESIGN §6).
-fn static_fallback(chat: &ChatRequest, message: &str, inflight: InflightGuard) -> Response<Body> {
-    let id = random_id("chatcmpl-", 24);
-    let created = unix_now();
-    let model = "understudy-fallback";
-    if chat.is_stream() {
-        let mut out = Vec::new();
-        let first = ChatChunk::new(&id, created, model).with_delta(
-            Delta {
-                role: Some("assistant".into()),
-                content: Some(message.to_string()),
-                ..Delta::default()
-            },
-            None,
-        );
-        let stop = ChatChunk::new(&id, created, model).with_delta(Delta::default(), Some("stop"));
-        for c in [first, stop] {
-            out.extend_from_slice(&sse::encode_data(
-                &serde_json::to_vec(&c).unwrap_or_default(),
-            ));
-        }
-        if chat.include_usage() {
-            let mut u = ChatChunk::new(&id, created, model);
-            u.usage = Some(Usage::new(0, 0));
-            out.extend_from_slice(&sse::encode_data(
-                &serde_json::to_vec(&u).unwrap_or_default(),
-            ));
-        }
-        out.extend_from_slice(sse::DONE);
-        drop(inflight);
-        return sse_response(full(Bytes::from(out)));
-    }
+/// The configured apology as an answer, in the client's mode (DESIGN §6).
+fn static_fallback(door: &dyn Dialect, chat: &ChatRequest, message: &str) -> Response<Body> {
     let answer = ChatResponse {
-        id,
+        id: random_id("chatcmpl-", 24),
         object: "chat.completion".into(),
-        created,
-        model: model.into(),
+        created: unix_now(),
+        model: "understudy-fallback".into(),
         choices: vec![Choice {
             index: 0,
             message: ResponseMessage::assistant(Some(message.to_string()), None),
@@ -344,9 +274,5 @@ fn static_fallback(chat: &ChatRequest, message: &str, inflight: InflightGuard) -
         usage: Some(Usage::new(0, 0)),
         extra: Default::default(),
     };
-    drop(inflight);
-    json(
-        StatusCode::OK,
-        serde_json::to_vec(&answer).unwrap_or_default(),
-    )
+    whole_answer(door, chat, &answer)
 }
