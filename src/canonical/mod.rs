@@ -7,11 +7,18 @@
 //! OpenAI-kind upstreams take unchanged, so the commonest path does no translation.
 
 mod answer;
+mod assemble;
 mod chunk;
 mod ids;
+mod replay;
 mod request;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use answer::*;
+pub(crate) use assemble::complete;
+pub use assemble::Assembler;
 pub use chunk::*;
 pub use ids::*;
+pub use replay::replay;
 pub use request::*;

@@ -54,7 +54,7 @@ pub struct Rendered {
 /// fallback send to a streaming client.
 pub fn replay_stream(render: &mut dyn StreamRender, answer: &ChatResponse) -> Bytes {
     let mut out = BytesMut::new();
-    for chunk in crate::cache::replay(answer, true) {
+    for chunk in crate::canonical::replay(answer, true) {
         render.chunk(chunk, &mut out);
     }
     render.done(&mut out);

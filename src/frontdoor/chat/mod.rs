@@ -71,3 +71,45 @@ pub fn encode(chunk: &ChatChunk, into: &mut BytesMut) {
     let json = serde_json::to_vec(chunk).unwrap_or_default();
     into.extend_from_slice(&sse::encode_data(&json));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::testing::streamed_tool_answer;
+    use crate::canonical::Assembler;
+    use crate::frontdoor::replay_stream;
+
+    fn events(body: &[u8]) -> Vec<String> {
+        String::from_utf8(body.to_vec())
+            .unwrap()
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| e.strip_prefix("data: ").unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_answer_replays_as_one_sse_body_with_usage_only_when_asked() {
+        let mut a = Assembler::default();
+        for c in streamed_tool_answer() {
+            a.push(&c);
+        }
+        let answer = a.finish().unwrap();
+        assert!(answer.usage.is_some());
+        for (include_usage, usage_chunks) in [(false, 0), (true, 1)] {
+            let mut render = ChatStream { include_usage };
+            let body = replay_stream(&mut render, &answer);
+            let events = events(&body);
+            assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+            let chunks: Vec<ChatChunk> = events[..events.len() - 1]
+                .iter()
+                .map(|e| serde_json::from_str(e).unwrap())
+                .collect();
+            assert!(chunks
+                .iter()
+                .all(|c| c.id == answer.id && c.model == answer.model));
+            let usage = chunks.iter().filter(|c| c.is_usage_only()).count();
+            assert_eq!(usage, usage_chunks, "include_usage {include_usage}");
+        }
+    }
+}

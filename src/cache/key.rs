@@ -1,0 +1,232 @@
+//! The cache key: a keyed hash of the route and the body as canonical JSON, so how a
+//! request is spelled (key order, `0` vs `0.0`) cannot split one question in two.
+
+use std::hash::BuildHasher;
+
+use serde_json::{Map, Value};
+
+use super::Store;
+use crate::canonical::ChatRequest;
+use crate::config::CacheMode;
+
+/// Top-level request fields left out of the key: how the answer is delivered
+/// (`stream`, `stream_options`) and bookkeeping the provider does not answer from
+/// (`user`, `safety_identifier`: abuse monitoring; `metadata`, `store`: stored
+/// completions; `prompt_cache_key`: a routing hint for the provider's prompt cache).
+/// Every other field — unknown ones included — is part of the key: a field the proxy
+/// does not know might change the answer.
+const IGNORED: &[&str] = &[
+    "stream",
+    "stream_options",
+    "user",
+    "safety_identifier",
+    "metadata",
+    "store",
+    "prompt_cache_key",
+];
+
+/// 128 bits of keyed SipHash over the canonical request. The keys are random per
+/// process, so nobody can craft a request that collides with another one's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key(u64, u64);
+
+impl Store {
+    pub(super) fn key(&self, route: &str, req: &ChatRequest) -> Option<Key> {
+        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.raw) else {
+            return None;
+        };
+        let mut buf = Vec::with_capacity(req.raw.len() + route.len() + 1);
+        buf.extend_from_slice(route.as_bytes());
+        buf.push(0);
+        canonical_object(&body, IGNORED, &mut buf);
+        let (a, b) = &self.shelf.hash;
+        Some(Key(a.hash_one(&buf), b.hash_one(&buf)))
+    }
+
+    pub(super) fn cacheable(&self, req: &ChatRequest) -> bool {
+        match self.policy.mode {
+            CacheMode::All => true,
+            CacheMode::TemperatureZero => req.temperature == Some(0.0),
+        }
+    }
+}
+
+/// Writes `obj` with sorted keys, leaving out `skip`; nested objects skip nothing.
+fn canonical_object(obj: &Map<String, Value>, skip: &[&str], out: &mut Vec<u8>) {
+    let mut keys: Vec<&String> = obj.keys().filter(|k| !skip.contains(&k.as_str())).collect();
+    keys.sort();
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        canonical_string(k, out);
+        out.push(b':');
+        if let Some(v) = obj.get(k) {
+            canonical(v, out);
+        }
+    }
+    out.push(b'}');
+}
+
+fn canonical(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => canonical_number(n, out),
+        Value::String(s) => canonical_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(obj) => canonical_object(obj, &[], out),
+    }
+}
+
+fn canonical_string(s: &str, out: &mut Vec<u8>) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// `0`, `0.0` and `-0.0` are one temperature; `40` and `40.0` one `top_k`.
+fn canonical_number(n: &serde_json::Number, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = if let Some(i) = n.as_i64() {
+        write!(out, "{i}")
+    } else if let Some(u) = n.as_u64() {
+        write!(out, "{u}")
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        // Below 2^53 an integral float is exactly that integer.
+        if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+            write!(out, "{}", f as i64)
+        } else {
+            write!(out, "{f:?}")
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::cache::tests::{base, policy, req, with};
+    use crate::cache::{AnswerCache, Lookup};
+
+    fn key_of(store: &Store, route: &str, v: Value) -> Key {
+        store.key(route, &req(v)).unwrap()
+    }
+
+    fn store() -> Arc<Store> {
+        AnswerCache::new(Some(&policy(CacheMode::All)))
+            .store()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_key_ignores_delivery_and_bookkeeping_fields() {
+        let s = store();
+        let k = key_of(&s, "default", base());
+        for (field, value) in [
+            ("stream", json!(true)),
+            ("stream_options", json!({"include_usage": true})),
+            ("user", json!("u-42")),
+            ("metadata", json!({"team": "a"})),
+            ("store", json!(true)),
+        ] {
+            assert_eq!(key_of(&s, "default", with(field, value)), k, "{field}");
+        }
+        // key order and the spelling of a number do not matter
+        let reordered = json!({"messages": [{"content": "hi", "role": "user"}], "temperature": 0.0, "model": "default"});
+        assert_eq!(key_of(&s, "default", reordered), k);
+        assert_eq!(key_of(&s, "default", with("temperature", json!(-0.0))), k);
+        assert_eq!(
+            key_of(&s, "default", with("top_k", json!(40))),
+            key_of(&s, "default", with("top_k", json!(40.0)))
+        );
+    }
+
+    #[test]
+    fn the_key_changes_with_anything_that_changes_the_answer() {
+        let s = store();
+        let k = key_of(&s, "default", base());
+        assert_ne!(key_of(&s, "other", base()), k, "route");
+        let tool = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+        let cases = [
+            ("model", json!("other")),
+            ("messages", json!([{"role": "user", "content": "hi!"}])),
+            ("messages", json!([{"role": "system", "content": "hi"}])),
+            ("temperature", json!(0.01)),
+            ("top_p", json!(0.5)),
+            ("max_tokens", json!(5)),
+            ("max_completion_tokens", json!(5)),
+            ("n", json!(2)),
+            ("stop", json!(["x"])),
+            ("seed", json!(1)),
+            ("presence_penalty", json!(0.1)),
+            ("frequency_penalty", json!(0.1)),
+            ("logprobs", json!(true)),
+            ("response_format", json!({"type": "json_object"})),
+            ("tools", tool.clone()),
+            ("tool_choice", json!("required")),
+            ("parallel_tool_calls", json!(false)),
+            ("logit_bias", json!({"5": 1})),
+            ("reasoning_effort", json!("low")),
+        ];
+        for (field, value) in cases {
+            assert_ne!(
+                key_of(&s, "default", with(field, value.clone())),
+                k,
+                "{field} = {value}"
+            );
+        }
+        let other_tool = json!([{"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}]);
+        assert_ne!(
+            key_of(&s, "default", with("tools", tool)),
+            key_of(&s, "default", with("tools", other_tool))
+        );
+    }
+
+    #[test]
+    fn temperature_zero_mode_caches_only_temperature_zero() {
+        let cache = AnswerCache::new(Some(&policy(CacheMode::TemperatureZero)));
+        assert!(matches!(
+            cache.lookup("default", &req(base())),
+            Lookup::Miss { .. }
+        ));
+        assert!(matches!(
+            cache.lookup("default", &req(with("temperature", json!(0.0)))),
+            Lookup::Miss { .. }
+        ));
+        for t in [json!(0.7), Value::Null] {
+            assert!(matches!(
+                cache.lookup("default", &req(with("temperature", t))),
+                Lookup::Pass
+            ));
+        }
+        let mut no_temp = base();
+        no_temp.as_object_mut().unwrap().remove("temperature");
+        assert!(matches!(
+            cache.lookup("default", &req(no_temp.clone())),
+            Lookup::Pass
+        ));
+        let all = AnswerCache::new(Some(&policy(CacheMode::All)));
+        assert!(matches!(
+            all.lookup("default", &req(no_temp)),
+            Lookup::Miss { .. }
+        ));
+        assert!(matches!(
+            AnswerCache::new(None).lookup("default", &req(base())),
+            Lookup::Off
+        ));
+    }
+}
