@@ -1,5 +1,7 @@
 //! Prometheus metrics; the names are part of the contract (DESIGN §6).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -47,6 +49,52 @@ pub struct Metrics {
     pub reloads: Family<ResultLabel, Counter>,
     pub cache: Family<ResultLabel, Counter>,
     pub inflight: Gauge,
+    /// Process-wide totals of the same events, for `/status`.
+    pub totals: Totals,
+}
+
+/// The `attempts` outcomes in `/status` order (DESIGN §6 labels).
+const OUTCOMES: [&str; 7] = [
+    "ok",
+    "rate_limited",
+    "error_status",
+    "timeout",
+    "connect",
+    "protocol",
+    "stream",
+];
+const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "stale"];
+
+/// Label-free counters that `/status` shows without walking the metric families.
+#[derive(Default)]
+pub struct Totals {
+    requests: AtomicU64,
+    /// By status class: 2xx, 4xx, 5xx (anything else counts as 5xx).
+    by_class: [AtomicU64; 3],
+    attempts: [AtomicU64; OUTCOMES.len()],
+    failovers: AtomicU64,
+    cache: [AtomicU64; CACHE_RESULTS.len()],
+}
+
+impl Totals {
+    pub fn to_json(&self) -> serde_json::Value {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let named =
+            |names: &[&str], values: &[AtomicU64]| -> serde_json::Map<String, serde_json::Value> {
+                names
+                    .iter()
+                    .zip(values)
+                    .map(|(n, v)| ((*n).to_string(), get(v).into()))
+                    .collect()
+            };
+        serde_json::json!({
+            "requests": get(&self.requests),
+            "responses": named(&["2xx", "4xx", "5xx"], &self.by_class),
+            "attempts": named(&OUTCOMES, &self.attempts),
+            "failovers": get(&self.failovers),
+            "cache": named(&CACHE_RESULTS, &self.cache),
+        })
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -122,12 +170,16 @@ impl Default for Metrics {
             reloads,
             cache,
             inflight,
+            totals: Totals::default(),
         }
     }
 }
 
 impl Metrics {
     pub fn attempt(&self, provider: &str, outcome: &'static str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.totals.attempts[i].fetch_add(1, Ordering::Relaxed);
+        }
         self.attempts
             .get_or_create(&ProviderOutcome {
                 provider: provider.to_string(),
@@ -137,12 +189,36 @@ impl Metrics {
     }
 
     pub fn request(&self, route: &str, status: u16) {
+        let class = match status {
+            200..=299 => 0,
+            400..=499 => 1,
+            _ => 2,
+        };
+        self.totals.requests.fetch_add(1, Ordering::Relaxed);
+        self.totals.by_class[class].fetch_add(1, Ordering::Relaxed);
         self.requests
             .get_or_create(&RouteStatus {
                 route: route.to_string(),
                 status,
             })
             .inc();
+    }
+
+    pub fn failover(&self, route: &str) {
+        self.totals.failovers.fetch_add(1, Ordering::Relaxed);
+        self.failovers
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .inc();
+    }
+
+    /// `result` is one of hit, miss, stale.
+    pub fn cache_result(&self, result: &'static str) {
+        if let Some(i) = CACHE_RESULTS.iter().position(|r| *r == result) {
+            self.totals.cache[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.cache.get_or_create(&ResultLabel { result }).inc();
     }
 
     pub fn encode(&self) -> String {

@@ -107,13 +107,7 @@ impl<'a> Walk<'a> {
             .any(|s| matches!(s.what, StepKind::Tried(_)))
         {
             // This attempt follows a failed one: the request failed over.
-            self.app
-                .metrics
-                .failovers
-                .get_or_create(&crate::metrics::RouteLabel {
-                    route: self.route.clone(),
-                })
-                .inc();
+            self.app.metrics.failover(&self.route);
         }
         self.sent += 1;
     }

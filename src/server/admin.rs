@@ -103,6 +103,7 @@ pub fn status(app: &App) -> Response<Body> {
         "routes": routes,
         "providers": providers,
         "cooldowns": cooldowns,
+        "counters": app.metrics.totals.to_json(),
     });
     json(StatusCode::OK, body.to_string().into_bytes())
 }

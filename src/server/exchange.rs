@@ -19,7 +19,7 @@ use crate::error::ProxyError;
 use crate::failover::{self, Answer, Call};
 use crate::frontdoor::{replay_stream, Dialect};
 use crate::http::body::{full, Body};
-use crate::metrics::{InflightGuard, ResultLabel};
+use crate::metrics::InflightGuard;
 
 /// The `route` label of requests refused before a route was chosen.
 const UNROUTED: &str = "unrouted";
@@ -48,12 +48,7 @@ pub async fn handle(
         }
         None => return resp,
     };
-    app.metrics
-        .cache
-        .get_or_create(&ResultLabel {
-            result: result.as_str(),
-        })
-        .inc();
+    app.metrics.cache_result(result.as_str());
     resp
 }
 
