@@ -61,7 +61,8 @@ pub struct ResponseMessage {
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Required by OpenAI's schema, `null` when there is none: always written.
+    #[serde(default)]
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
