@@ -365,3 +365,24 @@ async fn tls_termination_serves_https_with_h2_and_http1() {
     assert_eq!(code, 1);
     assert!(err.contains("server.tls: cert /nope.pem"), "{err}");
 }
+
+#[test]
+fn a_key_pasted_where_a_variable_name_belongs_is_refused_and_never_echoed() {
+    let key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    for (needle, at) in [
+        ("api_key_env = \"SET_KEY\"", "providers.main.api_key_env"),
+        ("listen = \"127.0.0.1:1\"", "server.api_keys_env"),
+    ] {
+        let replacement = if at.starts_with("server") {
+            format!("{needle}\napi_keys_env = \"{key}\"")
+        } else {
+            format!("api_key_env = \"{key}\"")
+        };
+        let (code, out, err) = check(&GOOD.replacen(needle, &replacement, 1));
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains(at), "{err}");
+        assert!(err.contains("not an environment variable name"), "{err}");
+        assert!(!out.contains("sk-proj") && !err.contains("sk-proj"), "{out}{err}");
+        assert!(!err.contains("AbCdEf"), "{err}");
+    }
+}

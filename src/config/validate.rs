@@ -103,6 +103,9 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             Some(files)
         }
     };
+    if let Some(var) = &raw.server.api_keys_env {
+        env_var_name("server.api_keys_env", var)?;
+    }
     let api_keys = match &raw.server.api_keys_env {
         Some(var) => env(var)
             .unwrap_or_default()
@@ -168,7 +171,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                     "{key}.api_key_env: must name an environment variable (omit it for a keyless endpoint)"
                 ))
             }
-            Some(var) => match env(var) {
+            Some(var) => match env(env_var_name(&format!("{key}.api_key_env"), var)?) {
                 Some(v) if !v.trim().is_empty() => (Some(Secret::new(v.trim().to_string())), None),
                 Some(_) => (None, Some(format!("{var} is empty"))),
                 None => (None, Some(format!("{var} is not set"))),
@@ -308,6 +311,26 @@ fn cache_policy(c: &RawCache) -> Result<Option<CachePolicy>, String> {
         ttl: c.ttl.0,
         stale_ttl: c.stale_ttl.0,
     }))
+}
+
+/// `*_env` keys hold the NAME of a variable. Pasting the secret itself there is the
+/// commonest config mistake: refuse anything that is not a variable name, and never
+/// echo the value (it may be a key).
+fn env_var_name<'v>(key: &str, var: &'v str) -> Result<&'v str, String> {
+    let mut chars = var.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && var.len() <= 128;
+    if ok {
+        Ok(var)
+    } else {
+        Err(format!(
+            "{key}: not an environment variable name (letters, digits and '_'; the value is not shown, in case it is a key). \
+             Put the key in the environment and name the variable here, e.g. `export OPENAI_API_KEY=...` and `api_key_env = \"OPENAI_API_KEY\"`"
+        ))
+    }
 }
 
 fn names(providers: &[Arc<Provider>]) -> String {
