@@ -20,6 +20,9 @@ pub struct App {
     pub cache: AnswerCache,
     pub reload: Mutex<ReloadStatus>,
     pub env: EnvLookup,
+    /// Set when the shutdown grace ran out: streams still open end with their front
+    /// door's final error event instead of being cut silently.
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -40,6 +43,7 @@ impl App {
             metrics: Metrics::default(),
             reload: Mutex::new(ReloadStatus::default()),
             env,
+            draining: tokio::sync::watch::Sender::new(false),
         })
     }
 

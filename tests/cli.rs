@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
+
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_understudy");
@@ -382,7 +384,110 @@ fn a_key_pasted_where_a_variable_name_belongs_is_refused_and_never_echoed() {
         assert_eq!(code, 1, "{out}{err}");
         assert!(err.contains(at), "{err}");
         assert!(err.contains("not an environment variable name"), "{err}");
-        assert!(!out.contains("sk-proj") && !err.contains("sk-proj"), "{out}{err}");
+        assert!(
+            !out.contains("sk-proj") && !err.contains("sk-proj"),
+            "{out}{err}"
+        );
         assert!(!err.contains("AbCdEf"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_stream_still_open_when_the_grace_runs_out_ends_with_a_shutting_down_event() {
+    let mock = Mock::start().await;
+    // Far slower than the grace: the stream is certainly open when it runs out.
+    mock.push(stream_reply("gpt-4o", &["w0 ", "w1 ", "w2 "]).gap(Duration::from_secs(3)));
+    let toml = serving(&mock).replace("shutdown_grace = \"10s\"", "shutdown_grace = \"100ms\"");
+    let mut r = Running::start(&toml, &[]);
+    let mut resp = open_stream(&r.url("/v1/chat/completions"), user_stream("default")).await;
+    read_until(resp.body_mut(), "w0 ").await;
+    r.signal("TERM");
+    let rest = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+        .await
+        .expect("the stream ends")
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).to_string())
+        .unwrap_or_else(|e| format!("(cut: {e})"));
+    let last = rest
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(last.starts_with("data: {\"error\""), "{rest}");
+    assert!(last.contains("\"code\":\"shutting_down\""), "{last}");
+    assert!(!rest.contains("[DONE]"), "{rest}");
+    assert_eq!(r.wait_exit(), 0);
+}
+
+#[tokio::test]
+async fn log_lines_name_their_request_say_what_happened_and_carry_no_colour_codes() {
+    let main = Mock::start().await;
+    let flaky = Mock::start().await;
+    let toml = format!(
+        "{}\n[providers.flaky]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"SET_KEY\"\n[[routes]]\nmodel = \"flaky\"\ntargets = [\"flaky/f\"]\n[timeouts]\nidle = \"300ms\"\n[circuit_breaker]\nfailures = 1\nopen_for = \"50ms\"\n",
+        serving(&main),
+        flaky.url()
+    );
+    let r = Running::start(&toml, &[]);
+    let chat = |id: &'static str, model: &'static str, stream: bool| {
+        let url = r.url("/v1/chat/completions");
+        async move {
+            let body = json_body(model, stream);
+            send(&url, "POST", &[("x-request-id", id)], body).await
+        }
+    };
+    // answered: with the latency
+    main.push(Reply::json(200, completion("gpt-4o", "hi")));
+    assert_eq!(chat("rid-answer", "default", false).await.status, 200);
+    let line = r.wait_log("answered");
+    assert!(
+        line.contains("rid-answer") && line.contains("latency_ms="),
+        "{line}"
+    );
+    // a 429: how long the target now cools
+    main.push(Reply::json(429, r#"{"error":{"message":"slow down"}}"#).header("retry-after", "7"));
+    assert_eq!(chat("rid-429", "default", false).await.status, 429);
+    let line = r.wait_log("cooling down");
+    assert!(
+        line.contains("rid-429") && line.contains("cooldown_secs=7"),
+        "{line}"
+    );
+    // a stream that fails after content: the request id, and `idle` said plainly
+    flaky.push(stream_reply("f", &["a ", "b "]).gap_before(2, Duration::from_secs(5)));
+    let resp = chat("rid-idle", "flaky", true).await;
+    assert!(
+        resp.text().contains("stream timed out (idle)"),
+        "{}",
+        resp.text()
+    );
+    let line = r.wait_log("stream failed after its first content event");
+    assert!(line.contains("rid-idle"), "{line}");
+    assert!(
+        !line.contains("Timeout(") && line.contains("idle"),
+        "{line}"
+    );
+    // that failure opened flaky's circuit (failures = 1); after open_for a trial
+    // request closes it, and the log says so
+    let line = r.wait_log("circuit opened");
+    assert!(line.contains("flaky"), "{line}");
+    tokio::time::sleep(Duration::from_millis(100)).await; // past open_for
+    flaky.push(Reply::json(200, completion("f", "back")));
+    assert_eq!(chat("rid-trial", "flaky", false).await.status, 200);
+    let line = r.wait_log("circuit closed");
+    assert!(
+        line.contains("flaky") && line.contains("rid-trial"),
+        "{line}"
+    );
+    // stderr is a pipe here: no ANSI colour codes anywhere
+    let mut r = r;
+    r.signal("TERM");
+    assert_eq!(r.wait_exit(), 0);
+    while let Ok(line) = r.logs.try_recv() {
+        assert!(!line.contains('\u{1b}'), "{line:?}");
+    }
+}
+
+fn json_body(model: &str, stream: bool) -> String {
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
 }

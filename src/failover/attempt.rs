@@ -139,6 +139,7 @@ pub(super) async fn attempt(
                             failover: snap.failover.clone(),
                         }),
                         guard: None,
+                        drain: None,
                     })));
                 }
             }

@@ -273,6 +273,10 @@ impl Permit<'_> {
     pub fn success(mut self) {
         self.resolved = true;
         self.health.success(&self.key);
+        if matches!(self.admission, Admission::Trial) {
+            let provider = self.key.split('|').next().unwrap_or_default();
+            tracing::info!(%provider, "circuit closed: the half-open trial request succeeded");
+        }
     }
 
     /// Returns true if this failure opened the circuit.

@@ -13,6 +13,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::classify::Outcome;
 use crate::canonical::ChatChunk;
@@ -211,6 +212,8 @@ pub struct Committed {
     pub end: Box<dyn StreamEnd>,
     /// Dropped when the stream ends (the in-flight gauge).
     pub guard: Option<crate::metrics::InflightGuard>,
+    /// Turns true when the proxy stops waiting for streams (shutdown grace over).
+    pub drain: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 struct BodyState {
@@ -221,6 +224,7 @@ struct BodyState {
     end: Box<dyn StreamEnd>,
     tap: Option<Box<dyn StreamTap>>,
     ended: bool,
+    drain: Option<tokio::sync::watch::Receiver<bool>>,
     _guard: Option<crate::metrics::InflightGuard>,
 }
 
@@ -233,7 +237,21 @@ impl BodyState {
             return None;
         }
         loop {
-            match self.upstream.next().await {
+            let next = match &mut self.drain {
+                None => self.upstream.next().await,
+                Some(drain) => tokio::select! {
+                    biased;
+                    _ = drain.wait_for(|d| *d) => {
+                        self.ended = true;
+                        tracing::warn!(provider = %self.provider, "shutdown grace over; ending the stream with an error event");
+                        let mut b = BytesMut::new();
+                        self.render.error(&ProxyError::ShuttingDown, &mut b);
+                        return Some(b.freeze());
+                    }
+                    next = self.upstream.next() => next,
+                },
+            };
+            match next {
                 Ok(Some(chunk)) => {
                     if let Some(tap) = &mut self.tap {
                         tap.chunk(&chunk);
@@ -256,12 +274,12 @@ impl BodyState {
                 }
                 Err(e) => {
                     self.ended = true;
-                    self.end.finished(Some(&e));
                     let err = ProxyError::MidStream {
                         provider: self.provider.clone(),
-                        failure: e.into_outcome(),
+                        failure: e.clone().into_outcome(),
                     };
                     tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
+                    self.end.finished(Some(&e));
                     let mut b = BytesMut::new();
                     self.render.error(&err, &mut b);
                     return Some(b.freeze());
@@ -294,11 +312,18 @@ pub fn into_body(
         end: c.end,
         tap: c.tap,
         ended: false,
+        drain: c.drain,
         _guard: c.guard,
     };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
-        let b = st.next_frame().await?;
-        Some((Ok::<_, Infallible>(Frame::data(b)), st))
+    // hyper polls the body outside the request's span: carry it, so every line this
+    // stream logs names its request.
+    let span = tracing::Span::current();
+    let stream = futures_util::stream::unfold(state, move |mut st| {
+        let span = span.clone();
+        async move {
+            let b = st.next_frame().instrument(span).await?;
+            Some((Ok::<_, Infallible>(Frame::data(b)), st))
+        }
     });
     UnsyncBoxBody::new(StreamBody::new(stream))
 }

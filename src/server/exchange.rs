@@ -59,6 +59,7 @@ async fn answer(
     door: &'static dyn Dialect,
 ) -> Response<Body> {
     let inflight = InflightGuard::new(&app.metrics.inflight);
+    let started = tokio::time::Instant::now();
     let snap = app.config.load_full();
     let fail = |route: &str, err: ProxyError| {
         let resp = error_response(door, &err, &request_id);
@@ -157,11 +158,14 @@ async fn answer(
         }
     };
     app.metrics.request(&route, 200);
-    tracing::debug!(
+    // For a stream this is the time to its first content event.
+    tracing::info!(
         %route,
         provider = %success.target.provider.name,
         model = %success.target.model,
         attempts = exchange.attempts,
+        latency_ms = started.elapsed().as_millis() as u64,
+        stream = matches!(success.answer, Answer::Stream(_)),
         "answered"
     );
     let mut resp = match success.answer {
@@ -171,6 +175,7 @@ async fn answer(
         }
         Answer::Stream(mut committed) => {
             committed.guard = Some(inflight);
+            committed.drain = Some(app.draining.subscribe());
             committed.tap = cached.recorder(&success.target);
             let render = door.stream_renderer(&chat);
             sse_response(failover::stream::into_body(committed, render))

@@ -26,6 +26,8 @@ use crate::http::body::Body;
 use respond::error_response;
 
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+/// After the shutdown grace: how long the final error events get to reach clients.
+const FINAL_EVENTS: Duration = Duration::from_secs(2);
 
 /// Serves until `shutdown` resolves, then waits up to `grace` for connections in
 /// flight (streams included) to finish.
@@ -108,11 +110,21 @@ pub async fn serve(
         grace_secs = grace.as_secs_f64(),
         "shutting down; waiting for requests in flight"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace elapsed with requests still in flight");
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    if tokio::time::timeout(grace, &mut drained).await.is_err() {
+        tracing::warn!(
+            "shutdown grace elapsed with requests still in flight; ending their streams"
+        );
+        // Streams end with their front door's final error event rather than a cut
+        // connection; a short bound lets those last frames reach the clients.
+        app.draining.send_replace(true);
+        if tokio::time::timeout(FINAL_EVENTS, &mut drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the final events; closing them");
+        }
     }
 }
 
