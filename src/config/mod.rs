@@ -3,6 +3,7 @@
 
 mod raw;
 mod validate;
+mod warnings;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

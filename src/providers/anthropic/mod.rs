@@ -1,6 +1,6 @@
 //! Anthropic Messages API (`POST {base_url}/v1/messages`) behind the OpenAI Chat
 //! Completions surface: [`request`] translates the client's request, [`response`] a
-//! complete answer and error bodies, [`stream`] the SSE event stream.
+//! complete answer, [`error`] error bodies, [`stream`] the SSE event stream.
 //!
 //! Choices this adapter makes where the contract leaves room:
 //! - system and developer messages are hoisted, in order, into the top-level `system`
@@ -17,6 +17,7 @@
 //!   unless the client named a tool. A forced tool call comes without text around it;
 //!   an answer that calls no tool (a refusal) passes its text on as the content.
 
+mod error;
 mod request;
 mod response;
 mod stream;
@@ -117,7 +118,7 @@ impl Adapter for Anthropic {
     }
 
     fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
-        response::parse_error(status, body)
+        error::parse_error(status, body)
     }
 
     fn stream_translator(&self, req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {

@@ -1,0 +1,234 @@
+//! Validation tests: a good file, defaults, errors naming their key path, warnings,
+//! the cache policy, route resolution and kind-specific settings.
+
+use super::*;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> EnvLookup {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Arc::new(move |k| map.get(k).cloned())
+}
+
+fn check(text: &str) -> Result<Snapshot, String> {
+    from_str(
+        text,
+        Path::new("proxy.toml"),
+        &env(&[("OPENAI_API_KEY", "sk-x")]),
+    )
+    .map_err(|e| e.to_string())
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[timeouts]
+first_byte = "20s"
+[providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1/"
+api_key_env = "OPENAI_API_KEY"
+timeouts = { idle = "5s" }
+[providers.backup]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "BACKUP_KEY"
+[[routes]]
+model = "default"
+targets = ["openai/gpt-4o", { target = "backup/org/model:tag", weight = 3, timeouts = { total = "1m 30s" } }]
+strategy = "weighted"
+"#;
+
+#[test]
+fn a_good_file_round_trips_into_a_snapshot() {
+    let s = check(GOOD).unwrap();
+    let openai = s.provider("openai").unwrap();
+    assert_eq!(openai.base_url, "https://api.openai.com/v1");
+    assert_eq!(openai.api_key.as_ref().unwrap().expose(), "sk-x");
+    assert_eq!(openai.timeouts.first_byte, Duration::from_secs(20));
+    assert_eq!(openai.timeouts.idle, Duration::from_secs(5));
+    let backup = s.provider("backup").unwrap();
+    assert_eq!(
+        backup.disabled_reason.as_deref(),
+        Some("BACKUP_KEY is not set")
+    );
+    let t = &s.routes[0].targets[1];
+    assert_eq!((t.model.as_str(), t.weight), ("org/model:tag", 3));
+    assert_eq!(t.timeouts.total, Duration::from_secs(90));
+    assert_eq!(t.timeouts.first_byte, Duration::from_secs(20));
+    assert!(s.summary().contains("backup (BACKUP_KEY is not set)"));
+    assert!(!format!("{s:?}").contains("sk-x"), "secrets never print");
+}
+
+#[test]
+fn warnings_point_at_legal_but_surprising_configs() {
+    let w = check("").unwrap().warnings().join("\n");
+    assert!(w.contains("no [[routes]]"), "{w}");
+    assert!(w.contains("no client keys"), "{w}");
+    let text = format!(
+        "{}\n[failover]\ndefault_cooldown = \"20m\"\nmax_cooldown = \"1m\"\n[[routes]]\nmodel = \"*\"\ntargets = [\"openai/a\"]\n[[routes]]\nmodel = \"late\"\ntargets = [\"openai/b\"]\n",
+        GOOD.replace("[server]\n", "[server]\napi_keys_env = \"UNSET_CLIENT_KEYS\"\n")
+    );
+    let w = check(&text).unwrap().warnings().join("\n");
+    assert!(w.contains("route \"late\" can never match"), "{w}");
+    assert!(w.contains("exceeds max_cooldown"), "{w}");
+    assert!(w.contains("UNSET_CLIENT_KEYS is not set or empty"), "{w}");
+    let empty = from_str(
+        "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\napi_key_env = \"K\"",
+        Path::new("p.toml"),
+        &env(&[("K", "  ")]),
+    )
+    .unwrap();
+    assert_eq!(
+        empty.providers[0].disabled_reason.as_deref(),
+        Some("K is empty")
+    );
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let s = check("").unwrap();
+    assert_eq!(s.server.listen, "127.0.0.1:8080");
+    assert_eq!(s.server.max_body_bytes, 10_485_760);
+    assert_eq!(
+        s.failover.on_status,
+        [401, 403, 404, 408, 429, 500, 502, 503, 504, 529]
+    );
+    assert_eq!(s.failover.max_attempts, 4);
+    assert_eq!(s.failover.backoff, Duration::from_millis(200));
+    assert_eq!(s.failover.max_cooldown, Duration::from_secs(600));
+    assert_eq!(
+        (s.circuit.failures, s.circuit.open_for),
+        (5, Duration::from_secs(30))
+    );
+}
+
+#[test]
+fn errors_name_the_key_path() {
+    let cases = [
+        ("[server]\nlisten = 1", "server.listen"),
+        ("[server]\nlistne = \"x\"", "unknown field `listne`"),
+        ("[timeouts]\nidle = \"soon\"", "timeouts.idle: invalid duration \"soon\""),
+        ("[timeouts]\nidle = \"0s\"", "timeouts.idle: must be greater than 0"),
+        (
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"ftp://x\"",
+            "providers.a.base_url",
+        ),
+        (
+            "[providers.a]\nkind = \"opneai\"\nbase_url = \"http://x\"",
+            "providers.a.kind",
+        ),
+        (
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\n[[routes]]\nmodel = \"m\"\ntargets = [\"a/x\", \"opneai/gpt\"]",
+            "routes[0].targets[1]: unknown provider \"opneai\"",
+        ),
+        ("[[routes]]\nmodel = \"m\"\ntargets = []", "routes[0].targets: empty"),
+        (
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\n[[routes]]\nmodel = \"m\"\ntargets = [{ target = \"a/x\", wieght = 2 }]",
+            "unknown field `wieght`",
+        ),
+        ("[[routes]]\nmodel = \"m\"\ntargets = [\"nomodel\"]", "routes[0].targets[0]"),
+        ("[failover]\nmax_attempts = 0", "failover.max_attempts"),
+        ("server = [", "line 1, column"),
+        ("[failover]\non_status = [429, 400]", "failover.on_status: 400 can never fail over"),
+        ("[failover]\non_status = [200]", "failover.on_status: 200 can never fail over"),
+        (
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\napi_key_env = \"\"",
+            "providers.a.api_key_env: must name an environment variable",
+        ),
+        ("[server]\nbody_timeout = \"0s\"", "server.body_timeout"),
+        ("[cache]\nenabled = true\nttl = \"0s\"", "cache.ttl: must be greater than 0"),
+        ("[cache]\nenabled = true\nttl = \"1h\"\nstale_ttl = \"5m\"", "cache.stale_ttl"),
+        ("[cache]\nenabled = true\nttl = \"later\"", "cache.ttl: invalid duration"),
+        ("[cache]\nenabled = true\nmax_entries = 0", "cache.max_entries"),
+        ("[cache]\nmode = \"some\"", "cache.mode"),
+    ];
+    for (text, want) in cases {
+        let err = check(text).unwrap_err();
+        assert!(err.starts_with("proxy.toml: "), "{err}");
+        assert!(err.contains(want), "{text:?}: {err:?} lacks {want:?}");
+    }
+}
+
+#[test]
+fn the_cache_section_becomes_a_policy_only_when_enabled() {
+    assert_eq!(check("").unwrap().cache, None);
+    let s = check("[cache]\nenabled = true\nmode = \"all\"\nttl = \"200ms\"\nstale_ttl = \"1s\"")
+        .unwrap();
+    assert_eq!(
+        s.cache,
+        Some(CachePolicy {
+            mode: CacheMode::All,
+            max_entries: 10_000,
+            ttl: Duration::from_millis(200),
+            stale_ttl: Duration::from_secs(1),
+        })
+    );
+    let d = check("[cache]\nenabled = true").unwrap().cache.unwrap();
+    assert_eq!(d.mode, CacheMode::TemperatureZero);
+    assert_eq!(
+        (d.ttl, d.stale_ttl),
+        (Duration::from_secs(300), Duration::from_secs(86_400))
+    );
+}
+
+#[test]
+fn resolve_follows_file_order_then_direct_provider_model() {
+    let s = check(&format!(
+        "{GOOD}\n[[routes]]\nmodel = \"*\"\ntargets = [\"openai/gpt-4o-mini\"]"
+    ))
+    .unwrap();
+    let name = |m: &str| match s.resolve(m) {
+        Some(super::super::Resolved::Route(r)) => r.model.clone(),
+        Some(super::super::Resolved::Direct(t)) => format!("direct {}", t.label),
+        None => "none".into(),
+    };
+    assert_eq!(name("default"), "default");
+    assert_eq!(name("anything"), "*");
+    let s = check(GOOD).unwrap();
+    let direct = match s.resolve("openai/gpt-4.1") {
+        Some(super::super::Resolved::Direct(t)) => t.label.clone(),
+        _ => "none".into(),
+    };
+    assert_eq!(direct, "openai/gpt-4.1");
+    assert!(s.resolve("nobody/x").is_none());
+    assert!(s.resolve("unrouted").is_none());
+}
+
+#[test]
+fn a_kinds_own_keys_reach_its_adapter_typed() {
+    let snap = check(
+        r#"
+[providers.claude]
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+version = "2024-01-01"
+max_tokens = 77
+[[routes]]
+model = "m"
+targets = ["claude/c"]
+"#,
+    )
+    .unwrap();
+    let target = &snap.routes[0].targets[0];
+    let req = crate::canonical::ChatRequest::parse(bytes::Bytes::from_static(
+        br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+    ))
+    .unwrap();
+    let out = adapter_for(target.provider.kind)
+        .build_request(&req, target)
+        .unwrap();
+    assert_eq!(out.headers()["anthropic-version"], "2024-01-01");
+    let body: serde_json::Value = serde_json::from_slice(out.body()).unwrap();
+    assert_eq!(body["max_tokens"], 77);
+    let err = check(
+        "[providers.a]\nkind = \"anthropic\"\nbase_url = \"http://h\"\napi_version = \"x\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.ends_with("providers.a: api_version: not a setting of kind \"anthropic\""),
+        "{err}"
+    );
+}
