@@ -23,14 +23,42 @@ use understudy::config::{self, watch};
 use understudy::failover::probe;
 use understudy::App;
 
+const AFTER_HELP: &str = "\
+Environment:
+  UNDERSTUDY_CONFIG    config file when --config is not given (default proxy.toml)
+  RUST_LOG             log filter, e.g. info, debug, understudy=debug (default info)
+  NO_COLOR             any value: no colours in pretty logs (never used when stderr
+                       is not a terminal)
+  provider keys        each [providers.NAME] reads its key from the variable that its
+                       api_key_env names (e.g. OPENAI_API_KEY); unset = provider disabled
+  client keys          server.api_keys_env names a variable of comma-separated keys
+                       that clients must send as `Authorization: Bearer KEY`
+
+Signals:
+  SIGHUP               reload the config now (the file is also watched)
+  SIGINT, SIGTERM      stop accepting, let requests in flight finish for up to
+                       server.shutdown_grace, then exit 0
+
+Endpoints:
+  POST /v1/chat/completions   the proxy (stream and not)
+  GET  /v1/models, /v1/models/{id}
+  GET  /healthz  /readyz  /status  /metrics   (open; never show a secret)
+
+Config reference: README.md; the contract: DESIGN.md.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "understudy",
     version,
-    about = "OpenAI-compatible proxy that fails over across LLM providers"
+    about = "OpenAI-compatible proxy that fails over across LLM providers",
+    long_about = "OpenAI-compatible reverse proxy: point an OpenAI SDK's base URL at it, \
+and each request goes to the first usable provider of its route's priority list \
+(OpenAI, Azure OpenAI, Anthropic, Gemini, Ollama, any OpenAI-compatible server), \
+failing over on rate limits, errors, timeouts and outages.",
+    after_long_help = AFTER_HELP
 )]
 struct Cli {
-    /// Config file
+    /// Config file (TOML)
     #[arg(
         long,
         env = "UNDERSTUDY_CONFIG",
@@ -38,12 +66,22 @@ struct Cli {
         hide_env_values = true
     )]
     config: PathBuf,
-    /// Listen address; overrides server.listen
-    #[arg(long)]
+    /// Listen address, HOST:PORT (127.0.0.1:8080, localhost:8080, [::1]:8080);
+    /// overrides server.listen
+    #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Validate the config, print a summary and exit (0 valid, 1 invalid)
+    /// Validate the config, print a one-line summary and exit: 0 valid, 1 invalid or
+    /// nothing servable. Never binds the port
     #[arg(long)]
     check: bool,
+    /// With --check: also call every enabled provider's cheap endpoint and say, per
+    /// provider, ok / unreachable / bad key / wrong base_url (exit 1 if any fails)
+    #[arg(long, requires = "check")]
+    probe: bool,
+    /// With --check: accept a config where no route has an enabled provider
+    #[arg(long, requires = "check")]
+    allow_disabled: bool,
+    /// Log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
 }
@@ -65,17 +103,27 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if cli.check {
-        if let Some(listen) = &cli.listen {
-            if let Err(e) = listen.parse::<std::net::SocketAddr>() {
-                eprintln!("error: --listen {listen:?} is not an address like 127.0.0.1:8080: {e}");
-                return ExitCode::from(1);
-            }
+    if let Some(listen) = &cli.listen {
+        if let Err(e) = config::check_listen(listen) {
+            eprintln!("error: --listen {e}");
+            return ExitCode::from(1);
         }
+    }
+    if cli.check {
         for w in snapshot.warnings() {
             eprintln!("warning: {w}");
         }
         println!("{}", snapshot.summary());
+        if !snapshot.servable() && !cli.allow_disabled {
+            eprintln!(
+                "error: {}: no route has an enabled provider, so every request would fail; set the providers' key variables (or pass --allow-disabled to accept this)",
+                snapshot.path().display()
+            );
+            return ExitCode::from(1);
+        }
+        if cli.probe {
+            return probe_all(&snapshot);
+        }
         return ExitCode::SUCCESS;
     }
     let listen = cli
@@ -93,6 +141,37 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(snapshot, env, listen))
+}
+
+/// `--check --probe`: one line per enabled provider; 1 if any probe failed.
+fn probe_all(snapshot: &config::Snapshot) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let upstream = understudy::upstream::Upstream::new();
+    let results = runtime.block_on(futures_util::future::join_all(
+        snapshot.providers.iter().filter(|p| p.enabled()).map(|p| {
+            let upstream = &upstream;
+            async move { (p, probe::check(upstream, p).await) }
+        }),
+    ));
+    let mut failed = false;
+    for (p, result) in results {
+        failed |= !result.is_ok();
+        println!("probe {} ({}): {result}", p.name, p.kind.as_str());
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn init_tracing(format: LogFormat) {

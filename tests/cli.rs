@@ -150,7 +150,11 @@ impl Running {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra_args.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(extra_args)
             .env("RUST_LOG", "info")
             .env("SET_KEY", "sk-secret-value")
@@ -490,4 +494,198 @@ async fn log_lines_name_their_request_say_what_happened_and_carry_no_colour_code
 fn json_body(model: &str, stream: bool) -> String {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
         .to_string()
+}
+
+fn check_args(toml: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = TempDir::new();
+    let path = dir.path.join("proxy.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .args(args)
+        .env_remove("UNSET_KEY")
+        .env("SET_KEY", "sk-x")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn check_probe_says_per_provider_what_is_wrong_with_its_base_url_or_key() {
+    let good = Mock::start().await;
+    good.always(Reply::json(200, r#"{"object":"list","data":[]}"#));
+    let badkey = Mock::start().await;
+    badkey.always(Reply::json(
+        401,
+        r#"{"error":{"message":"Incorrect API key provided: sk-x"}}"#,
+    ));
+    let nov1 = Mock::start().await;
+    nov1.always(Reply::json(404, "not found"));
+    let extra_v1 = Mock::start().await;
+    extra_v1.always(Reply::json(404, "not found"));
+    let toml = format!(
+        r#"
+[providers.good]
+kind = "openai"
+base_url = "{}/v1"
+api_key_env = "SET_KEY"
+[providers.badkey]
+kind = "openai"
+base_url = "{}/v1"
+api_key_env = "SET_KEY"
+[providers.nov1]
+kind = "openai"
+base_url = "{}"
+api_key_env = "SET_KEY"
+[providers.claude]
+kind = "anthropic"
+base_url = "{}/v1"
+api_key_env = "SET_KEY"
+[providers.gone]
+kind = "ollama"
+base_url = "{}"
+[providers.off]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "UNSET_KEY"
+[[routes]]
+model = "default"
+targets = ["good/m", "badkey/m", "nov1/m", "claude/m", "gone/m"]
+"#,
+        good.url(),
+        badkey.url(),
+        nov1.url(),
+        extra_v1.url(),
+        refused_url().await
+    );
+    // The mocks run on this test's runtime: the blocking command goes elsewhere.
+    let probe = |toml: String| tokio::task::spawn_blocking(move || check_args(&toml, &["--probe"]));
+    let (code, out, err) = probe(toml).await.unwrap();
+    assert_eq!(code, 1, "a failed probe fails the check: {out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("probe {name} ")))
+            .unwrap_or_else(|| panic!("no probe line for {name}: {out}"))
+            .to_string()
+    };
+    assert_eq!(line("good"), "probe good (openai): ok");
+    let l = line("badkey");
+    assert!(
+        l.contains("401 (bad key?) from GET http://") && l.ends_with("/v1/models"),
+        "{l}"
+    );
+    let l = line("nov1");
+    assert!(
+        l.contains("404 (wrong base_url?) from GET http://")
+            && l.contains("/models: add /v1 to base_url"),
+        "{l}"
+    );
+    let l = line("claude");
+    assert!(
+        l.contains("GET http://") && l.contains("/v1/v1/models: remove /v1 from base_url"),
+        "{l}"
+    );
+    assert!(line("gone").starts_with("probe gone (ollama): unreachable: "));
+    assert!(
+        !out.contains("probe off "),
+        "disabled providers are not probed: {out}"
+    );
+    assert!(!out.contains("sk-x") && !err.contains("sk-x"));
+    // every provider fine: 0
+    let toml = format!(
+        "[providers.good]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key_env = \"SET_KEY\"\n[[routes]]\nmodel = \"default\"\ntargets = [\"good/m\"]\n",
+        good.url()
+    );
+    let (code, out, err) = probe(toml).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn localhost_port_is_an_address_for_listen_and_check() {
+    let local = GOOD.replace("listen = \"127.0.0.1:1\"", "listen = \"localhost:1\"");
+    assert_eq!(check(&local).0, 0, "{}", check(&local).2);
+    assert_eq!(check_args(GOOD, &["--listen", "localhost:8080"]).0, 0);
+    assert_eq!(check_args(GOOD, &["--listen", "[::1]:8080"]).0, 0);
+    for bad in ["localhost", "localhost:http", ":8080", "local host:80"] {
+        let (code, _, err) = check_args(GOOD, &["--listen", bad]);
+        assert_eq!(code, 1, "{bad}");
+        assert!(err.contains("is not an address like"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_binds_a_localhost_name() {
+    let mock = Mock::start().await;
+    mock.always(Reply::json(200, completion("gpt-4o", "hi")));
+    let r = Running::start(&serving(&mock), &["--listen", "localhost:0"]);
+    assert_eq!(get(&r.url("/healthz")).await.status, 200);
+}
+
+#[test]
+fn check_fails_when_no_route_can_be_served_unless_allowed() {
+    let all_off = GOOD.replace("api_key_env = \"SET_KEY\"", "api_key_env = \"UNSET_KEY\"");
+    let (code, _, err) = check(&all_off);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no route has an enabled provider") && err.contains("--allow-disabled"),
+        "{err}"
+    );
+    let (code, out, err) = check_args(&all_off, &["--allow-disabled"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok:"), "{out}");
+}
+
+#[test]
+fn a_star_route_warns_that_it_shadows_direct_provider_model_requests() {
+    let star = GOOD.replace("model = \"default\"", "model = \"*\"");
+    let (code, _, err) = check(&star);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: direct \"PROVIDER/MODEL\" requests are shadowed by the \"*\" route"),
+        "{err}"
+    );
+    let (_, _, err) = check(GOOD);
+    assert!(!err.contains("shadowed"), "{err}");
+}
+
+#[test]
+fn help_describes_flags_environment_signals_and_endpoints_and_the_license_matches() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--config",
+        "--listen",
+        "--check",
+        "--probe",
+        "--allow-disabled",
+        "--log-format",
+        "UNDERSTUDY_CONFIG",
+        "RUST_LOG",
+        "NO_COLOR",
+        "api_key_env",
+        "api_keys_env",
+        "SIGHUP",
+        "SIGTERM",
+        "shutdown_grace",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/healthz",
+        "/readyz",
+        "/status",
+        "/metrics",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+    let license = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/LICENSE")).unwrap();
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    assert!(manifest.contains("license = \"MIT\""));
+    assert!(license.starts_with("MIT License"));
 }

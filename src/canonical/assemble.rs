@@ -203,7 +203,7 @@ mod tests {
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "gpt-x",
                 "system_fingerprint": "fp_1",
                 "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": null, "message": {
-                    "role": "assistant", "content": "Let me check.",
+                    "role": "assistant", "content": "Let me check.", "refusal": null,
                     "tool_calls": [
                         {"id": "call_a", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
                         {"id": "call_b", "type": "function", "function": {"name": "time", "arguments": "{}"}}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use raw::Strategy;
-pub use validate::{from_str, load, ConfigError};
+pub use validate::{check_listen, from_str, load, ConfigError};
 
 pub use crate::providers::{Provider, Secret, Target, Timeouts};
 
@@ -163,6 +163,18 @@ impl Snapshot {
             1,
             provider.timeouts,
         ))))
+    }
+
+    /// Whether any request could be served: some route has a target whose provider is
+    /// enabled, or (with no routes) some provider is, for `PROVIDER/MODEL` requests.
+    pub fn servable(&self) -> bool {
+        if self.routes.is_empty() {
+            return self.providers.iter().any(|p| p.enabled());
+        }
+        self.routes
+            .iter()
+            .flat_map(|r| &r.targets)
+            .any(|t| t.provider.enabled())
     }
 
     pub fn path(&self) -> &Path {

@@ -10,6 +10,11 @@ impl Snapshot {
             out.push("no [[routes]]: only \"provider/model\" requests can be served".into());
         }
         if let Some(i) = self.routes.iter().position(|r| r.model == "*") {
+            if !self.providers.is_empty() {
+                out.push(
+                    "direct \"PROVIDER/MODEL\" requests are shadowed by the \"*\" route: they go to its targets, not to the provider they name".into(),
+                );
+            }
             for r in &self.routes[i + 1..] {
                 out.push(format!(
                     "route {:?} can never match: the \"*\" route before it takes every model",

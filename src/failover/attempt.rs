@@ -45,6 +45,8 @@ pub(super) async fn attempt(
     let t = &target.timeouts;
     let started = Instant::now();
     let total = started + t.total;
+    // For a 404's message: what was asked for where (the path, never the query).
+    let asked = format!("{} {}", upstream_req.method(), upstream_req.uri().path());
     let resp = app
         .upstream
         .send(upstream_req, t.connect, started + t.first_byte, total)
@@ -86,6 +88,10 @@ pub(super) async fn attempt(
         let mut error = adapter.parse_error(status, &headers, &body);
         let key = target.provider.api_key.as_ref().map(|k| k.expose());
         error.message = crate::providers::redact(&error.message, key);
+        if status == http::StatusCode::NOT_FOUND {
+            // A wrong base_url or model answers 404; the path shows which.
+            error.message = format!("{} ({asked})", error.message);
+        }
         let retry_hint = classify::retry_hint(&headers, SystemTime::now()).or(error.retry_after);
         return Err(Outcome::Status { error, retry_hint });
     }

@@ -61,6 +61,17 @@ impl Endpoint for Azure {
         join_url(&provider.base_url, &path)
     }
 
+    fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
+        let path = provider
+            .base_url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map_or("", |(_, path)| path);
+        (!path.is_empty()).then_some(
+            "base_url is the resource root (https://RESOURCE.openai.azure.com): remove its path",
+        )
+    }
+
     fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError> {
         set_secret(req, API_KEY, key)
     }

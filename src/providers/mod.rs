@@ -97,6 +97,15 @@ pub trait Adapter: Send + Sync {
 
     /// The cheap request an active health probe sends.
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError>;
+
+    /// What to change in `base_url` when the probe's URL answered 404. Most kinds add
+    /// their API's own versioned path, so a base URL ending in `/v1` is the usual slip.
+    fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
+        provider
+            .base_url
+            .ends_with("/v1")
+            .then_some("remove /v1 from base_url: the proxy adds this API's own path")
+    }
 }
 
 /// Whether the upstream stream is over.

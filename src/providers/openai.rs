@@ -24,6 +24,8 @@ pub(super) trait Endpoint: Send + Sync {
     fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError>;
     /// Puts the provider's key on a request.
     fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError>;
+    /// See [`Adapter::base_url_hint`].
+    fn base_url_hint(&self, provider: &Provider) -> Option<&'static str>;
 }
 
 /// The adapter for every provider that speaks the OpenAI wire format.
@@ -49,6 +51,20 @@ impl Endpoint for Plain {
 
     fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError> {
         set_secret(req, http::header::AUTHORIZATION, &format!("Bearer {key}"))
+    }
+
+    /// OpenAI-compatible servers keep their API under a version path that belongs
+    /// in `base_url` (`https://api.openai.com/v1`, vLLM's `http://host:8000/v1`).
+    fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
+        let path = provider
+            .base_url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map_or("", |(_, path)| path);
+        (!path
+            .split('/')
+            .any(|seg| seg.starts_with('v') && seg[1..].starts_with(|c: char| c.is_ascii_digit())))
+        .then_some("add /v1 to base_url: OpenAI-compatible servers serve /v1/chat/completions")
     }
 }
 
@@ -90,6 +106,10 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
 
     fn stream_translator(&self, _req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
         Box::new(PassThrough::new(target))
+    }
+
+    fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
+        self.0.base_url_hint(provider)
     }
 
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {

@@ -5,23 +5,31 @@ use std::time::UNIX_EPOCH;
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 
-use super::respond::json;
+use super::respond::{error_response, json};
 use crate::app::App;
+use crate::config::Snapshot;
+use crate::error::ProxyError;
+use crate::frontdoor::chat::CHAT;
 use crate::http::body::{full, Body};
 use crate::metrics::ProviderLabel;
 
-pub fn models(app: &App) -> Response<Body> {
-    let snap = app.config.load();
+/// OpenAI's model object for a route model.
+fn model_object(snap: &Snapshot, id: &str) -> serde_json::Value {
     let created = snap
         .loaded_at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    json!({"id": id, "object": "model", "created": created, "owned_by": "understudy"})
+}
+
+pub fn models(app: &App) -> Response<Body> {
+    let snap = app.config.load();
     let data: Vec<_> = snap
         .routes
         .iter()
         .filter(|r| r.model != "*")
-        .map(|r| json!({"id": r.model, "object": "model", "created": created, "owned_by": "understudy"}))
+        .map(|r| model_object(&snap, &r.model))
         .collect();
     json(
         StatusCode::OK,
@@ -29,6 +37,41 @@ pub fn models(app: &App) -> Response<Body> {
             .to_string()
             .into_bytes(),
     )
+}
+
+/// `GET /v1/models/{id}` (the SDKs' `models.retrieve`): a route model, else 404.
+/// The id is percent-decoded: route names may hold `/` or `:`.
+pub fn model(app: &App, raw_id: &str, request_id: &HeaderValue) -> Response<Body> {
+    let snap = app.config.load();
+    let id = percent_decode(raw_id);
+    match snap.routes.iter().find(|r| r.model != "*" && r.model == id) {
+        Some(r) => json(
+            StatusCode::OK,
+            model_object(&snap, &r.model).to_string().into_bytes(),
+        ),
+        None => error_response(&CHAT, &ProxyError::ModelNotFound(id), request_id),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let v = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

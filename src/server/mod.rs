@@ -139,6 +139,7 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     let allowed: &str = match path.as_str() {
         "/v1/chat/completions" => "POST",
         "/v1/models" | "/healthz" | "/readyz" | "/status" | "/metrics" => "GET",
+        p if p.starts_with("/v1/models/") => "GET",
         _ => return error_response(&CHAT, &ProxyError::NotFound(path), &request_id),
     };
     let is_allowed =
@@ -171,6 +172,9 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
                 .await
         }
         "/v1/models" => admin::models(&app),
+        p if p.starts_with("/v1/models/") => {
+            admin::model(&app, &p["/v1/models/".len()..], &request_id)
+        }
         "/healthz" => admin::healthz(),
         "/readyz" => admin::readyz(&app),
         "/status" => admin::status(&app),

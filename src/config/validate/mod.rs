@@ -79,12 +79,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, String> {
-    raw.server.listen.parse::<SocketAddr>().map_err(|e| {
-        format!(
-            "server.listen: {:?} is not an address like 127.0.0.1:8080: {e}",
-            raw.server.listen
-        )
-    })?;
+    check_listen(&raw.server.listen).map_err(|e| format!("server.listen: {e}"))?;
     if raw.server.body_timeout.0.is_zero() {
         return Err("server.body_timeout: must be greater than 0".into());
     }
@@ -311,6 +306,25 @@ fn cache_policy(c: &RawCache) -> Result<Option<CachePolicy>, String> {
         ttl: c.ttl.0,
         stale_ttl: c.stale_ttl.0,
     }))
+}
+
+/// `HOST:PORT` where HOST is an IP address or a name resolved when the listener binds
+/// (`localhost:8080`); IPv6 literals in brackets (`[::1]:8080`).
+pub fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || format!("{listen:?} is not an address like 127.0.0.1:8080 or localhost:8080");
+    let (host, port) = listen.rsplit_once(':').ok_or_else(bad)?;
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// `*_env` keys hold the NAME of a variable. Pasting the secret itself there is the
