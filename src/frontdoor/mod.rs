@@ -5,32 +5,55 @@
 
 pub mod chat;
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderValue, StatusCode};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::app::App;
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
 use crate::error::ProxyError;
 
 /// Whether a canonical chunk carries assistant output (the stream's commit point).
 pub type IsContent = fn(&ChatChunk) -> bool;
 
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// A client API.
 pub trait Dialect: Send + Sync {
-    /// Parses a client body; the error is the client's 400 message.
-    fn parse(&self, body: Bytes) -> Result<ChatRequest, String>;
-
-    /// A complete answer as this API's JSON body.
-    fn render_answer(&self, req: &ChatRequest, answer: &ChatResponse) -> Vec<u8>;
-
-    /// Fresh state for rendering one streamed answer.
-    fn stream_renderer(&self, req: &ChatRequest) -> Box<dyn StreamRender>;
+    /// Reads a client body into one request of this API. Async: a front door may
+    /// need stored state (a previous response) to build the canonical request.
+    fn begin<'a>(
+        &'a self,
+        app: &'a Arc<App>,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Box<dyn Turn>, ProxyError>>;
 
     /// An error in this API's shape.
     fn render_error(&self, err: &ProxyError) -> Rendered;
+}
+
+/// One client request as its front door read it: the canonical request for the walk,
+/// and how to render what comes back.
+pub trait Turn: Send + Sync {
+    fn request(&self) -> &ChatRequest;
 
     /// Until the first content event the proxy may still fail over silently.
     fn is_content(&self) -> IsContent {
         ChatChunk::is_content
+    }
+
+    /// A complete answer as this API's JSON body.
+    fn render_answer(&self, answer: &ChatResponse) -> Vec<u8>;
+
+    /// Fresh state for rendering the streamed answer.
+    fn stream_renderer(&self) -> Box<dyn StreamRender>;
+
+    /// Headers this front door adds to a successful answer.
+    fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        Vec::new()
     }
 }
 

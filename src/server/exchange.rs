@@ -12,12 +12,10 @@ use hyper::body::Incoming;
 use super::respond::{error_response, json, REQUEST_ID};
 use crate::app::App;
 use crate::cache::{CacheResult, Entry};
-use crate::canonical::{
-    random_id, unix_now, ChatRequest, ChatResponse, Choice, ResponseMessage, Usage,
-};
+use crate::canonical::{random_id, unix_now, ChatResponse, Choice, ResponseMessage, Usage};
 use crate::error::ProxyError;
 use crate::failover::{self, Answer, Call};
-use crate::frontdoor::{replay_stream, Dialect};
+use crate::frontdoor::{replay_stream, Dialect, Turn};
 use crate::http::body::{full, Body};
 use crate::metrics::InflightGuard;
 
@@ -98,25 +96,26 @@ async fn answer(
             )
         }
     };
-    let chat = match door.parse(body) {
-        Ok(c) => c,
-        Err(msg) => return fail(UNROUTED, ProxyError::BadRequest(msg)),
+    let turn = match door.begin(app, body).await {
+        Ok(t) => t,
+        Err(e) => return fail(UNROUTED, e),
     };
+    let chat = turn.request();
 
     let Some(resolved) = snap.resolve(&chat.model) else {
         return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone()));
     };
     let route = resolved.label();
 
-    let cached = app.cache.lookup(&route, &chat);
+    let cached = app.cache.lookup(&route, chat);
     if let Some(entry) = cached.fresh() {
         app.metrics.request(&route, 200);
-        return from_cache(door, entry, &chat, CacheResult::Hit, 0, request_id);
+        return from_cache(turn.as_ref(), entry, CacheResult::Hit, 0, request_id);
     }
 
     let call = Call {
-        req: &chat,
-        is_content: door.is_content(),
+        req: chat,
+        is_content: turn.is_content(),
     };
     let exchange = failover::run(app, &snap, &resolved, &call).await;
     let success = match exchange.result {
@@ -126,9 +125,8 @@ async fn answer(
                 tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
                 app.metrics.request(&route, 200);
                 return from_cache(
-                    door,
+                    turn.as_ref(),
                     entry,
-                    &chat,
                     CacheResult::Stale,
                     exchange.attempts,
                     request_id,
@@ -136,7 +134,7 @@ async fn answer(
             }
             if let (Some(message), true) = (&snap.fallback_message, err.is_exhausted()) {
                 tracing::warn!(%route, error = %err, "every target failed; answering with the static fallback");
-                let mut resp = static_fallback(door, &chat, message);
+                let mut resp = static_fallback(turn.as_ref(), message);
                 drop(inflight);
                 let h = resp.headers_mut();
                 h.insert("x-understudy-degraded", HeaderValue::from_static("static"));
@@ -171,16 +169,19 @@ async fn answer(
     let mut resp = match success.answer {
         Answer::Complete(answer) => {
             cached.store(&answer, &success.target);
-            json(StatusCode::OK, door.render_answer(&chat, &answer))
+            json(StatusCode::OK, turn.render_answer(&answer))
         }
         Answer::Stream(mut committed) => {
             committed.guard = Some(inflight);
             committed.drain = Some(app.draining.subscribe());
             committed.tap = cached.recorder(&success.target);
-            let render = door.stream_renderer(&chat);
+            let render = turn.stream_renderer();
             sse_response(failover::stream::into_body(committed, render))
         }
     };
+    for (name, value) in turn.headers() {
+        resp.headers_mut().insert(name, value);
+    }
     let target = &success.target;
     origin_headers(
         &mut resp,
@@ -211,26 +212,25 @@ fn origin_headers(
 }
 
 /// A whole answer in the client's mode: JSON, or replayed as the front door's stream.
-fn whole_answer(door: &dyn Dialect, chat: &ChatRequest, answer: &ChatResponse) -> Response<Body> {
-    if chat.is_stream() {
-        let mut render = door.stream_renderer(chat);
+fn whole_answer(turn: &dyn Turn, answer: &ChatResponse) -> Response<Body> {
+    if turn.request().is_stream() {
+        let mut render = turn.stream_renderer();
         sse_response(full(replay_stream(render.as_mut(), answer)))
     } else {
-        json(StatusCode::OK, door.render_answer(chat, answer))
+        json(StatusCode::OK, turn.render_answer(answer))
     }
 }
 
 /// A cached answer in the client's mode, with the headers of the target that first
 /// gave it.
 fn from_cache(
-    door: &dyn Dialect,
+    turn: &dyn Turn,
     entry: &Entry,
-    chat: &ChatRequest,
     outcome: CacheResult,
     attempts: u32,
     request_id: HeaderValue,
 ) -> Response<Body> {
-    let mut resp = whole_answer(door, chat, &entry.answer);
+    let mut resp = whole_answer(turn, &entry.answer);
     origin_headers(
         &mut resp,
         &entry.provider,
@@ -258,7 +258,7 @@ fn sse_response(body: Body) -> Response<Body> {
 }
 
 /// The configured apology as an answer, in the client's mode (DESIGN §6).
-fn static_fallback(door: &dyn Dialect, chat: &ChatRequest, message: &str) -> Response<Body> {
+fn static_fallback(turn: &dyn Turn, message: &str) -> Response<Body> {
     let answer = ChatResponse {
         id: random_id("chatcmpl-", 24),
         object: "chat.completion".into(),
@@ -274,5 +274,5 @@ fn static_fallback(door: &dyn Dialect, chat: &ChatRequest, message: &str) -> Res
         usage: Some(Usage::new(0, 0)),
         extra: Default::default(),
     };
-    whole_answer(door, chat, &answer)
+    whole_answer(turn, &answer)
 }

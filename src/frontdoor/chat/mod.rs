@@ -4,9 +4,12 @@
 
 pub mod error;
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
-use super::{Dialect, Rendered, StreamRender};
+use super::{BoxFuture, Dialect, Rendered, StreamRender, Turn};
+use crate::app::App;
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
 use crate::error::ProxyError;
 use crate::http::sse;
@@ -16,23 +19,40 @@ pub struct Chat;
 pub static CHAT: Chat = Chat;
 
 impl Dialect for Chat {
-    fn parse(&self, body: Bytes) -> Result<ChatRequest, String> {
-        ChatRequest::parse(body)
-    }
-
-    fn render_answer(&self, _req: &ChatRequest, answer: &ChatResponse) -> Vec<u8> {
-        // Serialising our own types cannot fail.
-        serde_json::to_vec(answer).unwrap_or_default()
-    }
-
-    fn stream_renderer(&self, req: &ChatRequest) -> Box<dyn StreamRender> {
-        Box::new(ChatStream {
-            include_usage: req.include_usage(),
+    fn begin<'a>(
+        &'a self,
+        _app: &'a Arc<App>,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<Box<dyn Turn>, ProxyError>> {
+        Box::pin(async move {
+            let req = ChatRequest::parse(body).map_err(ProxyError::BadRequest)?;
+            Ok(Box::new(ChatTurn { req }) as Box<dyn Turn>)
         })
     }
 
     fn render_error(&self, err: &ProxyError) -> Rendered {
         error::render(err)
+    }
+}
+
+struct ChatTurn {
+    req: ChatRequest,
+}
+
+impl Turn for ChatTurn {
+    fn request(&self) -> &ChatRequest {
+        &self.req
+    }
+
+    fn render_answer(&self, answer: &ChatResponse) -> Vec<u8> {
+        // Serialising our own types cannot fail.
+        serde_json::to_vec(answer).unwrap_or_default()
+    }
+
+    fn stream_renderer(&self) -> Box<dyn StreamRender> {
+        Box::new(ChatStream {
+            include_usage: self.req.include_usage(),
+        })
     }
 }
 
