@@ -4,6 +4,7 @@
 //! and health never learn which front door called them.
 
 pub mod chat;
+pub mod messages;
 pub mod responses;
 
 use std::future::Future;

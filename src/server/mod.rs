@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::frontdoor::chat::CHAT;
+use crate::frontdoor::messages::MESSAGES;
 use crate::frontdoor::responses::RESPONSES;
 use crate::frontdoor::Dialect;
 use crate::http::body::Body;
@@ -151,6 +152,7 @@ impl<'p> Route<'p> {
         Some(match path {
             "/v1/chat/completions" => Route::Front(&CHAT),
             "/v1/responses" => Route::Front(&RESPONSES),
+            "/v1/messages" => Route::Front(&MESSAGES),
             "/v1/models" => Route::Models,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
@@ -186,17 +188,24 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let request_id = respond::request_id(&req);
+    let route = Route::of(&path);
+    // Errors answer in the shape of the API the client speaks.
+    let door: &dyn Dialect = match &route {
+        Some(Route::Front(d)) => *d,
+        _ if path.starts_with("/v1/messages") => &MESSAGES,
+        _ => &CHAT,
+    };
     if path.starts_with("/v1/") && !auth::authorized(&app, &req) {
-        return error_response(&CHAT, &ProxyError::Unauthorized, &request_id);
+        return error_response(door, &ProxyError::Unauthorized, &request_id);
     }
-    let Some(route) = Route::of(&path) else {
-        return error_response(&CHAT, &ProxyError::NotFound(path.clone()), &request_id);
+    let Some(route) = route else {
+        return error_response(door, &ProxyError::NotFound(path.clone()), &request_id);
     };
     let allow = route.allow();
     let method_ok = allow.split(", ").any(|m| m == method.as_str());
     if !method_ok {
         let mut resp = error_response(
-            &CHAT,
+            door,
             &ProxyError::MethodNotAllowed(method.to_string()),
             &request_id,
         );
@@ -214,6 +223,10 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
             exchange::handle(app, req, request_id, door)
                 .instrument(span)
                 .await
+        }
+        // Anthropic's SDKs send anthropic-version: answer in their list shape.
+        Route::Models if req.headers().contains_key("anthropic-version") => {
+            admin::anthropic_models(&app)
         }
         Route::Models => admin::models(&app),
         Route::Model(id) => admin::model(&app, id, &request_id),
