@@ -20,5 +20,15 @@ for check in scripts/fixtures/check_*.py; do
   .venv/bin/python "$check"
 done
 
+# Claude Code, a judge of the Messages front door (tests/claude_code.rs): a native
+# binary inside its npm package, reinstalled when its pin changes.
+cc=tests/claude
+cc_stamp=$cc/node_modules/.understudy-lock
+if [ ! -d "$cc/node_modules" ] || ! cmp -s "$cc/package-lock.json" "$cc_stamp"; then
+  echo "==> installing Claude Code into $cc/node_modules"
+  (cd "$cc" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$cc/package-lock.json" "$cc_stamp"
+fi
+
 echo "==> cargo test"
 cargo test "$@"

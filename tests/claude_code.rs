@@ -1,0 +1,349 @@
+//! Claude Code as a judge of the Messages front door (DESIGN §8): `claude -p` with
+//! `ANTHROPIC_BASE_URL` at the proxy and a client key as `ANTHROPIC_API_KEY`, nothing
+//! but loopback. The proxy's lead target (Anthropic-kind) is overloaded; an OpenAI-kind
+//! upstream behind it answers what Claude Code asks, tool calls included. The pinned
+//! Claude Code (`tests/claude/package.json`) is installed by `scripts/test.sh`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+const CLIENT_KEY: &str = "cc-client-key";
+/// In a prompt: the upstream answers with a call of Claude Code's `Read` tool.
+const READ_MARKER: &str = "READ_THE_FILE";
+const PONG: &str = "PONG from understudy";
+const FINAL: &str = "The file holds the secret.";
+const SECRET: &str = "the-secret-is-42";
+
+/// Claude Code's native binary: `$UNDERSTUDY_TEST_CLAUDE`, else the platform package
+/// `scripts/test.sh` installed under `tests/claude/node_modules` (used directly, so
+/// the wrapper's postinstall step does not matter), else the wrapper's bin.
+fn claude_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("UNDERSTUDY_TEST_CLAUDE") {
+        return PathBuf::from(p);
+    }
+    let modules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/claude/node_modules");
+    let scope = modules.join("@anthropic-ai");
+    if let Ok(dir) = std::fs::read_dir(&scope) {
+        let mut natives: Vec<PathBuf> = dir
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("claude-code-"))
+            .map(|e| e.path().join("claude"))
+            .filter(|p| p.is_file())
+            .collect();
+        natives.sort();
+        if let Some(p) = natives.into_iter().next() {
+            return p;
+        }
+    }
+    let wrapper = modules.join(".bin/claude");
+    assert!(
+        wrapper.exists(),
+        "{} is missing: run scripts/test.sh, which installs Claude Code",
+        wrapper.display()
+    );
+    wrapper
+}
+
+// ---------------------------------------------------------------------------------
+// An OpenAI-kind upstream that answers what it is asked
+
+/// Chat completions: a `Read` call of `read_path` when the conversation holds
+/// [`READ_MARKER`] and no tool result yet, [`FINAL`] once it holds one, else [`PONG`];
+/// streamed when the request says so. Every request body is kept.
+#[derive(Clone)]
+struct Upstream {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Upstream {
+    async fn start(read_path: String) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let up = Upstream {
+            addr,
+            received: received.clone(),
+        };
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let received = received.clone();
+                let read_path = read_path.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let received = received.clone();
+                        let read_path = read_path.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let reply = answer(&body, &read_path);
+                            received.lock().unwrap().push(body);
+                            Ok::<_, Infallible>(reply)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        up
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn answer(req: &Value, read_path: &str) -> http::Response<Full<Bytes>> {
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let has_result = messages.iter().any(|m| m["role"] == "tool");
+    let wants_read = req["messages"].to_string().contains(READ_MARKER);
+    let model = "gpt-4o-2024-08-06";
+    let (text, calls, finish) = if wants_read && !has_result {
+        let args = json!({"file_path": read_path}).to_string();
+        (
+            None,
+            Some(json!([{"id": "call_read1", "type": "function",
+                "function": {"name": "Read", "arguments": args}}])),
+            "tool_calls",
+        )
+    } else if has_result {
+        (Some(FINAL), None, "stop")
+    } else {
+        (Some(PONG), None, "stop")
+    };
+    let usage = json!({"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107});
+    if req["stream"] != true {
+        let mut message = json!({"role": "assistant", "content": text});
+        if let Some(c) = &calls {
+            message["tool_calls"] = c.clone();
+        }
+        let body = json!({"id": "chatcmpl-cc", "object": "chat.completion", "created": 1_700_000_000u64,
+            "model": model, "usage": usage,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}]});
+        return http::Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+    }
+    let mut deltas = vec![json!({"role": "assistant", "content": ""})];
+    if let Some(t) = text {
+        for piece in t.split_inclusive(' ') {
+            deltas.push(json!({"content": piece}));
+        }
+    }
+    if let Some(c) = calls {
+        let args = c[0]["function"]["arguments"].as_str().unwrap().to_string();
+        let (a, b) = args.split_at(args.len() / 2);
+        deltas.push(
+            json!({"tool_calls": [{"index": 0, "id": "call_read1", "type": "function",
+            "function": {"name": "Read", "arguments": ""}}]}),
+        );
+        deltas.push(json!({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}));
+        deltas.push(json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}));
+    }
+    let mut sse = String::new();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-cc", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    for d in deltas {
+        sse.push_str(&format!("data: {}\n\n", chunk(d, Value::Null)));
+    }
+    sse.push_str(&format!("data: {}\n\n", chunk(json!({}), json!(finish))));
+    sse.push_str(&format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        json!({"id": "chatcmpl-cc", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
+            "model": model, "choices": [], "usage": usage})
+    ));
+    http::Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Full::new(Bytes::from(sse)))
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------
+// The proxy and Claude Code
+
+struct Judge {
+    busy: Mock,
+    upstream: Upstream,
+    proxy: Proxy,
+    /// Claude Code's HOME and working directory.
+    dir: TempDir,
+}
+
+/// An overloaded Anthropic-kind lead, then the OpenAI-kind [`Upstream`]; the `*` route
+/// takes whatever model Claude Code asks for.
+async fn judge() -> Judge {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path.join("home")).unwrap();
+    std::fs::create_dir_all(dir.path.join("work")).unwrap();
+    let secret = dir.path.join("work/secret.txt");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let busy = Mock::start().await;
+    busy.always(Reply::json(
+        529,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ));
+    let upstream = Upstream::start(secret.display().to_string()).await;
+    let toml = format!(
+        r#"
+[server]
+api_keys_env = "CLIENT_KEYS"
+[providers.busy]
+kind = "anthropic"
+base_url = "{}"
+api_key_env = "UPSTREAM_KEY"
+[providers.oai]
+kind = "openai"
+base_url = "{}"
+api_key_env = "UPSTREAM_KEY"
+[[routes]]
+model = "*"
+targets = ["busy/claude-sonnet-4-5", "oai/gpt-4o"]
+"#,
+        busy.url(),
+        upstream.url()
+    );
+    let proxy = Proxy::start(
+        &toml,
+        &[("CLIENT_KEYS", CLIENT_KEY), ("UPSTREAM_KEY", "sk-upstream")],
+    )
+    .await;
+    Judge {
+        busy,
+        upstream,
+        proxy,
+        dir,
+    }
+}
+
+/// `claude -p PROMPT --output-format json` against the proxy; its JSON result.
+/// Bounded: 120 s, then killed.
+async fn claude(j: &Judge, prompt: &str, extra: &[&str]) -> Value {
+    let home: &Path = &j.dir.path.join("home");
+    let mut cmd = tokio::process::Command::new(claude_bin());
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home)
+        .env("ANTHROPIC_BASE_URL", j.proxy.url(""))
+        .env("ANTHROPIC_API_KEY", CLIENT_KEY)
+        // no telemetry, update checks or error reports: loopback only
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .current_dir(j.dir.path.join("work"))
+        .arg("-p")
+        .arg(prompt)
+        .args(["--output-format", "json"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("claude finished within 120 s")
+        .expect("claude starts");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "claude printed no JSON result ({e}; exit {:?}): {stdout}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The tool names of a chat request.
+fn tool_names(req: &Value) -> Vec<String> {
+    req["tools"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "proxy: Claude Code's `system` message inside `messages` is a 400 'unknown role'"]
+async fn claude_code_answers_through_a_failover_to_an_openai_target() {
+    let j = judge().await;
+    let result = claude(&j, "Say PONG", &[]).await;
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["result"], PONG, "{result}");
+    assert!(j.busy.count() >= 1, "the overloaded lead was tried");
+    let got = j.upstream.received();
+    let main = got
+        .iter()
+        .find(|r| r["messages"].to_string().contains("Say PONG"))
+        .unwrap_or_else(|| panic!("the prompt reached the upstream: {got:?}"));
+    let names = tool_names(main);
+    for tool in ["Bash", "Read", "Edit", "Write"] {
+        assert!(names.iter().any(|n| n == tool), "{tool} in {names:?}");
+    }
+    assert_eq!(main["messages"][0]["role"], "system", "{main}");
+}
+
+#[tokio::test]
+#[ignore = "proxy: Claude Code's `system` message inside `messages` is a 400 'unknown role'"]
+async fn claude_code_runs_a_tool_round_trip_through_the_proxy() {
+    let j = judge().await;
+    let result = claude(
+        &j,
+        &format!("{READ_MARKER}: what does secret.txt say?"),
+        &["--allowedTools", "Read"],
+    )
+    .await;
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["result"], FINAL, "{result}");
+    let got = j.upstream.received();
+    let second = got
+        .iter()
+        .find(|r| {
+            r["messages"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|m| m["role"] == "tool"))
+        })
+        .unwrap_or_else(|| panic!("a turn with the tool result: {got:?}"));
+    let msgs = second["messages"].as_array().unwrap();
+    let call = msgs
+        .iter()
+        .find_map(|m| m["tool_calls"].as_array().map(|c| c[0].clone()))
+        .unwrap_or_else(|| panic!("the assistant's call: {second}"));
+    assert_eq!(call["id"], "call_read1");
+    assert_eq!(call["function"]["name"], "Read");
+    let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap();
+    assert_eq!(tool["tool_call_id"], "call_read1");
+    assert!(
+        tool["content"].to_string().contains(SECRET),
+        "Claude Code read the file: {tool}"
+    );
+}
