@@ -11,6 +11,7 @@ use understudy::config::{self, EnvLookup};
 use understudy::App;
 
 use super::client::{send, Resp};
+use super::mock::Mock;
 
 pub const UPSTREAM_KEY: (&str, &str) = ("TEST_KEY", "sk-upstream-secret");
 
@@ -33,6 +34,19 @@ pub fn openai_config(mocks: &[(&str, String)], extra: &str) -> String {
         targets.join(", ")
     ));
     s
+}
+
+/// Two mocks, `a` and `b`, as [`openai_config`]'s providers of that name behind the
+/// `default` route (`a` leads); `extra` follows `[server]`'s `listen`.
+pub async fn two(extra: &str) -> (Mock, Mock, Proxy) {
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    let p = Proxy::start(
+        &openai_config(&[("a", a.url()), ("b", b.url())], extra),
+        &[UPSTREAM_KEY],
+    )
+    .await;
+    (a, b, p)
 }
 
 pub struct Proxy {
