@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 pub type MockBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
@@ -36,6 +37,10 @@ pub struct Reply {
     /// Body pieces, each sent after its delay.
     pub events: Vec<(Duration, Bytes)>,
     pub end: End,
+    /// Before the response head (after `delay`), wait until this gate opens.
+    pub hold: Option<Gate>,
+    /// Before the body piece at this index, wait until this gate opens.
+    pub hold_before: Option<(usize, Gate)>,
 }
 
 impl Reply {
@@ -46,6 +51,8 @@ impl Reply {
             delay: Duration::ZERO,
             events: vec![(Duration::ZERO, Bytes::from(body.into()))],
             end: End::Close,
+            hold: None,
+            hold_before: None,
         }
     }
 
@@ -60,6 +67,8 @@ impl Reply {
                 .map(|d| (Duration::ZERO, Bytes::from(format!("data: {d}\n\n"))))
                 .collect(),
             end: End::Close,
+            hold: None,
+            hold_before: None,
         }
     }
 
@@ -74,6 +83,8 @@ impl Reply {
                 .map(|p| (Duration::ZERO, Bytes::from(p.to_string())))
                 .collect(),
             end: End::Close,
+            hold: None,
+            hold_before: None,
         }
     }
 
@@ -127,6 +138,72 @@ impl Reply {
     pub fn end(mut self, end: End) -> Reply {
         self.end = end;
         self
+    }
+
+    /// Holds the response head until `gate` opens.
+    pub fn hold(mut self, gate: &Gate) -> Reply {
+        self.hold = Some(gate.clone());
+        self
+    }
+
+    /// Sends the pieces before `index` (the head too), then holds the rest until `gate`
+    /// opens.
+    pub fn hold_before(mut self, index: usize, gate: &Gate) -> Reply {
+        self.hold_before = Some((index, gate.clone()));
+        self
+    }
+}
+
+/// Where a mock's reply waits until the test opens it: the test decides when an
+/// upstream answers, instead of a delay racing the proxy's timers. Clones share the
+/// gate; once open it stays open.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Default)]
+struct GateState {
+    open: AtomicBool,
+    reached: AtomicUsize,
+    opened: Notify,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets every reply held here go on, now and later.
+    pub fn open(&self) {
+        self.0.open.store(true, Ordering::SeqCst);
+        self.0.opened.notify_waiters();
+    }
+
+    /// How many replies have reached the gate. A reply held before a body piece has
+    /// flushed what came before by the time the test sees it here.
+    pub fn reached(&self) -> usize {
+        self.0.reached.load(Ordering::SeqCst)
+    }
+
+    async fn pass(&self) {
+        self.0.reached.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let opened = self.0.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            if self.0.open.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("open", &self.0.open.load(Ordering::SeqCst))
+            .field("reached", &self.reached())
+            .finish()
     }
 }
 
@@ -247,21 +324,31 @@ impl Mock {
                 })
         };
         tokio::time::sleep(reply.delay).await;
+        if let Some(gate) = &reply.hold {
+            gate.pass().await;
+        }
         let mut builder = http::Response::builder().status(reply.status);
         for (k, v) in &reply.headers {
             builder = builder.header(k, v);
         }
         let cancelled = self.cancelled.clone();
+        // The held piece's index counts down to 0 as pieces go out.
         let stream = futures_util::stream::unfold(
             (
                 VecDeque::from(reply.events),
                 reply.end,
                 CancelProbe(Some(cancelled)),
+                reply.hold_before,
             ),
-            |(mut events, end, mut probe)| async move {
+            |(mut events, end, mut probe, mut hold)| async move {
                 if let Some((wait, bytes)) = events.pop_front() {
+                    match hold.take() {
+                        Some((0, gate)) => gate.pass().await,
+                        Some((n, gate)) => hold = Some((n - 1, gate)),
+                        None => {}
+                    }
                     tokio::time::sleep(wait).await;
-                    return Some((Ok(Frame::data(bytes)), (events, end, probe)));
+                    return Some((Ok(Frame::data(bytes)), (events, end, probe, hold)));
                 }
                 match end {
                     End::Close => {
@@ -274,7 +361,7 @@ impl Mock {
                         probe.0.take();
                         Some((
                             Err(std::io::Error::other("mock drops the connection")),
-                            (events, End::Close, probe),
+                            (events, End::Close, probe, hold),
                         ))
                     }
                     End::Hang => {

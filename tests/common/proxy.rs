@@ -49,6 +49,28 @@ pub async fn two(extra: &str) -> (Mock, Mock, Proxy) {
     (a, b, p)
 }
 
+/// Like [`two`], with `timeouts` (`first_byte = "200ms"`, …) for `a` alone. A test
+/// that wants a short timeout to fire on `a` sets it there, so `b`'s answers are never
+/// timed against the machine's speed.
+pub async fn two_with_a_timeouts(timeouts: &str, extra: &str) -> (Mock, Mock, Proxy) {
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    let toml = with_timeouts(
+        &openai_config(&[("a", a.url()), ("b", b.url())], extra),
+        "a",
+        timeouts,
+    );
+    let p = Proxy::start(&toml, &[UPSTREAM_KEY]).await;
+    (a, b, p)
+}
+
+/// `toml` with `timeouts` (`connect = "200ms"`, …) set for provider `name` alone.
+pub fn with_timeouts(toml: &str, name: &str, timeouts: &str) -> String {
+    let table = format!("[providers.{name}]\n");
+    assert!(toml.contains(&table), "no {table} in {toml}");
+    toml.replacen(&table, &format!("{table}timeouts = {{ {timeouts} }}\n"), 1)
+}
+
 pub struct Proxy {
     pub addr: SocketAddr,
     pub app: Arc<App>,
