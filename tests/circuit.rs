@@ -1,5 +1,9 @@
 //! The circuit breaker through real HTTP: opening after consecutive failures, the
 //! half-open trial, what does not count as a failure, and active health probes.
+//!
+//! `open_for` is an hour, passed by moving the runtime's clock ([`skip`]) rather than
+//! sleeping, and a slow trial is held by a [`Gate`]: no verdict depends on how fast
+//! the machine is.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,9 +19,12 @@ use common::*;
 
 use common::UPSTREAM_KEY as KEY;
 
+/// Just past the `open_for` of an hour the tests configure.
+const PAST_OPEN_FOR: Duration = Duration::from_secs(3601);
+
 #[tokio::test]
 async fn the_circuit_opens_after_n_failures_and_half_opens_after_open_for() {
-    let (a, b, p) = two("[circuit_breaker]\nfailures = 2\nopen_for = \"400ms\"\n").await;
+    let (a, b, p) = two("[circuit_breaker]\nfailures = 2\nopen_for = \"1h\"\n").await;
     a.always(Reply::json(500, "{}"));
     b.always(Reply::json(200, completion("m-b", "b")));
     for _ in 0..2 {
@@ -46,7 +53,7 @@ async fn the_circuit_opens_after_n_failures_and_half_opens_after_open_for() {
         "{metrics}"
     );
     // after open_for: one trial, which fails and re-opens
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    skip(PAST_OPEN_FOR).await;
     assert_eq!(
         p.chat(user("default"))
             .await
@@ -61,13 +68,15 @@ async fn the_circuit_opens_after_n_failures_and_half_opens_after_open_for() {
         Some("1")
     );
     // after open_for again: the trial is slow; a concurrent request skips a meanwhile
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    a.push(Reply::json(200, completion("m-a", "a is back")).delay(Duration::from_millis(400)));
+    skip(PAST_OPEN_FOR).await;
+    let answer = Gate::new();
+    a.push(Reply::json(200, completion("m-a", "a is back")).hold(&answer));
     let trial = tokio::spawn({
         let url = p.url("/v1/chat/completions");
         async move { send(&url, "POST", &[], user("default").to_string()).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // the trial is in flight once a holds it
+    assert!(eventually(Duration::from_secs(20), || a.count() == 4).await);
     let during = p.chat(user("default")).await;
     assert_eq!(during.header("x-understudy-provider"), Some("b"));
     assert_eq!(
@@ -75,6 +84,7 @@ async fn the_circuit_opens_after_n_failures_and_half_opens_after_open_for() {
         Some("1"),
         "only one trial in flight"
     );
+    answer.open();
     let trial = trial.await.unwrap();
     assert_eq!(trial.header("x-understudy-provider"), Some("a"));
     assert_eq!(a.count(), 4);
@@ -99,26 +109,34 @@ async fn a_429_does_not_count_toward_the_circuit() {
 
 #[tokio::test]
 async fn a_trial_whose_client_disconnects_is_given_back() {
-    let (a, b, p) = two("[circuit_breaker]\nfailures = 1\nopen_for = \"200ms\"\n").await;
+    let (a, b, p) = two("[circuit_breaker]\nfailures = 1\nopen_for = \"1h\"\n").await;
     a.push(Reply::json(500, "{}"));
     b.always(Reply::json(200, completion("m-b", "b")));
     p.chat(user("default")).await;
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    // the half-open trial hangs, and its client gives up
-    a.push(Reply::json(200, completion("m-a", "too slow")).delay(Duration::from_secs(5)));
-    let gave_up = tokio::time::timeout(Duration::from_millis(300), p.chat(user("default"))).await;
+    skip(PAST_OPEN_FOR).await;
+    // the half-open trial hangs, and its client gives up once a holds it
+    a.push(Reply::json(200, completion("m-a", "too slow")).hold(&Gate::new()));
+    let client = tokio::spawn({
+        let url = p.url("/v1/chat/completions");
+        async move { send(&url, "POST", &[], user("default").to_string()).await }
+    });
+    let back = eventually(Duration::from_secs(20), || a.count() >= 2).await;
+    assert!(back);
+    client.abort();
+    let gave_up = client.await;
     assert!(gave_up.is_err());
     a.push(Reply::json(200, completion("m-a", "a is back")));
-    let back = eventually(Duration::from_secs(3), || a.count() >= 2).await;
-    assert!(back);
+    // b answers until the proxy has seen the client go and given the trial back
+    // (bounded: 500 tries, 20 s)
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut provider = String::new();
-    for _ in 0..20 {
+    for _ in 0..500 {
         let r = p.chat(user("default")).await;
         provider = r.header("x-understudy-provider").unwrap_or("").to_string();
-        if provider == "a" {
+        if provider == "a" || std::time::Instant::now() > deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(provider, "a", "the trial was given back, so a gets another");
     assert_eq!(
@@ -188,7 +206,7 @@ async fn health_probes_open_a_sick_providers_circuit_and_close_it_when_it_recove
     let app = p.app.clone();
     let key = app.config.load().provider("a").unwrap().health_key();
     assert!(
-        eventually(Duration::from_secs(5), || app.health.circuit(&key).0
+        eventually(Duration::from_secs(20), || app.health.circuit(&key).0
             == "open")
         .await
     );
@@ -212,7 +230,7 @@ async fn health_probes_open_a_sick_providers_circuit_and_close_it_when_it_recove
     );
     a.always(Reply::json(200, r#"{"object":"list","data":[]}"#));
     assert!(
-        eventually(Duration::from_secs(5), || app.health.circuit(&key).0
+        eventually(Duration::from_secs(20), || app.health.circuit(&key).0
             == "closed")
         .await
     );

@@ -84,16 +84,24 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     let mut conn = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     let head = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"model\":";
     conn.write_all(head.as_bytes()).await.unwrap();
-    let t = std::time::Instant::now();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+    // the rest of the body never comes: only body_timeout can answer (hyper's own
+    // 30 s limit is for heads, and would not answer request_timeout)
+    let mut answer = String::new();
+    let read = async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if n == 0 || answer.contains("request_timeout") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
         .await
-        .expect("answered within 5 s")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]);
+        .expect("answered within 20 s");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(a.count(), 0);
 }
 
