@@ -141,15 +141,18 @@ impl Proxy {
         std::fs::rename(&tmp, &self.config_path).unwrap();
     }
 
-    /// Rewrites the config file in place (truncate + write).
+    /// Rewrites the config file in place (same file, no rename): writes `toml` over it
+    /// from the start, then cuts what is left of a longer old text. Not truncate, then
+    /// write: an empty file is a valid config (no routes), so a watcher that read the
+    /// file between the two, had the test been slow, would load it.
     pub fn write_in_place(&self, toml: &str) {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .truncate(true)
             .open(&self.config_path)
             .unwrap();
         f.write_all(toml.as_bytes()).unwrap();
+        f.set_len(toml.len() as u64).unwrap();
         f.sync_all().unwrap();
     }
 
