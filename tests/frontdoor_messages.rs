@@ -390,8 +390,16 @@ async fn an_anthropic_target_receives_an_anthropic_request_and_answers() {
     for (i, got) in m.received().iter().enumerate() {
         assert_eq!(got.method, "POST");
         assert!(got.path.starts_with("/v1/messages"), "{}", got.path);
-        assert_eq!(got.headers["x-api-key"], UPSTREAM);
-        assert_eq!(got.headers["anthropic-version"], "2023-06-01");
+        assert_eq!(got.headers["x-api-key"], UPSTREAM, "the provider's key");
+        assert!(
+            !got.headers.values().any(|v| v.contains(CLIENT_KEY)),
+            "the client's key stays at the proxy: {:?}",
+            got.headers
+        );
+        assert!(
+            !got.headers["anthropic-version"].is_empty(),
+            "the client's anthropic-version goes upstream"
+        );
         let body = got.json();
         assert_eq!(body["model"], "claude-sonnet-4-5");
         assert_eq!(body["max_tokens"], 256);
@@ -1344,7 +1352,6 @@ async fn claude_codes_beta_query_and_headers_are_accepted() {
 }
 
 #[tokio::test]
-#[ignore = "proxy: through an anthropic target cache_creation_input_tokens comes back 0 and is counted in input_tokens"]
 async fn anthropic_usage_keeps_cache_reads_and_writes_apart() {
     // response_tool_use.json: input 420, cache_creation 1500, cache_read 2000.
     let s = setup(&[ANTHROPIC]).await;
@@ -1536,7 +1543,6 @@ async fn count_tokens_goes_to_an_anthropic_target_or_is_estimated() {
 }
 
 #[tokio::test]
-#[ignore = "proxy: anthropic targets get a translated body, not the client's (DESIGN §8): anthropic-beta, ?beta=true, cache_control and context_management are lost"]
 async fn an_anthropic_target_gets_the_clients_body_headers_and_query() {
     let s = setup(&[ANTHROPIC]).await;
     let m = s.mock(0);
@@ -1581,7 +1587,6 @@ async fn an_anthropic_target_gets_the_clients_body_headers_and_query() {
 }
 
 #[tokio::test]
-#[ignore = "proxy: an anthropic target's thinking blocks and stop_sequence are lost in translation (DESIGN §8: native)"]
 async fn an_anthropic_targets_thinking_and_stop_sequence_reach_the_client() {
     let s = setup(&[ANTHROPIC]).await;
     let m = s.mock(0);
@@ -1620,4 +1625,41 @@ async fn an_anthropic_targets_thinking_and_stop_sequence_reach_the_client() {
 
 fn fixture_json(text: &str) -> Value {
     serde_json::from_str(text).expect("fixture is JSON")
+}
+
+#[tokio::test]
+async fn a_native_answer_in_the_cache_serves_chat_and_messages_clients_alike() {
+    let s = setup_with(&[ANTHROPIC], "[cache]\nenabled = true").await;
+    s.mock(0).push(Reply::json(200, ANT_TEXT_JSON));
+    let mut req = hello();
+    req["temperature"] = json!(0);
+    let first = post_as_sdk(&s.proxy, &req).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-understudy-cache"), Some("miss"));
+    // the same conversation from a chat-completions client
+    let chat = json!({
+        "model": "default", "max_tokens": 256, "temperature": 0,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Say hello"}]},
+        ],
+    });
+    let c = s.proxy.chat_as(CLIENT_KEY, chat).await;
+    assert_eq!(c.status, 200, "{}", c.text());
+    let body = c.json();
+    assert_eq!(body["object"], "chat.completion", "a chat answer: {body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello! How can I help you today?"
+    );
+    // and streamed to a Messages client
+    req["stream"] = json!(true);
+    let st = post_as_sdk(&s.proxy, &req).await;
+    assert_eq!(st.header("x-understudy-cache"), Some("hit"));
+    let text: String = events(&st)
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "Hello! How can I help you today?");
+    assert_eq!(s.mock(0).count(), 1);
 }
