@@ -1663,3 +1663,67 @@ async fn a_native_answer_in_the_cache_serves_chat_and_messages_clients_alike() {
     assert_eq!(text, "Hello! How can I help you today?");
     assert_eq!(s.mock(0).count(), 1);
 }
+
+#[tokio::test]
+async fn a_native_stream_that_breaks_after_content_ends_with_an_error_event() {
+    let s = setup(&[ANTHROPIC, OPENAI]).await;
+    let (ant, oai) = (s.mock(0), s.mock(1));
+    // stream_text.sse up to its first text delta, then the connection drops
+    let cut = ANT_TEXT_SSE.find("\"Hello\"").unwrap();
+    let cut = cut + ANT_TEXT_SSE[cut..].find("\n\n").unwrap() + 2;
+    ant.push(Reply::raw(200, "text/event-stream", &[&ANT_TEXT_SSE[..cut]]).end(End::Drop));
+    let mut req = hello();
+    req["stream"] = json!(true);
+    let r = post_as_sdk(&s.proxy, &req).await;
+    assert_eq!(r.status, 200);
+    let evs = events(&r);
+    let names = names(&evs);
+    assert_eq!(
+        names.iter().filter(|n| **n == "message_start").count(),
+        1,
+        "{}",
+        r.text()
+    );
+    assert!(names.contains(&"content_block_delta"), "{}", r.text());
+    let (last, data) = evs.last().unwrap();
+    assert_eq!(last, "error", "the error event is the last: {}", r.text());
+    assert_eq!(data["type"], "error");
+    assert!(data["error"]["type"].is_string(), "{data}");
+    assert!(!names.contains(&"message_stop"), "{}", r.text());
+    assert_eq!(oai.count(), 0, "no failover after content");
+}
+
+#[tokio::test]
+async fn an_anthropic_400_reaches_the_client_as_it_was_without_failover() {
+    let s = setup(&[ANTHROPIC, OPENAI]).await;
+    s.mock(0).push(Reply::json(
+        400,
+        include_str!("../fixtures/anthropic/error_invalid_request.json"),
+    ));
+    let e = sdk_one(&s.proxy, json!({"kind": "create", "request": hello()})).await;
+    assert_eq!(e["error"], "BadRequestError", "{e}");
+    assert_eq!(e["type"], "invalid_request_error");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Input should be a valid dictionary"),
+        "the provider's message: {e}"
+    );
+    assert_eq!(s.mock(1).count(), 0, "no failover on a bad request");
+}
+
+#[tokio::test]
+async fn a_bad_provider_key_fails_over_and_the_client_never_sees_it() {
+    let s = setup(&[ANTHROPIC, OPENAI]).await;
+    s.mock(0).push(Reply::json(
+        401,
+        include_str!("../fixtures/anthropic/error_authentication.json"),
+    ));
+    s.mock(1).push(stream_reply("gpt-4o-2024-08-06", &["fine"]));
+    let r = sdk_one(&s.proxy, json!({"kind": "stream", "request": hello()})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["text"], "fine");
+    assert_eq!(r["headers"]["x-understudy-provider"], "oai");
+    assert_eq!(r["headers"]["x-understudy-attempts"], "2");
+}
