@@ -1747,3 +1747,57 @@ async fn thinking_reaches_the_reasoning_settings_of_gemini_and_ollama() {
     let ollama = upstream_json(o.mock(0), 0);
     assert_eq!(ollama["think"], true, "{ollama}");
 }
+
+#[tokio::test]
+async fn gemini_streamed_function_calls_arrive_as_tool_use_blocks() {
+    let s = setup(&[GEMINI]).await;
+    s.mock(0).push(sse(include_str!(
+        "../fixtures/gemini/stream_function_calls.sse"
+    )));
+    let r = sdk_one(
+        &s.proxy,
+        json!({"kind": "stream", "request": weather_request()}),
+    )
+    .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        r["text"], "I will look both up.",
+        "no thoughts in the text: {r}"
+    );
+    assert_eq!(r["stop_reason"], "tool_use");
+    assert_eq!(
+        r["block_types"],
+        json!(["text", "tool_use", "tool_use", "tool_use"])
+    );
+    let uses = r["tool_uses"].as_array().unwrap();
+    assert_eq!(uses[0]["name"], "get_weather");
+    assert_eq!(
+        uses[0]["input"],
+        json!({"location": "Paris", "unit": "celsius"})
+    );
+    assert_eq!(
+        uses[1]["input"],
+        json!({"location": "London", "unit": "celsius"})
+    );
+    assert_eq!(uses[2]["name"], "get_time");
+    assert_eq!(uses[2]["input"], json!({}));
+    let ids: std::collections::HashSet<&str> =
+        uses.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "unique ids: {r}");
+    // every block index is opened once, in order, and closed
+    let starts: Vec<u64> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "content_block_start")
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts, [0, 1, 2, 3]);
+    let stops = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "content_block_stop")
+        .count();
+    assert_eq!(stops, 4);
+}
