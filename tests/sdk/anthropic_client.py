@@ -14,6 +14,7 @@ to send it as `Authorization: Bearer` instead of `x-api-key`):
 - tool_round_trip: create with tools; every tool_use block is answered from
               "results" (tool name -> text) in a second create; both answers kept.
 - models:     models.list(), every entry validated with `ModelInfo.model_validate`.
+- count_tokens: messages.count_tokens, validated with `MessageTokensCount`.
 - check_requests: no call; "bodies" (what an Anthropic upstream received) are
               validated deeply against the SDK's `MessageCreateParams` types, and no
               top-level key may be one those types (or the older sampling fields)
@@ -26,7 +27,7 @@ import typing
 
 import anthropic
 import pydantic
-from anthropic.types import Message, ModelInfo, RawMessageStreamEvent
+from anthropic.types import Message, MessageTokensCount, ModelInfo, RawMessageStreamEvent
 from anthropic.types import message_create_params
 
 RAW_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
@@ -187,6 +188,17 @@ def check_requests(_client, sc):
     return {"ok": not problems, "problems": problems}
 
 
+def count_tokens(client, sc):
+    raw = client.messages.with_raw_response.count_tokens(**sc["request"])
+    d = raw.parse().to_dict()
+    MessageTokensCount.model_validate(d)
+    return {
+        "ok": True,
+        "input_tokens": d["input_tokens"],
+        "estimate": raw.headers.get("x-understudy-estimate"),
+    }
+
+
 KINDS = {
     "create": create,
     "stream": stream,
@@ -194,6 +206,7 @@ KINDS = {
     "tool_round_trip": tool_round_trip,
     "models": models,
     "check_requests": check_requests,
+    "count_tokens": count_tokens,
 }
 
 
