@@ -63,8 +63,29 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
         },
     };
     for mut item in req.input_items()? {
+        if item["type"] == "item_reference" {
+            // An item of an earlier response, by id (the Vercel AI SDK sends these).
+            let id = item["id"].as_str().unwrap_or_default().to_string();
+            match app.responses.get_item(&id).await {
+                Ok(Some(found)) => item = found,
+                Ok(None) => {
+                    return Err(ProxyError::BadRequest(format!(
+                        "input: item with id '{id}' not found"
+                    )))
+                }
+                Err(e) => return Err(ProxyError::StateUnavailable(e.to_string())),
+            }
+        }
         if item.get("id").is_none_or(Value::is_null) {
             item["id"] = item_id(&item).into();
+        }
+        // `input_items` lists them as the API's item types, which carry a status.
+        if matches!(
+            item["type"].as_str(),
+            Some("function_call" | "function_call_output")
+        ) && item.get("status").is_none_or(Value::is_null)
+        {
+            item["status"] = "completed".into();
         }
         items.push(item);
     }
@@ -153,7 +174,25 @@ fn settings(req: &ResponsesRequest) -> Map<String, Value> {
     let or_null = |v: Option<Value>| v.unwrap_or(Value::Null);
     let mut s = Map::new();
     s.insert("instructions".into(), or_null(req.instructions.clone()));
-    s.insert("tools".into(), json!(req.tools.clone().unwrap_or_default()));
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .flatten()
+        .map(|t| {
+            let mut t = t.clone();
+            // The Response's FunctionTool has both; the API's defaults.
+            if t["type"] == "function" {
+                if t.get("strict").is_none_or(Value::is_null) {
+                    t["strict"] = true.into();
+                }
+                if t.get("parameters").is_none() {
+                    t["parameters"] = Value::Null;
+                }
+            }
+            t
+        })
+        .collect();
+    s.insert("tools".into(), tools.into());
     s.insert(
         "tool_choice".into(),
         req.tool_choice.clone().unwrap_or_else(|| "auto".into()),

@@ -125,7 +125,7 @@ impl ResponsesStream {
             }
             self.emit(
                 "response.function_call_arguments.done",
-                json!({"item_id": c.id, "output_index": c.index, "arguments": c.arguments}),
+                json!({"item_id": c.id, "output_index": c.index, "name": c.name, "arguments": c.arguments}),
                 out,
             );
             let item = call_item(&c.id, "completed", &c.call_id, &c.name, &c.arguments);
