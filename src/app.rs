@@ -8,6 +8,7 @@ use crate::cache::AnswerCache;
 use crate::config::{EnvLookup, Snapshot};
 use crate::failover::health::Health;
 use crate::metrics::Metrics;
+use crate::state::responses::{MemoryStore, ResponseStore};
 use crate::upstream::Upstream;
 
 pub struct App {
@@ -18,6 +19,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Outside the snapshot so cached answers survive reloads.
     pub cache: AnswerCache,
+    /// Responses-API answers kept for `previous_response_id` and `GET`.
+    pub responses: Arc<dyn ResponseStore>,
     pub reload: Mutex<ReloadStatus>,
     pub env: EnvLookup,
     /// Set when the shutdown grace ran out: streams still open end with their front
@@ -37,6 +40,7 @@ impl App {
     pub fn new(snapshot: Snapshot, env: EnvLookup) -> Arc<App> {
         Arc::new(App {
             cache: AnswerCache::new(snapshot.cache.as_ref()),
+            responses: Arc::new(MemoryStore::default()),
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
             upstream: Upstream::new(),

@@ -17,7 +17,7 @@ pub enum ProxyError {
     #[error("{provider}: {}", error.message)]
     ProviderRejected {
         provider: String,
-        error: UpstreamError,
+        error: Box<UpstreamError>,
     },
     #[error("invalid or missing API key; send `Authorization: Bearer <key>`")]
     Unauthorized,
@@ -35,14 +35,26 @@ pub enum ProxyError {
     #[error("{provider}: {}", error.message)]
     Upstream {
         provider: String,
-        error: UpstreamError,
+        error: Box<UpstreamError>,
     },
     /// The walk ended without an answer; it says why and lists every step.
     #[error("{0}")]
     Exhausted(Exhausted),
     /// A committed stream's upstream failed after content reached the client.
     #[error("{}", mid_stream(provider, failure))]
-    MidStream { provider: String, failure: Outcome },
+    MidStream {
+        provider: String,
+        failure: Box<Outcome>,
+    },
+    /// `previous_response_id` names no stored response (unknown, deleted, expired).
+    #[error("Previous response with id '{0}' not found.")]
+    PreviousResponseNotFound(String),
+    /// `GET`/`DELETE /v1/responses/{id}` of an unknown id.
+    #[error("Response with id '{0}' not found.")]
+    ResponseNotFound(String),
+    /// Stored state is out of reach (a shared engine down or slow).
+    #[error("{0}")]
+    StateUnavailable(String),
     /// The proxy is shutting down and its grace period ran out.
     #[error("the proxy is shutting down; retry the request")]
     ShuttingDown,
@@ -168,7 +180,11 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         use ProxyError::*;
         match self {
-            BadRequest(_) | ProviderRejected { .. } => StatusCode::BAD_REQUEST,
+            BadRequest(_) | ProviderRejected { .. } | PreviousResponseNotFound(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ResponseNotFound(_) => StatusCode::NOT_FOUND,
+            StateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Unauthorized => StatusCode::UNAUTHORIZED,
             ModelNotFound(_) | NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -186,10 +202,9 @@ impl ProxyError {
                 Why::Failed => StatusCode::BAD_GATEWAY,
                 Why::AllDisabled | Why::NoneTried { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
-            MidStream {
-                failure: Outcome::Timeout(_),
-                ..
-            } => StatusCode::GATEWAY_TIMEOUT,
+            MidStream { failure, .. } if matches!(**failure, Outcome::Timeout(_)) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             MidStream { .. } => StatusCode::BAD_GATEWAY,
             ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -20,6 +20,7 @@ pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod server;
+pub mod state;
 pub mod upstream;
 
 pub use app::App;

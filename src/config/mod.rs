@@ -33,6 +33,7 @@ pub struct Snapshot {
     pub fallback_message: Option<String>,
     /// `None` when `[cache]` is off.
     pub cache: Option<CachePolicy>,
+    pub responses: ResponsesPolicy,
     /// Sorted by name.
     pub providers: Vec<Arc<Provider>>,
     pub routes: Vec<Route>,
@@ -82,6 +83,15 @@ pub struct CachePolicy {
     pub ttl: Duration,
     /// Kept this long: past `ttl`, served only when every target failed.
     pub stale_ttl: Duration,
+}
+
+/// `[responses]`: stored Responses-API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsesPolicy {
+    /// How long a stored response can be fetched or continued.
+    pub ttl: Duration,
+    /// Memory backend: total size of stored responses; the oldest go first.
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

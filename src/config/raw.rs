@@ -47,6 +47,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub fallback: RawFallback,
     #[serde(default)]
+    pub responses: RawResponses,
+    #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -169,6 +171,24 @@ impl Default for RawCache {
             max_entries: 10_000,
             ttl: secs(300),
             stale_ttl: secs(86_400),
+        }
+    }
+}
+
+/// `[responses]`: how long stored Responses-API answers live, and how much memory
+/// they may take.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResponses {
+    pub ttl: Dur,
+    pub max_bytes: u64,
+}
+
+impl Default for RawResponses {
+    fn default() -> Self {
+        RawResponses {
+            ttl: secs(86_400),
+            max_bytes: 256 * 1024 * 1024,
         }
     }
 }

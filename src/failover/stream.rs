@@ -276,7 +276,7 @@ impl BodyState {
                     self.ended = true;
                     let err = ProxyError::MidStream {
                         provider: self.provider.clone(),
-                        failure: e.clone().into_outcome(),
+                        failure: Box::new(e.clone().into_outcome()),
                     };
                     tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
                     self.end.finished(Some(&e));

@@ -278,12 +278,12 @@ fn returned(provider: &str, outcome: Outcome) -> ProxyError {
         Outcome::Status { error, .. } if error.status == 400 || error.status == 422 => {
             ProxyError::ProviderRejected {
                 provider: provider.to_string(),
-                error,
+                error: Box::new(error),
             }
         }
         Outcome::Status { error, .. } => ProxyError::Upstream {
             provider: provider.to_string(),
-            error,
+            error: Box::new(error),
         },
         // `decide` fails over on everything else; should that change, the client
         // still gets a truthful 502.

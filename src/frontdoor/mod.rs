@@ -4,6 +4,8 @@
 //! and health never learn which front door called them.
 
 pub mod chat;
+pub mod messages;
+pub mod responses;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -173,6 +173,16 @@ pub fn encode_data(json: &[u8]) -> Bytes {
 
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
+/// `event: <name>\ndata: <json>\n\n`, appended to `out`.
+pub fn encode_event(name: &str, json: &[u8], out: &mut BytesMut) {
+    out.reserve(name.len() + json.len() + 16);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,26 @@ pub fn models(app: &App) -> Response<Body> {
     )
 }
 
+/// Anthropic's model list (`models.list()` of its SDKs).
+pub fn anthropic_models(app: &App) -> Response<Body> {
+    let snap = app.config.load();
+    let created = humantime::format_rfc3339_seconds(snap.loaded_at).to_string();
+    let data: Vec<_> = snap
+        .routes
+        .iter()
+        .filter(|r| r.model != "*")
+        .map(|r| json!({"type": "model", "id": r.model, "display_name": r.model, "created_at": created}))
+        .collect();
+    let first = data.first().map(|m| m["id"].clone());
+    let last = data.last().map(|m| m["id"].clone());
+    json(
+        StatusCode::OK,
+        json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+            .to_string()
+            .into_bytes(),
+    )
+}
+
 /// `GET /v1/models/{id}` (the SDKs' `models.retrieve`): a route model, else 404.
 /// The id is percent-decoded: route names may hold `/` or `:`.
 pub fn model(app: &App, raw_id: &str, request_id: &HeaderValue) -> Response<Body> {

@@ -1,4 +1,5 @@
-//! Client keys: `/v1/*` needs one when `server.api_keys_env` names any.
+//! Client keys: `/v1/*` needs one when `server.api_keys_env` names any, sent as
+//! `Authorization: Bearer KEY` or `x-api-key: KEY`.
 
 use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
@@ -12,16 +13,17 @@ pub fn authorized(app: &App, req: &http::Request<Incoming>) -> bool {
     if keys.is_empty() {
         return true;
     }
-    let Some(given) = req
+    // `Authorization: Bearer` (OpenAI's SDKs), or `x-api-key` (Anthropic's).
+    let bearer = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-    else {
+        });
+    let api_key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+    let Some(given) = bearer.or(api_key).map(str::trim) else {
         return false;
     };
     let mut ok = subtle::Choice::from(0u8);

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod exchange;
 mod respond;
+mod stored;
 pub mod tls;
 
 use std::future::Future;
@@ -22,6 +23,9 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::frontdoor::chat::CHAT;
+use crate::frontdoor::messages::MESSAGES;
+use crate::frontdoor::responses::RESPONSES;
+use crate::frontdoor::Dialect;
 use crate::http::body::Body;
 use respond::error_response;
 
@@ -128,56 +132,114 @@ pub async fn serve(
     }
 }
 
+/// What a path serves; the methods it allows are [`Route::allow`].
+enum Route<'p> {
+    Front(&'static dyn Dialect),
+    Models,
+    Model(&'p str),
+    /// `/v1/responses/{id}`: GET or DELETE.
+    Stored(&'p str),
+    /// `/v1/responses/{id}/input_items`.
+    InputItems(&'p str),
+    Healthz,
+    Readyz,
+    Status,
+    Metrics,
+}
+
+impl<'p> Route<'p> {
+    fn of(path: &'p str) -> Option<Route<'p>> {
+        Some(match path {
+            "/v1/chat/completions" => Route::Front(&CHAT),
+            "/v1/responses" => Route::Front(&RESPONSES),
+            "/v1/messages" => Route::Front(&MESSAGES),
+            "/v1/models" => Route::Models,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/status" => Route::Status,
+            "/metrics" => Route::Metrics,
+            p => {
+                if let Some(id) = p.strip_prefix("/v1/models/") {
+                    Route::Model(id)
+                } else if let Some(rest) = p.strip_prefix("/v1/responses/") {
+                    match rest.strip_suffix("/input_items") {
+                        Some(id) if !id.is_empty() && !id.contains('/') => Route::InputItems(id),
+                        _ if !rest.is_empty() && !rest.contains('/') => Route::Stored(rest),
+                        _ => return None,
+                    }
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Front(_) => "POST",
+            Route::Stored(_) => "GET, HEAD, DELETE",
+            _ => "GET, HEAD",
+        }
+    }
+}
+
 /// Routing by method and path; `/v1/*` needs a client key when keys are configured.
 async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let request_id = respond::request_id(&req);
-    if path.starts_with("/v1/") && !auth::authorized(&app, &req) {
-        return error_response(&CHAT, &ProxyError::Unauthorized, &request_id);
-    }
-    let allowed: &str = match path.as_str() {
-        "/v1/chat/completions" => "POST",
-        "/v1/models" | "/healthz" | "/readyz" | "/status" | "/metrics" => "GET",
-        p if p.starts_with("/v1/models/") => "GET",
-        _ => return error_response(&CHAT, &ProxyError::NotFound(path), &request_id),
+    let route = Route::of(&path);
+    // Errors answer in the shape of the API the client speaks.
+    let door: &dyn Dialect = match &route {
+        Some(Route::Front(d)) => *d,
+        _ if path.starts_with("/v1/messages") => &MESSAGES,
+        _ => &CHAT,
     };
-    let is_allowed =
-        method.as_str() == allowed || (allowed == "GET" && method == http::Method::HEAD);
-    if !is_allowed {
+    if path.starts_with("/v1/") && !auth::authorized(&app, &req) {
+        return error_response(door, &ProxyError::Unauthorized, &request_id);
+    }
+    let Some(route) = route else {
+        return error_response(door, &ProxyError::NotFound(path.clone()), &request_id);
+    };
+    let allow = route.allow();
+    let method_ok = allow.split(", ").any(|m| m == method.as_str());
+    if !method_ok {
         let mut resp = error_response(
-            &CHAT,
+            door,
             &ProxyError::MethodNotAllowed(method.to_string()),
             &request_id,
         );
-        resp.headers_mut().insert(
-            http::header::ALLOW,
-            http::HeaderValue::from_static(if allowed == "POST" {
-                "POST"
-            } else {
-                "GET, HEAD"
-            }),
-        );
+        resp.headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
         return resp;
     }
-    match path.as_str() {
-        "/v1/chat/completions" => {
+    match route {
+        Route::Front(door) => {
             // Every log line of this request carries the id the client sees.
             let span = tracing::info_span!(
                 "request",
                 id = %String::from_utf8_lossy(request_id.as_bytes())
             );
-            exchange::handle(app, req, request_id, &CHAT)
+            exchange::handle(app, req, request_id, door)
                 .instrument(span)
                 .await
         }
-        "/v1/models" => admin::models(&app),
-        p if p.starts_with("/v1/models/") => {
-            admin::model(&app, &p["/v1/models/".len()..], &request_id)
+        // Anthropic's SDKs send anthropic-version: answer in their list shape.
+        Route::Models if req.headers().contains_key("anthropic-version") => {
+            admin::anthropic_models(&app)
         }
-        "/healthz" => admin::healthz(),
-        "/readyz" => admin::readyz(&app),
-        "/status" => admin::status(&app),
-        _ => admin::metrics(&app),
+        Route::Models => admin::models(&app),
+        Route::Model(id) => admin::model(&app, id, &request_id),
+        Route::Stored(id) if method == http::Method::DELETE => {
+            stored::delete(&app, id, &request_id).await
+        }
+        Route::Stored(id) => stored::get(&app, id, &request_id).await,
+        Route::InputItems(id) => {
+            stored::input_items(&app, id, req.uri().query(), &request_id).await
+        }
+        Route::Healthz => admin::healthz(),
+        Route::Readyz => admin::readyz(&app),
+        Route::Status => admin::status(&app),
+        Route::Metrics => admin::metrics(&app),
     }
 }

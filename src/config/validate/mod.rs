@@ -11,8 +11,8 @@ use http::{HeaderName, HeaderValue};
 
 use super::raw::{RawCache, RawConfig, RawTimeouts};
 use super::{
-    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, Provider, Route, Secret,
-    Server, Snapshot, Target, Timeouts, TlsFiles,
+    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, Provider, ResponsesPolicy,
+    Route, Secret, Server, Snapshot, Target, Timeouts, TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -132,6 +132,12 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         return Err("circuit_breaker.failures: must be at least 1".into());
     }
     let cache = cache_policy(&raw.cache)?;
+    if raw.responses.ttl.0.is_zero() {
+        return Err("responses.ttl: must be greater than 0".into());
+    }
+    if raw.responses.max_bytes == 0 {
+        return Err("responses.max_bytes: must be greater than 0".into());
+    }
 
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in &raw.providers {
@@ -270,6 +276,10 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         health_interval: raw.health.interval.0,
         fallback_message: raw.fallback.message.clone(),
         cache,
+        responses: ResponsesPolicy {
+            ttl: raw.responses.ttl.0,
+            max_bytes: raw.responses.max_bytes,
+        },
         providers,
         routes,
     })

@@ -37,12 +37,14 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
                 ("service_unavailable", "no_provider_available")
             }
         },
-        MidStream {
-            failure: Outcome::Timeout(_),
-            ..
-        } => ("timeout_error", "upstream_timeout"),
+        MidStream { failure, .. } if matches!(**failure, Outcome::Timeout(_)) => {
+            ("timeout_error", "upstream_timeout")
+        }
         MidStream { .. } => ("upstream_error", "upstream_failed"),
         ShuttingDown => ("service_unavailable", "shutting_down"),
+        PreviousResponseNotFound(_) => ("invalid_request_error", "previous_response_not_found"),
+        ResponseNotFound(_) => ("invalid_request_error", "not_found"),
+        StateUnavailable(_) => ("service_unavailable", "state_unavailable"),
     };
     (kind, code.to_string())
 }
@@ -66,7 +68,11 @@ fn upstream(e: &UpstreamError) -> (&'static str, String) {
 /// The error object (`{"error": …}`) for a response body or a final stream event.
 pub fn body(err: &ProxyError) -> serde_json::Value {
     let (kind, code) = type_and_code(err);
-    json!({"error": {"message": err.to_string(), "type": kind, "param": null, "code": code}})
+    let param = match err {
+        ProxyError::PreviousResponseNotFound(_) => Some("previous_response_id"),
+        _ => None,
+    };
+    json!({"error": {"message": err.to_string(), "type": kind, "param": param, "code": code}})
 }
 
 pub fn render(err: &ProxyError) -> Rendered {
@@ -173,7 +179,7 @@ mod tests {
             (
                 ProxyError::Upstream {
                     provider: "p".into(),
-                    error: UpstreamError::new(501, "nope"),
+                    error: Box::new(UpstreamError::new(501, "nope")),
                 },
                 502,
                 "upstream_error",

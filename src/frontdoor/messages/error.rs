@@ -1,0 +1,60 @@
+//! Errors in Anthropic's shape, `{"type":"error","error":{"type","message"}}`, with the
+//! status mapping of DESIGN §8.
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::error::{retry_after_value, ProxyError, StepKind, Why};
+use crate::failover::classify::Outcome;
+use crate::frontdoor::Rendered;
+
+const OVERLOADED: u16 = 529;
+
+/// The status and Anthropic error type for `err`.
+pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
+    // Every target overloaded: the overloaded error Anthropic's SDKs retry on.
+    if let ProxyError::Exhausted(e) = err {
+        let tried: Vec<&Outcome> = e
+            .steps
+            .iter()
+            .filter_map(|s| match &s.what {
+                StepKind::Tried(o) => Some(o),
+                StepKind::Skipped(_) => None,
+            })
+            .collect();
+        if e.why == Why::Failed
+            && !tried.is_empty()
+            && tried.iter().all(|o| o.status() == Some(OVERLOADED))
+        {
+            let status =
+                StatusCode::from_u16(OVERLOADED).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return (status, "overloaded_error");
+        }
+    }
+    let status = err.status();
+    let kind = match status.as_u16() {
+        400 | 405 | 408 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        OVERLOADED => "overloaded_error",
+        _ => "api_error",
+    };
+    (status, kind)
+}
+
+pub(super) fn body(err: &ProxyError) -> Value {
+    let (_, kind) = status_and_type(err);
+    json!({"type": "error", "error": {"type": kind, "message": err.to_string()}})
+}
+
+pub(super) fn render(err: &ProxyError) -> Rendered {
+    let (status, _) = status_and_type(err);
+    Rendered {
+        status,
+        retry_after: err.retry_after().map(retry_after_value),
+        body: body(err).to_string().into_bytes(),
+    }
+}

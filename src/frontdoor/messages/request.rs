@@ -1,0 +1,306 @@
+//! An Anthropic Messages request → the canonical (Chat Completions) request: system
+//! and content blocks become chat messages, `tool_use` / `tool_result` blocks tool
+//! calls and tool messages, `tool_choice` and `thinking` their chat counterparts. A
+//! block no translated target can express is a 400 naming it.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::ProxyError;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MessagesRequest {
+    pub(super) model: String,
+    pub(super) messages: Vec<Value>,
+    #[serde(default)]
+    pub(super) system: Option<Value>,
+    pub(super) max_tokens: u64,
+    #[serde(default)]
+    pub(super) tools: Option<Vec<Value>>,
+    #[serde(default)]
+    pub(super) tool_choice: Option<Value>,
+    #[serde(default)]
+    pub(super) temperature: Option<f64>,
+    #[serde(default)]
+    pub(super) top_p: Option<f64>,
+    #[serde(default)]
+    pub(super) stop_sequences: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) metadata: Option<Value>,
+    #[serde(default)]
+    pub(super) thinking: Option<Value>,
+    #[serde(default)]
+    pub(super) stream: Option<bool>,
+    #[serde(flatten)]
+    pub(super) rest: Map<String, Value>,
+}
+
+fn bad(msg: impl Into<String>) -> ProxyError {
+    ProxyError::BadRequest(msg.into())
+}
+
+impl MessagesRequest {
+    pub(super) fn parse(body: &[u8]) -> Result<MessagesRequest, ProxyError> {
+        let req: MessagesRequest = serde_json::from_slice(body).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Syntax | Category::Eof => {
+                    bad(format!("request body is not valid JSON: {e}"))
+                }
+                _ => bad(format!("invalid request body: {e}")),
+            }
+        })?;
+        if req.messages.is_empty() {
+            return Err(bad("messages: at least one message is required"));
+        }
+        if !req.rest.is_empty() {
+            let keys: Vec<&String> = req.rest.keys().collect();
+            tracing::debug!(?keys, "messages: fields not translated");
+        }
+        Ok(req)
+    }
+
+    /// The chat body for this request.
+    pub(super) fn chat_body(&self) -> Result<Value, ProxyError> {
+        let mut messages = Vec::new();
+        if let Some(system) = &self.system {
+            let text = text_of(system).map_err(|e| bad(format!("system: {e}")))?;
+            if !text.is_empty() {
+                messages.push(json!({"role": "system", "content": text}));
+            }
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            add_message(&mut messages, m).map_err(|e| bad(format!("messages[{i}]: {e}")))?;
+        }
+        let mut body = Map::new();
+        body.insert("model".into(), self.model.clone().into());
+        body.insert("messages".into(), messages.into());
+        body.insert("max_tokens".into(), self.max_tokens.into());
+        if let Some(tools) = &self.tools {
+            let mut out = Vec::new();
+            for (i, t) in tools.iter().enumerate() {
+                out.push(tool(t).map_err(|e| bad(format!("tools[{i}]: {e}")))?);
+            }
+            if !out.is_empty() {
+                body.insert("tools".into(), out.into());
+            }
+        }
+        if let Some(choice) = &self.tool_choice {
+            let (c, parallel) = tool_choice(choice)?;
+            if let Some(c) = c {
+                body.insert("tool_choice".into(), c);
+            }
+            if let (Some(p), true) = (parallel, body.contains_key("tools")) {
+                body.insert("parallel_tool_calls".into(), p.into());
+            }
+        }
+        if let Some(t) = self.temperature {
+            body.insert("temperature".into(), t.into());
+        }
+        if let Some(p) = self.top_p {
+            body.insert("top_p".into(), p.into());
+        }
+        if let Some(s) = self.stop_sequences.as_ref().filter(|s| !s.is_empty()) {
+            body.insert("stop".into(), json!(s));
+        }
+        if let Some(u) = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("user_id"))
+            .and_then(Value::as_str)
+        {
+            body.insert("user".into(), u.into());
+        }
+        if let Some(effort) = self.thinking.as_ref().and_then(reasoning_effort) {
+            body.insert("reasoning_effort".into(), effort.into());
+        }
+        if self.stream == Some(true) {
+            body.insert("stream".into(), true.into());
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+        Ok(Value::Object(body))
+    }
+}
+
+/// `thinking: {type: enabled, budget_tokens}` → an OpenAI-style effort, by budget.
+fn reasoning_effort(thinking: &Value) -> Option<&'static str> {
+    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
+        return None;
+    }
+    let budget = thinking
+        .get("budget_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Some(match budget {
+        0..=2048 => "low",
+        2049..=16384 => "medium",
+        _ => "high",
+    })
+}
+
+/// A string, or text blocks joined (system prompts, tool results).
+fn text_of(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(blocks) => {
+            let mut out = String::new();
+            for b in blocks {
+                match b.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        out.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""))
+                    }
+                    Some(other) => {
+                        return Err(format!("a {other:?} block cannot be translated here"))
+                    }
+                    None => return Err("a block needs a 'type'".into()),
+                }
+            }
+            Ok(out)
+        }
+        Value::Null => Ok(String::new()),
+        _ => Err("must be a string or an array of text blocks".into()),
+    }
+}
+
+fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
+    let role = m
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or("a message needs a 'role'")?;
+    if !matches!(role, "user" | "assistant") {
+        return Err(format!("unknown role {role:?}"));
+    }
+    let blocks = match m.get("content") {
+        Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
+        Some(Value::Array(b)) => b.clone(),
+        _ => return Err("'content' must be a string or an array of blocks".into()),
+    };
+    if role == "assistant" {
+        let mut text = String::new();
+        let mut calls = Vec::new();
+        for b in &blocks {
+            match b.get("type").and_then(Value::as_str) {
+                Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+                Some("tool_use") => {
+                    let id = b
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .ok_or("a tool_use block needs an 'id'")?;
+                    let name = b
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or("a tool_use block needs a 'name'")?;
+                    let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+                    calls.push(json!({"id": id, "type": "function",
+                        "function": {"name": name, "arguments": input.to_string()}}));
+                }
+                // A model's own reasoning goes back only to the provider that made it.
+                Some("thinking" | "redacted_thinking") => {}
+                Some(other) => return Err(format!("a {other:?} block cannot be translated")),
+                None => return Err("a block needs a 'type'".into()),
+            }
+        }
+        let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { text.into() }});
+        if !calls.is_empty() {
+            msg["tool_calls"] = calls.into();
+        }
+        messages.push(msg);
+        return Ok(());
+    }
+    // A user turn: tool results first (chat wants them right after the calls), then
+    // the rest as one user message.
+    let mut parts = Vec::new();
+    for b in &blocks {
+        match b.get("type").and_then(Value::as_str) {
+            Some("tool_result") => {
+                let id = b.get("tool_use_id").and_then(Value::as_str).ok_or("a tool_result needs a 'tool_use_id'")?;
+                let mut content = match b.get("content") {
+                    None => String::new(),
+                    Some(c) => text_of(c).map_err(|e| format!("tool_result content: {e}"))?,
+                };
+                if b.get("is_error") == Some(&Value::Bool(true)) {
+                    content = format!("Error: {content}");
+                }
+                messages.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+            }
+            Some("text") => parts.push(json!({"type": "text", "text": b.get("text").and_then(Value::as_str).unwrap_or("")})),
+            Some("image") => parts.push(image(b)?),
+            Some(other) => return Err(format!("a {other:?} block cannot be translated")),
+            None => return Err("a block needs a 'type'".into()),
+        }
+    }
+    if !parts.is_empty() {
+        messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+fn image(b: &Value) -> Result<Value, String> {
+    let source = b.get("source").ok_or("an image block needs a 'source'")?;
+    let url = match source.get("type").and_then(Value::as_str) {
+        Some("base64") => format!(
+            "data:{};base64,{}",
+            source
+                .get("media_type")
+                .and_then(Value::as_str)
+                .unwrap_or("image/png"),
+            source.get("data").and_then(Value::as_str).unwrap_or("")
+        ),
+        Some("url") => source
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or("an image url source needs a 'url'")?
+            .to_string(),
+        _ => {
+            return Err(
+                "an image source must be base64 or url (a file cannot be translated)".into(),
+            )
+        }
+    };
+    Ok(json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+fn tool(t: &Value) -> Result<Value, String> {
+    match t.get("type").and_then(Value::as_str) {
+        None | Some("custom") => {}
+        Some(other) => return Err(format!("the server tool {other:?} cannot be translated")),
+    }
+    let name = t
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("a tool needs a 'name'")?;
+    let mut f = Map::new();
+    f.insert("name".into(), name.into());
+    if let Some(d) = t.get("description").filter(|d| d.is_string()) {
+        f.insert("description".into(), d.clone());
+    }
+    f.insert(
+        "parameters".into(),
+        t.get("input_schema")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object"})),
+    );
+    Ok(json!({"type": "function", "function": f}))
+}
+
+/// (chat tool_choice, parallel_tool_calls).
+fn tool_choice(c: &Value) -> Result<(Option<Value>, Option<bool>), ProxyError> {
+    let parallel = c
+        .get("disable_parallel_tool_use")
+        .and_then(Value::as_bool)
+        .map(|d| !d);
+    let choice = match c.get("type").and_then(Value::as_str) {
+        Some("auto") => json!("auto"),
+        Some("any") => json!("required"),
+        Some("none") => json!("none"),
+        Some("tool") => {
+            let name = c
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("tool_choice: type tool needs a 'name'"))?;
+            json!({"type": "function", "function": {"name": name}})
+        }
+        _ => return Err(bad("tool_choice: 'type' must be auto, any, tool or none")),
+    };
+    Ok((Some(choice), parallel))
+}

@@ -1,0 +1,269 @@
+//! Canonical chunks → the Responses event sequence: `response.created`,
+//! `response.in_progress`, per output item `output_item.added`, its content part and
+//! text (or argument) deltas and their `done` events, then `response.completed` (or
+//! `.incomplete`); a failure after content ends it with `response.failed`. Every
+//! event carries `sequence_number` from 0 upward.
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use serde_json::{json, Value};
+
+use super::answer::{
+    call_item, message_item, new_call_item_id, new_message_id, response, usage, Echo, Ending,
+};
+use super::Keeper;
+use crate::canonical::{ChatChunk, Usage};
+use crate::error::ProxyError;
+use crate::frontdoor::chat::error::type_and_code;
+use crate::frontdoor::StreamRender;
+use crate::http::sse;
+
+struct OpenText {
+    id: String,
+    index: usize,
+    text: String,
+}
+
+struct OpenCall {
+    id: String,
+    index: usize,
+    call_id: String,
+    name: String,
+    arguments: String,
+}
+
+pub(super) struct ResponsesStream {
+    echo: Echo,
+    keeper: Option<Keeper>,
+    seq: u64,
+    started: bool,
+    model: String,
+    /// Items in output order; `None` while still open.
+    output: Vec<Option<Value>>,
+    text: Option<OpenText>,
+    /// Open calls by the chunks' tool-call index.
+    calls: BTreeMap<u32, OpenCall>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl ResponsesStream {
+    pub(super) fn new(echo: Echo, model: String, keeper: Option<Keeper>) -> ResponsesStream {
+        ResponsesStream {
+            echo,
+            keeper,
+            seq: 0,
+            started: false,
+            model,
+            output: Vec::new(),
+            text: None,
+            calls: BTreeMap::new(),
+            finish: None,
+            usage: None,
+        }
+    }
+
+    fn emit(&mut self, kind: &str, mut event: Value, out: &mut BytesMut) {
+        event["type"] = kind.into();
+        event["sequence_number"] = self.seq.into();
+        self.seq += 1;
+        // Serialising a Value cannot fail.
+        let json = serde_json::to_vec(&event).unwrap_or_default();
+        sse::encode_event(kind, &json, out);
+    }
+
+    fn snapshot(&self, ending: &Ending) -> Value {
+        let output: Vec<Value> = self.output.iter().flatten().cloned().collect();
+        response(
+            &self.echo,
+            &self.model,
+            ending,
+            output,
+            self.usage.as_ref().map(usage),
+        )
+    }
+
+    fn start(&mut self, out: &mut BytesMut) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let r = self.snapshot(&Ending::InProgress);
+        self.emit("response.created", json!({ "response": r }), out);
+        let r = self.snapshot(&Ending::InProgress);
+        self.emit("response.in_progress", json!({ "response": r }), out);
+    }
+
+    fn close_text(&mut self, out: &mut BytesMut) {
+        let Some(t) = self.text.take() else { return };
+        let ids = json!({"item_id": t.id, "output_index": t.index, "content_index": 0});
+        let mut e = ids.clone();
+        e["text"] = t.text.clone().into();
+        e["logprobs"] = json!([]);
+        self.emit("response.output_text.done", e, out);
+        let mut e = ids;
+        e["part"] =
+            json!({"type": "output_text", "text": t.text, "annotations": [], "logprobs": []});
+        self.emit("response.content_part.done", e, out);
+        let item = message_item(&t.id, "completed", Some(&t.text));
+        self.output[t.index] = Some(item.clone());
+        self.emit(
+            "response.output_item.done",
+            json!({"output_index": t.index, "item": item}),
+            out,
+        );
+    }
+
+    fn close_calls(&mut self, out: &mut BytesMut) {
+        for (_, mut c) in std::mem::take(&mut self.calls) {
+            if c.arguments.is_empty() {
+                c.arguments = "{}".into();
+            }
+            self.emit(
+                "response.function_call_arguments.done",
+                json!({"item_id": c.id, "output_index": c.index, "arguments": c.arguments}),
+                out,
+            );
+            let item = call_item(&c.id, "completed", &c.call_id, &c.name, &c.arguments);
+            self.output[c.index] = Some(item.clone());
+            self.emit(
+                "response.output_item.done",
+                json!({"output_index": c.index, "item": item}),
+                out,
+            );
+        }
+    }
+
+    fn text_delta(&mut self, delta: &str, out: &mut BytesMut) {
+        if self.text.is_none() {
+            self.close_calls(out);
+            let t = OpenText {
+                id: new_message_id(),
+                index: self.output.len(),
+                text: String::new(),
+            };
+            self.output.push(None);
+            let item = message_item(&t.id, "in_progress", None);
+            self.emit(
+                "response.output_item.added",
+                json!({"output_index": t.index, "item": item}),
+                out,
+            );
+            self.emit(
+                "response.content_part.added",
+                json!({"item_id": t.id, "output_index": t.index, "content_index": 0,
+                       "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+                out,
+            );
+            self.text = Some(t);
+        }
+        let Some(t) = &mut self.text else { return };
+        t.text.push_str(delta);
+        let e = json!({"item_id": t.id, "output_index": t.index, "content_index": 0,
+                       "delta": delta, "logprobs": []});
+        self.emit("response.output_text.delta", e, out);
+    }
+
+    fn call_delta(
+        &mut self,
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        args: &str,
+        out: &mut BytesMut,
+    ) {
+        if !self.calls.contains_key(&index) {
+            self.close_text(out);
+            let c = OpenCall {
+                id: new_call_item_id(),
+                index: self.output.len(),
+                call_id: id.map_or_else(crate::canonical::new_call_id, str::to_string),
+                name: name.unwrap_or_default().to_string(),
+                arguments: String::new(),
+            };
+            self.output.push(None);
+            let item = call_item(&c.id, "in_progress", &c.call_id, &c.name, "");
+            self.emit(
+                "response.output_item.added",
+                json!({"output_index": c.index, "item": item}),
+                out,
+            );
+            self.calls.insert(index, c);
+        }
+        if args.is_empty() {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&index) else {
+            return;
+        };
+        c.arguments.push_str(args);
+        let e = json!({"item_id": c.id, "output_index": c.index, "delta": args});
+        self.emit("response.function_call_arguments.delta", e, out);
+    }
+}
+
+impl StreamRender for ResponsesStream {
+    fn chunk(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
+        if !chunk.model.is_empty() {
+            self.model.clone_from(&chunk.model);
+        }
+        self.start(out);
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u);
+        }
+        // One answer: the first choice (the front door never asks for more).
+        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
+            return;
+        };
+        let d = choice.delta;
+        for text in [d.content, d.refusal].into_iter().flatten() {
+            if !text.is_empty() {
+                self.text_delta(&text, out);
+            }
+        }
+        for tc in d.tool_calls.into_iter().flatten() {
+            let f = tc.function.unwrap_or_default();
+            self.call_delta(
+                tc.index,
+                tc.id.as_deref(),
+                f.name.as_deref(),
+                f.arguments.as_deref().unwrap_or(""),
+                out,
+            );
+        }
+        if let Some(f) = choice.finish_reason {
+            self.finish = Some(f);
+        }
+    }
+
+    fn done(&mut self, out: &mut BytesMut) {
+        self.start(out);
+        self.close_text(out);
+        self.close_calls(out);
+        let ending = Ending::of_finish(self.finish.as_deref());
+        let r = self.snapshot(&ending);
+        if let Some(keeper) = self.keeper.take() {
+            keeper.keep(r.clone());
+        }
+        let kind = match ending {
+            Ending::Incomplete(_) => "response.incomplete",
+            _ => "response.completed",
+        };
+        self.emit(kind, json!({ "response": r }), out);
+    }
+
+    fn error(&mut self, err: &ProxyError, out: &mut BytesMut) {
+        self.start(out);
+        let (_, code) = type_and_code(err);
+        // The SDK's ResponseError codes: a rate limit, or the server's fault.
+        let code = if code == "rate_limited" {
+            "rate_limit_exceeded"
+        } else {
+            "server_error"
+        };
+        let ending = Ending::Failed(json!({"code": code, "message": err.to_string()}));
+        let r = self.snapshot(&ending);
+        self.emit("response.failed", json!({ "response": r }), out);
+    }
+}
