@@ -11,7 +11,19 @@ import { generateText, stepCountIs, streamText, tool } from "ai";
 import { z } from "zod";
 
 const [baseURL, apiKey] = process.argv.slice(2);
-const openai = createOpenAI({ baseURL, apiKey });
+// What the SDK sent, per request: the types of its `input` items (so a test can
+// tell that it really sent, say, an `item_reference`).
+let sent = [];
+async function recordingFetch(url, init) {
+  try {
+    const body = JSON.parse(init?.body ?? "null");
+    if (Array.isArray(body?.input)) sent.push(body.input.map((i) => i.type ?? `role:${i.role}`));
+  } catch {
+    // not JSON: nothing to record
+  }
+  return fetch(url, init);
+}
+const openai = createOpenAI({ baseURL, apiKey, fetch: recordingFetch });
 
 function tools(calls) {
   return {
@@ -118,11 +130,14 @@ async function main() {
   const scenarios = JSON.parse(input);
   const results = [];
   for (const sc of scenarios) {
+    sent = [];
+    let result;
     try {
-      results.push(await (sc.kind === "stream" ? stream : generate)(sc, results));
+      result = await (sc.kind === "stream" ? stream : generate)(sc, results);
     } catch (e) {
-      results.push(describe(e));
+      result = describe(e);
     }
+    results.push({ ...result, sentInputTypes: sent });
   }
   process.stdout.write(JSON.stringify(results));
 }

@@ -25,6 +25,7 @@ validation failure is reported in the scenario's result ("ok": false, "error":
 import json
 import re
 import sys
+import typing
 import warnings
 
 import openai
@@ -34,8 +35,44 @@ from openai.types.responses import Response, ResponseItem, ResponseStreamEvent
 # The stream helper's parsed snapshots serialize with harmless pydantic warnings.
 warnings.filterwarnings("ignore", message="Pydantic serializer warnings")
 
+
+
+def members_by_type(union):
+    """{type literal: [models]} for a union of the SDK, so an invalid value is
+    reported against the models its `type` names, not against all of them."""
+    out = {}
+    args = typing.get_args(union)
+    inner = args[0] if args and typing.get_origin(union) is typing.Annotated else union
+    for model in typing.get_args(inner):
+        field = model.model_fields.get("type")
+        for literal in typing.get_args(field.annotation) if field else ():
+            out.setdefault(literal, []).append(model)
+    return out
+
+
+EVENTS = members_by_type(ResponseStreamEvent)
+ITEMS = members_by_type(ResponseItem)
 EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 ITEM = pydantic.TypeAdapter(ResponseItem)
+
+
+def validate_member(d, members, adapter, where):
+    models = members.get(d.get("type"))
+    errors = []
+    for model in models or []:
+        try:
+            model.model_validate(d)
+            return
+        except pydantic.ValidationError as e:
+            errors.append(str(e))
+    if models is None:
+        try:
+            adapter.validate_python(d)
+            return
+        except pydantic.ValidationError as e:
+            errors.append(str(e))
+    raise Invalid(f"{where} (type {d.get('type')!r}) is not valid: {' / '.join(errors)}"
+                  f"\nvalue: {json.dumps(d)}")
 REF = re.compile(r"^\$(\d+)\.(id|call_id)$")
 # Bound on items read through auto-pagination (a proxy that always says has_more
 # must not loop forever).
@@ -103,10 +140,7 @@ def stream(client, sc):
             headers = understudy_headers(http.headers)
         for ev in s:
             d = ev.to_dict()
-            try:
-                EVENT.validate_python(d)
-            except pydantic.ValidationError as e:
-                raise Invalid(f"event {ev.type} #{len(types)}: {e}") from None
+            validate_member(d, EVENTS, EVENT, f"event #{len(types)}")
             if ev.type in ("response.created", "response.in_progress", "response.completed",
                            "response.incomplete", "response.failed"):
                 validate_response(d["response"], ev.type)
@@ -158,23 +192,21 @@ def input_items(client, sc):
     raw = client.responses.input_items.with_raw_response.list(sc["id"], **sc.get("params", {}))
     page = raw.parse()
     for i, item in enumerate(page.data):
-        try:
-            ITEM.validate_python(item.to_dict())
-        except pydantic.ValidationError as e:
-            raise Invalid(f"input item #{i}: {e}") from None
+        validate_member(item.to_dict(), ITEMS, ITEM, f"input item #{i}")
     body = raw.http_response.json()
     return {"ok": True, "body": body, "ids": [it.id for it in page.data]}
 
 
 def input_items_all(client, sc):
     page = client.responses.input_items.list(sc["id"], **sc.get("params", {}))
-    ids = []
+    ids, types = [], []
     for item in page:
-        ITEM.validate_python(item.to_dict())
+        validate_member(item.to_dict(), ITEMS, ITEM, f"input item #{len(ids)}")
         ids.append(item.id)
+        types.append(item.type)
         if len(ids) >= MAX_ITEMS:
             break
-    return {"ok": True, "ids": ids}
+    return {"ok": True, "ids": ids, "types": types}
 
 
 KINDS = {"create": create, "stream": stream, "retrieve": retrieve, "delete": delete,
