@@ -286,7 +286,8 @@ async fn a_streamed_tool_call_has_argument_events() {
     ));
     let r = create(
         &p,
-        &json!({"model": "default", "input": "Weather?", "stream": true, "tools": [weather_tool()]}),
+        &json!({"model": "default", "input": "Weather?", "stream": true,
+            "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}),
     )
     .await;
     let evs = check_stream(&r);
@@ -303,6 +304,11 @@ async fn a_streamed_tool_call_has_argument_events() {
             "response.completed",
         ]
     );
+    let tool = &evs[0].data["response"]["tools"][0];
+    assert!(
+        tool["strict"].is_boolean(),
+        "an echoed function tool always says whether it is strict (OpenAI's schema requires it): {tool}"
+    );
     let item = &evs[2].data["item"];
     assert_eq!(item["type"], "function_call");
     assert_eq!(item["call_id"], "call_xyz");
@@ -314,6 +320,10 @@ async fn a_streamed_tool_call_has_argument_events() {
     assert_eq!(evs[4].data["delta"], "\"Paris\"}");
     assert_eq!(evs[3].data["item_id"], fc_id);
     assert_eq!(evs[5].data["arguments"], r#"{"city":"Paris"}"#);
+    assert_eq!(
+        evs[5].data["name"], "get_weather",
+        "arguments.done names the function (required by OpenAI's schema)"
+    );
     let done = &evs[6].data["item"];
     assert_eq!(done["arguments"], r#"{"city":"Paris"}"#);
     assert_eq!(done["status"], "completed");
