@@ -32,6 +32,11 @@ async fn one(cache: &str) -> (Mock, Proxy) {
 
 const ON: &str = "enabled = true";
 
+/// Just past the `ttl` of an hour the tests that need an entry to age configure; they
+/// jump the clock ([`skip`]) there rather than sleep through a short ttl, which a slow
+/// run could also outlast between two requests meant to be fresh.
+const PAST_TTL: Duration = Duration::from_secs(3601);
+
 fn ask(text: &str) -> Value {
     json!({"model": "default", "temperature": 0, "messages": [{"role": "user", "content": text}]})
 }
@@ -302,7 +307,7 @@ async fn a_stale_answer_stands_in_only_when_every_target_fails() {
     let p = Proxy::start(
         &config(
             &[("a", a.url()), ("b", b.url())],
-            "enabled = true\nttl = \"200ms\"\nstale_ttl = \"1h\"",
+            "enabled = true\nttl = \"1h\"",
             "[fallback]\nmessage = \"sorry\"",
         ),
         &[KEY],
@@ -313,14 +318,14 @@ async fn a_stale_answer_stands_in_only_when_every_target_fails() {
         p.chat(ask("hi")).await.header("x-understudy-cache"),
         Some("miss")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    skip(PAST_TTL).await;
 
     // past ttl with a working upstream: a fresh answer, which replaces the entry
     a.push(Reply::json(200, completion("m-a", "second")));
     let r = p.chat(ask("hi")).await;
     assert_eq!(r.header("x-understudy-cache"), Some("miss"));
     assert_eq!(r.json()["choices"][0]["message"]["content"], "second");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    skip(PAST_TTL).await;
 
     // past ttl and every target fails: the stale entry, before the static fallback
     a.always(Reply::json(500, r#"{"error":{"message":"down"}}"#));
@@ -347,10 +352,10 @@ async fn a_stale_answer_stands_in_only_when_every_target_fails() {
 
 #[tokio::test]
 async fn past_stale_ttl_nothing_is_served() {
-    let (a, p) = one("enabled = true\nttl = \"100ms\"\nstale_ttl = \"300ms\"").await;
+    let (a, p) = one("enabled = true\nttl = \"1h\"\nstale_ttl = \"2h\"").await;
     a.push(Reply::json(200, completion("m-a", "old")));
     assert_eq!(p.chat(ask("hi")).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    skip(Duration::from_secs(2 * 3600 + 1)).await;
     a.always(Reply::json(500, r#"{"error":{"message":"down"}}"#));
     let r = p.chat(ask("hi")).await;
     assert_eq!(r.status, 502, "{}", r.text());
@@ -360,10 +365,10 @@ async fn past_stale_ttl_nothing_is_served() {
 
 #[tokio::test]
 async fn a_request_the_provider_rejects_is_not_answered_from_a_stale_entry() {
-    let (a, p) = one("enabled = true\nttl = \"100ms\"").await;
+    let (a, p) = one("enabled = true\nttl = \"1h\"").await;
     a.push(Reply::json(200, completion("m-a", "old")));
     assert_eq!(p.chat(ask("hi")).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    skip(PAST_TTL).await;
     a.push(Reply::json(
         400,
         r#"{"error":{"message":"bad","type":"invalid_request_error"}}"#,
@@ -375,12 +380,12 @@ async fn a_request_the_provider_rejects_is_not_answered_from_a_stale_entry() {
 
 #[tokio::test]
 async fn metrics_count_what_the_header_says() {
-    let (a, p) = one("enabled = true\nttl = \"1s\"").await;
+    let (a, p) = one("enabled = true\nttl = \"1h\"").await;
     a.push(Reply::json(200, completion("m-a", "x")));
     p.chat(ask("hi")).await; // miss
     p.chat(ask("hi")).await; // hit
     p.chat(ask_stream("hi")).await; // hit
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    skip(PAST_TTL).await;
     a.always(Reply::json(502, "{}"));
     p.chat(ask("hi")).await; // stale
     p.chat(json!({"model": "default"})).await; // 400: miss

@@ -187,15 +187,15 @@ impl Running {
         r
     }
 
-    /// The next log line containing `needle` (bounded: 10 s).
+    /// The next log line containing `needle` (bounded: 30 s).
     fn wait_log(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.logs.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
-                Err(_) => panic!("no log line with {needle:?} within 10 s"),
+                Err(_) => panic!("no log line with {needle:?} within 30 s"),
             }
         }
     }
@@ -209,16 +209,16 @@ impl Running {
         assert!(ok.success());
     }
 
-    /// Waits for the process to exit (bounded: 15 s).
+    /// Waits for the process to exit (bounded: 30 s).
     fn wait_exit(&mut self) -> i32 {
-        for _ in 0..300 {
+        for _ in 0..600 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
-        panic!("the proxy did not exit within 15 s");
+        panic!("the proxy did not exit within 30 s");
     }
 
     fn url(&self, path: &str) -> String {
@@ -302,7 +302,9 @@ async fn sigterm_lets_a_slow_stream_finish_then_exits_zero() {
     let mock = Mock::start().await;
     let words: Vec<String> = (0..10).map(|i| format!("w{i} ")).collect();
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    mock.push(stream_reply("gpt-4o", &refs).gap(Duration::from_millis(150)));
+    // the role chunk and "w0 " go out; the rest only once shutdown has begun
+    let held = Gate::new();
+    mock.push(stream_reply("gpt-4o", &refs).hold_before(2, &held));
     let mut r = Running::start(&serving(&mock), &[]);
     let mut resp = open_stream(&r.url("/v1/chat/completions"), user_stream("default")).await;
     read_until(resp.body_mut(), "w0 ").await;
@@ -311,6 +313,7 @@ async fn sigterm_lets_a_slow_stream_finish_then_exits_zero() {
     // no new connections once shutdown began
     let refused = tokio::net::TcpStream::connect(&r.addr).await;
     assert!(refused.is_err(), "the listener is closed");
+    held.open();
     let rest = read_until(resp.body_mut(), "[DONE]").await;
     assert!(rest.contains("w9 "), "the stream finished: {rest}");
     assert_eq!(r.wait_exit(), 0);

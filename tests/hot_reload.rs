@@ -1,5 +1,10 @@
 //! Hot reload of proxy.toml while traffic flows: rename and in-place saves, bad files,
 //! state that survives, and no lost requests.
+//!
+//! Every wait is for an event (the new lead answering, a reload counted, a mock
+//! holding a request) with a generous bound that is only a hang guard. How soon a
+//! reload lands is a property of the machine, measured by `cargo bench --bench
+//! reload`, not asserted here.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +15,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,16 +80,29 @@ async fn lead(p: &Proxy) -> String {
         .to_string()
 }
 
-/// Polls until the lead is `want`; returns how long it took (bounded: 3 s).
-async fn wait_for_lead(p: &Proxy, want: &str) -> Duration {
+/// Polls until the lead is `want` (bounded: 1000 requests, 20 s).
+async fn wait_for_lead(p: &Proxy, want: &str) {
     let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(3) {
+    for _ in 0..1000 {
         if lead(p).await == want {
-            return t.elapsed();
+            return;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("lead did not become {want} within 3 s");
+    panic!("lead did not become {want} within 20 s");
+}
+
+/// Waits until the proxy has counted `n` successful reloads (bounded: 20 s).
+async fn wait_for_reloads(p: &Proxy, n: u64) {
+    let app = p.app.clone();
+    assert!(
+        eventually(Duration::from_secs(20), || app.reload_status().reloads >= n).await,
+        "no reload {n} within 20 s: {:?}",
+        app.reload_status()
+    );
 }
 
 #[tokio::test]
@@ -92,8 +111,7 @@ async fn a_save_by_rename_changes_the_lead_within_a_second() {
     let p = Proxy::start_watched(&config("a", &a, &b), keys().lookup()).await;
     assert_eq!(lead(&p).await, "a");
     p.write_by_rename(&config("b", &a, &b));
-    let took = wait_for_lead(&p, "b").await;
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    wait_for_lead(&p, "b").await;
     let status = get(&p.url("/status")).await.json();
     assert_eq!(status["config"]["reloads"], 1);
     assert!(status["config"]["last_error"].is_null());
@@ -105,8 +123,7 @@ async fn an_in_place_write_changes_the_lead_within_a_second() {
     let (a, b) = mocks().await;
     let p = Proxy::start_watched(&config("a", &a, &b), keys().lookup()).await;
     p.write_in_place(&config("b", &a, &b));
-    let took = wait_for_lead(&p, "b").await;
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    wait_for_lead(&p, "b").await;
 }
 
 #[tokio::test]
@@ -123,7 +140,7 @@ async fn a_bad_file_keeps_the_old_config_and_a_fix_loads() {
     for (i, (bad, want)) in bad_files.iter().enumerate() {
         p.write_by_rename(bad);
         let st = p.app.clone();
-        let shown = eventually(Duration::from_secs(2), || {
+        let shown = eventually(Duration::from_secs(20), || {
             st.reload_status().last_error.is_some()
         })
         .await;
@@ -145,7 +162,7 @@ async fn a_bad_file_keeps_the_old_config_and_a_fix_loads() {
         p.write_by_rename(&config("a", &a, &b).replace("m-a", &format!("m-a{i}")));
         let st = p.app.clone();
         assert!(
-            eventually(Duration::from_secs(2), || st
+            eventually(Duration::from_secs(20), || st
                 .reload_status()
                 .last_error
                 .is_none())
@@ -160,38 +177,55 @@ async fn a_bad_file_keeps_the_old_config_and_a_fix_loads() {
 async fn no_request_fails_while_the_file_is_rewritten_under_load() {
     let (a, b) = mocks().await;
     let p = Arc::new(Proxy::start_watched(&config("a", &a, &b), keys().lookup()).await);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..8 {
-        let (p, stop) = (p.clone(), stop.clone());
+        let (p, stop, answered) = (p.clone(), stop.clone(), answered.clone());
         clients.push(tokio::spawn(async move {
             let (mut ok, mut failed) = (0u32, Vec::new());
             let t = Instant::now();
-            // bounded: until told to stop, and never past 20 s
-            while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && t.elapsed() < Duration::from_secs(20)
-            {
+            // bounded: until told to stop, and never past 60 s or 100 000 requests
+            for _ in 0..100_000 {
+                if stop.load(Ordering::SeqCst) || t.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
                 let r = p.chat(user("default")).await;
                 if r.status == 200 {
                     ok += 1;
                 } else {
                     failed.push(r.status);
                 }
+                answered.fetch_add(1, Ordering::SeqCst);
             }
             (ok, failed)
         }));
     }
+    // ten more answers before each rewrite and after the last, each rewrite in force
+    // before the next: load across every reload, however fast the machine
+    let ten_more = || {
+        let answered = answered.clone();
+        let from = answered.load(Ordering::SeqCst);
+        async move {
+            let more = eventually(Duration::from_secs(20), || {
+                answered.load(Ordering::SeqCst) >= from + 10
+            })
+            .await;
+            assert!(more, "the clients stalled");
+        }
+    };
     for i in 0..10 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        ten_more().await;
         let lead = if i % 2 == 0 { "b" } else { "a" };
         if i % 3 == 0 {
             p.write_in_place(&config(lead, &a, &b));
         } else {
             p.write_by_rename(&config(lead, &a, &b));
         }
+        wait_for_reloads(&p, i + 1).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ten_more().await;
+    stop.store(true, Ordering::SeqCst);
     let (mut ok, mut failed) = (0, Vec::new());
     for c in clients {
         let (o, f) = c.await.unwrap();
@@ -211,8 +245,8 @@ async fn no_request_fails_while_the_file_is_rewritten_under_load() {
 #[tokio::test]
 async fn cooldowns_survive_for_unchanged_providers_and_drop_for_removed_ones() {
     let (a, b) = (Mock::start().await, Mock::start().await);
-    a.push(Reply::json(429, "{}").header("retry-after", "60"));
-    b.push(Reply::json(429, "{}").header("retry-after", "60"));
+    a.push(Reply::json(429, "{}").header("retry-after", "600"));
+    b.push(Reply::json(429, "{}").header("retry-after", "600"));
     let p = Proxy::start_watched(&config("a", &a, &b), keys().lookup()).await;
     assert_eq!(p.chat(user("default")).await.status, 429);
     let cooling = |s: &serde_json::Value| {
@@ -232,8 +266,7 @@ async fn cooldowns_survive_for_unchanged_providers_and_drop_for_removed_ones() {
     // b's base_url changes (a different provider now), a is untouched
     let c = Mock::start().await;
     p.write_by_rename(&config("a", &a, &b).replace(&b.url(), &c.url()));
-    let st = p.app.clone();
-    assert!(eventually(Duration::from_secs(2), || st.reload_status().reloads == 1).await);
+    wait_for_reloads(&p, 1).await;
     assert_eq!(cooling(&get(&p.url("/status")).await.json()), ["a/m-a"]);
     c.push(Reply::json(200, completion("m-b", "c")));
     let r = p.chat(user("default")).await;
@@ -263,16 +296,21 @@ async fn a_key_that_appears_enables_its_provider_on_the_next_reload() {
 #[tokio::test]
 async fn requests_in_flight_finish_on_the_config_they_started_with() {
     let (a, b) = (Mock::start().await, Mock::start().await);
-    a.push(Reply::json(200, completion("m-a", "slow a")).delay(Duration::from_millis(600)));
+    // a answers only once the new config is in force
+    let answer = Gate::new();
+    a.push(Reply::json(200, completion("m-a", "slow a")).hold(&answer));
     b.always(Reply::json(200, completion("m-b", "b")));
     let p = Arc::new(Proxy::start_watched(&config("a", &a, &b), keys().lookup()).await);
     let slow = tokio::spawn({
         let p = p.clone();
         async move { p.chat(user("default")).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // in flight on the old config once a holds it
+    assert!(eventually(Duration::from_secs(20), || a.count() == 1).await);
     p.write_by_rename(&config("b", &a, &b));
+    wait_for_reloads(&p, 1).await;
     wait_for_lead(&p, "b").await;
+    answer.open();
     let r = slow.await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-understudy-provider"), Some("a"));
@@ -282,7 +320,7 @@ async fn requests_in_flight_finish_on_the_config_they_started_with() {
 async fn readyz_follows_the_circuits() {
     let a = Mock::start().await;
     let toml = format!(
-        "[circuit_breaker]\nfailures = 1\nopen_for = \"1m\"\n[providers.a]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n[[routes]]\nmodel = \"default\"\ntargets = [\"a/m\"]\n",
+        "[circuit_breaker]\nfailures = 1\nopen_for = \"1h\"\n[providers.a]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n[[routes]]\nmodel = \"default\"\ntargets = [\"a/m\"]\n",
         a.url()
     );
     let p = Proxy::start(&toml, &[]).await;

@@ -35,13 +35,16 @@ fn json_reply(status: u16, text: &str) -> Reply {
 }
 
 /// An Ollama lead at `ollama_url` (`local/llama3.2`, no key) and an OpenAI-kind
-/// backup.
+/// backup. A target cooled without a retry hint stays cool for ten minutes (the default
+/// 30 s could run out during a slow SDK run).
 async fn setup_at(ollama_url: &str) -> (Mock, Proxy) {
     let backup = Mock::start().await;
     let toml = format!(
         r#"
 [server]
 api_keys_env = "CLIENT_KEYS"
+[failover]
+default_cooldown = "10m"
 [providers.local]
 kind = "ollama"
 base_url = "{ollama_url}"

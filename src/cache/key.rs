@@ -44,6 +44,10 @@ impl Store {
     }
 
     pub(super) fn cacheable(&self, req: &ChatRequest) -> bool {
+        // Its canonical form is a placeholder: the key would not tell requests apart.
+        if req.untranslatable.is_some() {
+            return false;
+        }
         match self.policy.mode {
             CacheMode::All => true,
             CacheMode::TemperatureZero => req.temperature == Some(0.0),

@@ -1,5 +1,6 @@
 //! The canonical complete answer (`object: "chat.completion"`) and its usage.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -38,6 +39,10 @@ pub struct ChatResponse {
     pub usage: Option<Usage>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The upstream's own body, when it speaks the client's API natively: the front
+    /// door sends it as is instead of rendering the canonical fields.
+    #[serde(skip)]
+    pub native: Option<Bytes>,
 }
 
 fn completion_object() -> String {

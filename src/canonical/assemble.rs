@@ -173,6 +173,7 @@ impl Assembler {
             choices,
             usage: self.usage,
             extra: self.extra,
+            native: None,
         };
         complete(&answer).then_some(answer)
     }

@@ -1,5 +1,6 @@
 //! The canonical stream event (`object: "chat.completion.chunk"`) and its deltas.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -19,6 +20,10 @@ pub struct ChatChunk {
     pub usage: Option<Usage>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The upstream event this chunk came from, framed, when the upstream speaks the
+    /// client's API natively (see [`crate::providers::native`]).
+    #[serde(skip)]
+    pub native: Option<Bytes>,
 }
 
 fn chunk_object() -> String {
@@ -35,6 +40,7 @@ impl ChatChunk {
             choices: Vec::new(),
             usage: None,
             extra: Map::new(),
+            native: None,
         }
     }
 

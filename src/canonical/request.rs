@@ -60,6 +60,13 @@ pub struct ChatRequest {
     /// The body exactly as the client sent it.
     #[serde(skip)]
     pub raw: Bytes,
+    /// The client's request in its own API, for targets that speak that API natively.
+    #[serde(skip)]
+    pub native: Option<std::sync::Arc<Native>>,
+    /// Why the client's request has no canonical translation (a block only its own
+    /// API can express): only targets that take [`Self::native`] can serve it.
+    #[serde(skip)]
+    pub untranslatable: Option<String>,
 }
 
 impl ChatRequest {
@@ -318,6 +325,27 @@ pub struct JsonSchemaFormat {
     pub schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
+}
+
+/// A client API other than Chat Completions that some provider kinds speak natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Anthropic's Messages API.
+    Messages,
+}
+
+/// The client's own request, kept beside its canonical translation: a target that
+/// speaks `api` gets this (model swapped) instead of a translation, so what the
+/// canonical types do not model (thinking blocks, cache_control, documents, server
+/// tools) survives.
+#[derive(Debug)]
+pub struct Native {
+    pub api: Api,
+    pub body: Bytes,
+    /// Version and beta headers to forward (`anthropic-version`, `anthropic-beta`).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The client's query string (`?beta=true`).
+    pub query: Option<String>,
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub(super) async fn attempt(
         return match adapter.parse_response(call.req, target, &body) {
             Ok(answer) => {
                 observe(app, true);
-                Ok(Answer::Complete(answer))
+                Ok(Answer::Complete(Box::new(answer)))
             }
             Err(e) => {
                 observe(app, false);

@@ -12,7 +12,7 @@ use super::classify::Outcome;
 use super::health::Permit;
 use super::walk::{Settled, Walk};
 use super::{Answer, Exchange};
-use crate::providers::{adapter_for, Target};
+use crate::providers::{build_for, Target};
 
 pub(super) enum Raced<'p> {
     /// No hedge was started: the first attempt's own result.
@@ -40,7 +40,7 @@ impl<'a> Walk<'a> {
             let Candidate::Admitted(permit) = admit(self.app, t) else {
                 continue;
             };
-            match adapter_for(t.provider.kind).build_request(self.call.req, t) {
+            match build_for(self.call.req, t) {
                 Ok(r) => {
                     self.hedged[j] = true;
                     return Some((t.clone(), permit, r));

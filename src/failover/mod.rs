@@ -24,13 +24,13 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::{Resolved, Snapshot};
 use crate::error::{ProxyError, SkipReason};
 use crate::frontdoor::IsContent;
-use crate::providers::{adapter_for, AdapterError, Target};
+use crate::providers::{build_for, Target};
 use admission::{admit, Candidate};
 use stream::Committed;
 use walk::{Settled, Walk};
 
 pub enum Answer {
-    Complete(ChatResponse),
+    Complete(Box<ChatResponse>),
     Stream(Box<Committed>),
 }
 
@@ -82,28 +82,23 @@ pub async fn run(
                         break;
                     }
                 };
-                let upstream_req =
-                    match adapter_for(target.provider.kind).build_request(call.req, target) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            // This kind cannot express the request (n > 1 for Anthropic,
-                            // say); another target may. 400 only if none can.
-                            permit.neutral();
-                            let msg = match e {
-                                AdapterError::InvalidRequest(m) => m,
-                                other => other.to_string(),
-                            };
-                            walk.skip(
-                                target,
-                                admission::Skip {
-                                    reason: SkipReason::Unsupported(msg),
-                                    usable_at: None,
-                                    rate_limited: false,
-                                },
-                            );
-                            break;
-                        }
-                    };
+                let upstream_req = match build_for(call.req, target) {
+                    Ok(r) => r,
+                    Err(msg) => {
+                        // This target cannot express the request (n > 1 for
+                        // Anthropic, say); another may. 400 only if none can.
+                        permit.neutral();
+                        walk.skip(
+                            target,
+                            admission::Skip {
+                                reason: SkipReason::Unsupported(msg),
+                                usable_at: None,
+                                rate_limited: false,
+                            },
+                        );
+                        break;
+                    }
+                };
                 match walk.try_target(&targets, idx, permit, upstream_req).await {
                     Settled::Finished(ex) => return ex,
                     Settled::Next { retry_same: true } => {}

@@ -30,6 +30,7 @@ pub trait Dialect: Send + Sync {
     fn begin<'a>(
         &'a self,
         app: &'a Arc<App>,
+        head: &'a http::request::Parts,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Box<dyn Turn>, ProxyError>>;
 

@@ -9,6 +9,7 @@ mod anthropic;
 mod azure;
 mod error;
 mod gemini;
+pub(crate) mod native;
 mod ollama;
 mod openai;
 mod settings;
@@ -98,6 +99,12 @@ pub trait Adapter: Send + Sync {
     /// The cheap request an active health probe sends.
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError>;
 
+    /// Whether this target would send `req` in the client's own API (see
+    /// [`crate::canonical::Native`]) rather than a translation.
+    fn native(&self, _req: &ChatRequest) -> bool {
+        false
+    }
+
     /// What to change in `base_url` when the probe's URL answered 404. Most kinds add
     /// their API's own versioned path, so a base URL ending in `/v1` is the usual slip.
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
@@ -124,6 +131,19 @@ pub trait StreamTranslator: Send {
     /// The upstream body ended without [`Flow::Done`]. Kinds whose streams have no
     /// terminator finish here; others return `Protocol` (the stream was cut short).
     fn finish(&mut self, out: &mut Vec<ChatChunk>) -> Result<(), AdapterError>;
+}
+
+/// The upstream request for `req` on `target`, or why this target cannot take it:
+/// the kind cannot express it, or it has no translation and the kind no native form.
+pub fn build_for(req: &ChatRequest, target: &Target) -> Result<http::Request<Bytes>, String> {
+    let adapter = adapter_for(target.provider.kind);
+    if let Some(why) = req.untranslatable.as_ref().filter(|_| !adapter.native(req)) {
+        return Err(why.clone());
+    }
+    adapter.build_request(req, target).map_err(|e| match e {
+        AdapterError::InvalidRequest(m) => m,
+        other => other.to_string(),
+    })
 }
 
 /// Joins a provider's base URL and a path into an absolute URI.

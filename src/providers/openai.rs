@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::settings::typed;
@@ -121,24 +120,9 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
     }
 }
 
-/// The client's body with `model` replaced by the target's. Every other field is
-/// copied as raw JSON text, never parsed into a tree: the pass-through stays cheap
-/// and loses nothing.
+/// The client's body with `model` replaced by the target's.
 fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
-    let fields: std::collections::BTreeMap<String, &RawValue> = serde_json::from_slice(&req.raw)
-        .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
-    let encode = |e: serde_json::Error| AdapterError::InvalidRequest(e.to_string());
-    let mut out = Vec::with_capacity(req.raw.len() + model.len() + 16);
-    out.extend_from_slice(b"{\"model\":");
-    serde_json::to_writer(&mut out, model).map_err(encode)?;
-    for (key, value) in fields.iter().filter(|(k, _)| k.as_str() != "model") {
-        out.push(b',');
-        serde_json::to_writer(&mut out, key).map_err(encode)?;
-        out.push(b':');
-        out.extend_from_slice(value.get().as_bytes());
-    }
-    out.push(b'}');
-    Ok(out)
+    super::native::with_model(&req.raw, model)
 }
 
 /// OpenAI chunks are already the client's format: validate, keep, forward.

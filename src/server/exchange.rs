@@ -66,19 +66,16 @@ async fn answer(
     };
 
     let limit = snap.server.max_body_bytes;
-    let declared = req
-        .headers()
+    let (head, body) = req.into_parts();
+    let declared = head
+        .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return fail(UNROUTED, ProxyError::TooLarge(limit));
     }
-    let body = Limited::new(
-        req.into_body(),
-        usize::try_from(limit).unwrap_or(usize::MAX),
-    )
-    .collect();
+    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
     // hyper bounds the wait for the request head; this bounds the body.
     let body = match tokio::time::timeout(snap.server.body_timeout, body).await {
         Err(_) => {
@@ -96,7 +93,7 @@ async fn answer(
             )
         }
     };
-    let turn = match door.begin(app, body).await {
+    let turn = match door.begin(app, &head, body).await {
         Ok(t) => t,
         Err(e) => return fail(UNROUTED, e),
     };
@@ -273,6 +270,7 @@ fn static_fallback(turn: &dyn Turn, message: &str) -> Response<Body> {
         }],
         usage: Some(Usage::new(0, 0)),
         extra: Default::default(),
+        native: None,
     };
     whole_answer(turn, &answer)
 }

@@ -22,6 +22,7 @@ impl Dialect for Chat {
     fn begin<'a>(
         &'a self,
         _app: &'a Arc<App>,
+        _head: &'a http::request::Parts,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Box<dyn Turn>, ProxyError>> {
         Box::pin(async move {

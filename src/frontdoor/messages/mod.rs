@@ -14,7 +14,13 @@ use bytes::Bytes;
 
 use super::{BoxFuture, Dialect, Rendered, StreamRender, Turn};
 use crate::app::App;
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{Api, ChatRequest, ChatResponse, Native};
+
+/// Headers an Anthropic-kind target receives from the client as they were sent.
+const FORWARDED: [http::HeaderName; 2] = [
+    http::HeaderName::from_static("anthropic-version"),
+    http::HeaderName::from_static("anthropic-beta"),
+];
 use crate::error::ProxyError;
 use request::MessagesRequest;
 
@@ -26,15 +32,34 @@ impl Dialect for Messages {
     fn begin<'a>(
         &'a self,
         _app: &'a Arc<App>,
+        head: &'a http::request::Parts,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Box<dyn Turn>, ProxyError>> {
         Box::pin(async move {
             let req = MessagesRequest::parse(&body)?;
-            let chat = req.chat_body()?;
+            // A block only Anthropic's API can express (a document, a server tool):
+            // only Anthropic-kind targets can serve it; the others are skipped, and
+            // the client gets this 400 if none is left.
+            let (chat, untranslatable) = match req.chat_body() {
+                Ok(chat) => (chat, None),
+                Err(e) => (req.placeholder(), Some(e.to_string())),
+            };
             let bytes = serde_json::to_vec(&chat)
                 .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
-            let canonical =
+            let mut canonical =
                 ChatRequest::parse(Bytes::from(bytes)).map_err(ProxyError::BadRequest)?;
+            canonical.untranslatable = untranslatable;
+            // Anthropic-kind targets get the client's body itself (model swapped) and
+            // its version and beta headers.
+            canonical.native = Some(Arc::new(Native {
+                api: Api::Messages,
+                headers: FORWARDED
+                    .iter()
+                    .filter_map(|h| head.headers.get(h).map(|v| (h.clone(), v.clone())))
+                    .collect(),
+                query: head.uri.query().map(str::to_string),
+                body,
+            }));
             Ok(Box::new(MessagesTurn { canonical }) as Box<dyn Turn>)
         })
     }
@@ -54,6 +79,9 @@ impl Turn for MessagesTurn {
     }
 
     fn render_answer(&self, answer: &ChatResponse) -> Vec<u8> {
+        if let Some(raw) = &answer.native {
+            return raw.to_vec();
+        }
         serde_json::to_vec(&answer::render(answer)).unwrap_or_default()
     }
 

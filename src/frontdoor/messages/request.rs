@@ -60,6 +60,16 @@ impl MessagesRequest {
         Ok(req)
     }
 
+    /// A stand-in canonical body for a request with no translation: enough to route
+    /// it (model, stream) to a target that takes it natively.
+    pub(super) fn placeholder(&self) -> Value {
+        let mut body = json!({"model": self.model, "messages": [{"role": "user", "content": ""}]});
+        if self.stream == Some(true) {
+            body["stream"] = true.into();
+        }
+        body
+    }
+
     /// The chat body for this request.
     pub(super) fn chat_body(&self) -> Result<Value, ProxyError> {
         let mut messages = Vec::new();

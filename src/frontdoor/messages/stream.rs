@@ -20,6 +20,8 @@ enum Open {
 }
 
 pub(super) struct MessagesStream {
+    /// The upstream speaks Messages itself: its events go out as they came.
+    native: Option<bool>,
     started: bool,
     /// Index of the next content block.
     next_block: u32,
@@ -32,6 +34,7 @@ pub(super) struct MessagesStream {
 impl MessagesStream {
     pub(super) fn new(model: String) -> MessagesStream {
         MessagesStream {
+            native: None,
             started: false,
             next_block: 0,
             open: None,
@@ -97,6 +100,14 @@ impl MessagesStream {
 
 impl StreamRender for MessagesStream {
     fn chunk(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
+        // The first chunk tells: a native upstream's events ride on its chunks; a
+        // translated one's never do.
+        if *self.native.get_or_insert(chunk.native.is_some()) {
+            if let Some(raw) = chunk.native {
+                out.extend_from_slice(&raw);
+            }
+            return;
+        }
         if !chunk.model.is_empty() {
             self.model.clone_from(&chunk.model);
         }
@@ -141,6 +152,9 @@ impl StreamRender for MessagesStream {
     }
 
     fn done(&mut self, out: &mut BytesMut) {
+        if self.native == Some(true) {
+            return; // message_stop went out with the upstream's events
+        }
         self.start("", out);
         self.close(out);
         let mut u = usage(self.usage.as_ref());

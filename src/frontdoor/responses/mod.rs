@@ -34,6 +34,7 @@ impl Dialect for Responses {
     fn begin<'a>(
         &'a self,
         app: &'a Arc<App>,
+        _head: &'a http::request::Parts,
         body: Bytes,
     ) -> BoxFuture<'a, Result<Box<dyn Turn>, ProxyError>> {
         Box::pin(async move {

@@ -31,7 +31,7 @@ use super::{
     get, join_url, json_post, set_secret, Adapter, AdapterError, Kind, KindSettings, Provider,
     StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{Api, ChatRequest, ChatResponse, Native};
 
 pub(super) struct Anthropic;
 
@@ -82,6 +82,11 @@ fn authorize(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), 
     Ok(())
 }
 
+/// The client's own Messages request, when it sent one.
+fn native(req: &ChatRequest) -> Option<&Native> {
+    req.native.as_deref().filter(|n| n.api == Api::Messages)
+}
+
 impl Adapter for Anthropic {
     fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
         let s: Settings = typed(Kind::Anthropic, table)?;
@@ -99,6 +104,22 @@ impl Adapter for Anthropic {
         req: &ChatRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
+        if let Some(n) = native(req) {
+            // The client speaks Messages too: its body, only the model swapped, and
+            // its version and beta headers.
+            let body = super::native::with_model(&n.body, &target.model)?;
+            let path = match &n.query {
+                Some(q) => format!("/v1/messages?{q}"),
+                None => "/v1/messages".to_string(),
+            };
+            let uri = join_url(&target.provider.base_url, &path)?;
+            let mut out = json_post(uri, &target.provider, body)?;
+            for (name, value) in &n.headers {
+                out.headers_mut().insert(name.clone(), value.clone());
+            }
+            authorize(&mut out, &target.provider)?;
+            return Ok(out);
+        }
         let body = request::build(req, target)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
@@ -114,7 +135,15 @@ impl Adapter for Anthropic {
         target: &Target,
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
-        response::parse(body, request::json_mode(req), &target.model)
+        let mut answer = response::parse(body, request::json_mode(req), &target.model)?;
+        if native(req).is_some() {
+            answer.native = Some(Bytes::copy_from_slice(body));
+        }
+        Ok(answer)
+    }
+
+    fn native(&self, req: &ChatRequest) -> bool {
+        native(req).is_some()
     }
 
     fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
@@ -122,10 +151,14 @@ impl Adapter for Anthropic {
     }
 
     fn stream_translator(&self, req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(
+        let own = Box::new(stream::Translator::new(
             request::json_mode(req),
             &target.model,
-        ))
+        ));
+        if native(req).is_some() {
+            return Box::new(super::native::Passthrough::new(own));
+        }
+        own
     }
 
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {

@@ -211,6 +211,7 @@ pub(super) fn parse(
         }],
         usage: Some(message.usage.to_openai()),
         extra: Map::new(),
+        native: None,
     })
 }
 

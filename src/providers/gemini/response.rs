@@ -255,5 +255,6 @@ pub(super) fn parse(body: &[u8], fallback_model: &str) -> Result<ChatResponse, A
         choices,
         usage: resp.usage_metadata.as_ref().map(UsageMetadata::to_usage),
         extra: Map::new(),
+        native: None,
     })
 }

@@ -112,6 +112,7 @@ pub(super) fn parse(target: &Target, body: &[u8]) -> Result<ChatResponse, Adapte
             answer.eval_count.unwrap_or(0),
         )),
         extra: Map::new(),
+        native: None,
     })
 }
 
