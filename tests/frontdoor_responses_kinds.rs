@@ -189,6 +189,10 @@ async fn anthropic_tool_use_continues_with_previous_response_id() {
         "input + cache creation + cache read: {u}"
     );
     assert_eq!(u["input_tokens_details"]["cached_tokens"], 2000, "{u}");
+    assert_eq!(
+        u["input_tokens_details"]["cache_write_tokens"], 1500,
+        "cache creation: {u}"
+    );
     assert_eq!(u["output_tokens"], 151, "{u}");
     assert_eq!(u["total_tokens"], 4071, "{u}");
 
@@ -471,4 +475,96 @@ async fn a_failed_anthropic_lead_fails_over_to_openai_silently() {
     assert_eq!(delta_text(&evs), "from openai");
     let fin = check_stream_items(&evs);
     assert_eq!(fin["model"], GPT);
+}
+
+#[tokio::test]
+async fn reasoning_is_replayed_only_to_the_provider_that_produced_it() {
+    let (ant, oai) = (Mock::start().await, Mock::start().await);
+    let p = proxy_over(
+        &[
+            Target {
+                name: "anthropic",
+                kind: "anthropic",
+                mock: &ant,
+                model: "claude-sonnet-4-5",
+            },
+            Target {
+                name: "openai",
+                kind: "openai",
+                mock: &oai,
+                model: "gpt-4o",
+            },
+        ],
+        "",
+    )
+    .await;
+    const SIGNATURE: &str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds";
+    const THOUGHT: &str = "The user greets me";
+    ant.push(Reply::json(
+        200,
+        include_str!("../fixtures/anthropic/response_text.json"),
+    ));
+    let r = create(&p, &json!({"model": "default", "input": "hi"})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let first = r.json();
+    let reasoning = items_of(&first, "reasoning");
+    assert_eq!(
+        reasoning.len(),
+        1,
+        "Claude's thinking is a reasoning item: {first}"
+    );
+    let rs_id = reasoning[0]["id"].as_str().unwrap_or("");
+    assert!(rs_id.starts_with("rs_"), "{rs_id}");
+    check_items(&first);
+
+    // back to Claude: its thinking goes with the assistant turn, signature and all
+    ant.push(Reply::json(
+        200,
+        include_str!("../fixtures/anthropic/response_text.json"),
+    ));
+    let r = create(
+        &p,
+        &json!({"model": "default", "input": "again", "previous_response_id": first["id"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let up = ant.received()[1].json();
+    let assistant = &up["messages"][1];
+    assert_eq!(assistant["role"], "assistant", "{up}");
+    let thinking: Vec<&Value> = assistant["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "thinking")
+        .collect();
+    assert_eq!(thinking.len(), 1, "thinking replayed to its producer: {up}");
+    assert_eq!(thinking[0]["signature"], SIGNATURE);
+
+    // Claude is overloaded: OpenAI continues the same conversation, without the thinking
+    ant.push(Reply::json(
+        529,
+        include_str!("../fixtures/anthropic/error_overloaded.json"),
+    ));
+    oai.push(Reply::json(200, completion(GPT, "hello again")));
+    let r = create(
+        &p,
+        &json!({"model": "default", "input": "once more", "previous_response_id": first["id"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-understudy-provider"), Some("openai"));
+    let raw = oai.received()[0].body.clone();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        !raw.contains(SIGNATURE) && !raw.contains(THOUGHT),
+        "another provider never sees the reasoning: {raw}"
+    );
+    let msgs = oai.received()[0].json()["messages"].clone();
+    let roles: Vec<&str> = msgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"], "{msgs}");
 }
