@@ -1,10 +1,11 @@
 //! The Responses API front door (`/v1/responses`, DESIGN §7) over OpenAI-kind mock
 //! upstreams, which answer in Chat Completions format: answers and streams in the
-//! official shapes, tool calls over turns with `previous_response_id`, silent
-//! failover before content, `response.failed` after it, hosted tools dropped.
-//! Stored state (GET / DELETE / input_items) is in `frontdoor_responses_state.rs`,
-//! the other provider kinds in `frontdoor_responses_kinds.rs`, the real clients in
-//! `sdk_responses.rs`.
+//! official shapes, tool calls over turns with `previous_response_id`, incomplete
+//! answers, hosted tools dropped, client keys. Failover and failures are in
+//! `frontdoor_responses_failover.rs`, stored state (GET / DELETE / input_items) in
+//! `frontdoor_responses_state.rs`, request translation in
+//! `frontdoor_responses_request.rs`, the other provider kinds in
+//! `frontdoor_responses_kinds.rs`, the real clients in `sdk_responses.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -332,103 +333,6 @@ async fn a_streamed_tool_call_has_argument_events() {
     assert_eq!(fin["output"], json!([done]));
 }
 
-async fn two_openai(a: &Mock, b: &Mock) -> Proxy {
-    proxy_over(
-        &[
-            Target {
-                name: "a",
-                kind: "openai",
-                mock: a,
-                model: "m-a",
-            },
-            Target {
-                name: "b",
-                kind: "openai",
-                mock: b,
-                model: "m-b",
-            },
-        ],
-        "",
-    )
-    .await
-}
-
-#[tokio::test]
-async fn failover_before_content_is_silent() {
-    let (a, b) = (Mock::start().await, Mock::start().await);
-    let p = two_openai(&a, &b).await;
-    let overloaded = Reply::json(503, r#"{"error":{"message":"overloaded"}}"#);
-    a.push(overloaded.clone());
-    b.push(Reply::json(200, completion(GPT, "from b")));
-    let r = create(&p, &json!({"model": "default", "input": "hi"})).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(output_text(&r.json()), "from b");
-    assert_eq!(r.header("x-understudy-provider"), Some("b"));
-    assert_eq!(r.header("x-understudy-model"), Some("m-b"));
-    assert_eq!(r.header("x-understudy-attempts"), Some("2"));
-
-    // streamed: a 503, then a stream that dies after its role chunk (no content yet)
-    a.push(overloaded);
-    b.push(
-        Reply::sse(&[&chunk(
-            GPT,
-            json!({"role": "assistant", "content": ""}),
-            None,
-        )])
-        .end(End::Drop),
-    );
-    let c = Mock::start().await;
-    let p3 = proxy_over(
-        &[
-            Target {
-                name: "a",
-                kind: "openai",
-                mock: &a,
-                model: "m-a",
-            },
-            Target {
-                name: "b",
-                kind: "openai",
-                mock: &b,
-                model: "m-b",
-            },
-            Target {
-                name: "c",
-                kind: "openai",
-                mock: &c,
-                model: "m-c",
-            },
-        ],
-        "",
-    )
-    .await;
-    c.push(stream_reply(GPT, &["from", " c"]));
-    let r = create(
-        &p3,
-        &json!({"model": "default", "input": "hi", "stream": true}),
-    )
-    .await;
-    let evs = check_stream(&r);
-    assert_eq!(
-        r.header("x-understudy-provider"),
-        Some("c"),
-        "the target that answered"
-    );
-    assert_eq!(r.header("x-understudy-attempts"), Some("3"));
-    assert_eq!(delta_text(&evs), "from c");
-    let k = kinds(&evs);
-    assert_eq!(
-        k.iter().filter(|t| **t == "response.created").count(),
-        1,
-        "{k:?}"
-    );
-    assert_eq!(k.last(), Some(&"response.completed"), "{k:?}");
-    assert!(
-        !k.contains(&"response.failed") && !k.contains(&"error"),
-        "{k:?}"
-    );
-}
-
 #[tokio::test]
 async fn an_unknown_previous_response_id_is_a_400_before_any_call() {
     let m = Mock::start().await;
@@ -464,40 +368,6 @@ async fn an_unknown_previous_response_id_is_a_400_before_any_call() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
     assert_eq!(m.count(), 0, "no upstream call");
-}
-
-#[tokio::test]
-async fn a_failure_after_content_ends_the_stream_with_response_failed() {
-    let m = Mock::start().await;
-    let p = openai_proxy(&m).await;
-    let datas = [
-        chunk(GPT, json!({"role": "assistant", "content": ""}), None),
-        chunk(GPT, json!({"content": "Hel"}), None),
-        chunk(GPT, json!({"content": "lo"}), None),
-    ];
-    let refs: Vec<&str> = datas.iter().map(String::as_str).collect();
-    m.push(Reply::sse(&refs).end(End::Drop));
-    let r = create(
-        &p,
-        &json!({"model": "default", "input": "hi", "stream": true}),
-    )
-    .await;
-    let evs = check_stream(&r);
-    let k = kinds(&evs);
-    assert_eq!(delta_text(&evs), "Hello", "{k:?}");
-    assert_eq!(k.last(), Some(&"response.failed"), "the last event: {k:?}");
-    assert!(!k.contains(&"response.completed"), "{k:?}");
-    let failed = &evs.last().unwrap().data["response"];
-    assert_eq!(failed["status"], "failed", "{failed}");
-    assert_eq!(failed["error"]["code"], "server_error", "{failed}");
-    assert!(
-        !failed["error"]["message"].as_str().unwrap_or("").is_empty(),
-        "{failed}"
-    );
-    assert!(
-        !r.text().contains("sk-upstream-secret"),
-        "no secret in the stream"
-    );
 }
 
 #[tokio::test]
