@@ -201,6 +201,7 @@ async fn run(snapshot: config::Snapshot, env: config::EnvLookup, listen: String)
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or(listen);
+    let signals = Signals::register();
     log_startup(&snapshot, &addr);
     let app = App::new(snapshot, env);
     let _watch = match watch::spawn_watcher(app.clone()) {
@@ -211,9 +212,21 @@ async fn run(snapshot: config::Snapshot, env: config::EnvLookup, listen: String)
         }
     };
     tokio::spawn(probe::run(app.clone()));
-    tokio::spawn(sighup(app.clone()));
+    #[cfg(unix)]
+    let (hup, term) = (signals.hup, signals.term);
+    #[cfg(not(unix))]
+    let _ = signals;
+    tokio::spawn(sighup(
+        app.clone(),
+        #[cfg(unix)]
+        hup,
+    ));
     let grace_app = app.clone();
-    understudy::serve(app, listener, shutdown_signal(), move || {
+    let stop = shutdown_signal(
+        #[cfg(unix)]
+        term,
+    );
+    understudy::serve(app, listener, stop, move || {
         grace_app.config.load().server.shutdown_grace
     })
     .await;
@@ -249,33 +262,54 @@ fn log_startup(s: &config::Snapshot, addr: &str) {
     }
 }
 
-#[cfg(unix)]
-async fn sighup(app: Arc<App>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading config");
-        watch::reload(&app);
+/// The process's signals, registered before the proxy says it is listening: a
+/// supervisor that signals right after that line must find them handled.
+struct Signals {
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                hup: signal(SignalKind::hangup()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
     }
 }
 
-#[cfg(not(unix))]
-async fn sighup(_app: Arc<App>) {}
+/// SIGHUP: reload now.
+async fn sighup(app: Arc<App>, #[cfg(unix)] hup: Option<tokio::signal::unix::Signal>) {
+    #[cfg(unix)]
+    if let Some(mut hup) = hup {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading config");
+            watch::reload(&app);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = app;
+}
 
-async fn shutdown_signal() {
+async fn shutdown_signal(#[cfg(unix)] term: Option<tokio::signal::unix::Signal>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let term = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
+        match term {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]

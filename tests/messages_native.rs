@@ -188,3 +188,32 @@ async fn a_plain_request_fails_over_from_anthropic_to_a_translated_target() {
     assert_eq!(sent["messages"][0]["role"], "user");
     assert_eq!(sent["max_tokens"], 100);
 }
+
+#[tokio::test]
+async fn count_tokens_is_an_estimate_that_asks_no_provider() {
+    let s = setup().await;
+    let body = json!({"model": "default",
+        "system": "You are a careful assistant.",
+        "messages": [{"role": "user", "content": "How many tokens is this sentence, roughly?"}]});
+    let r = send(
+        &s.proxy.url("/v1/messages/count_tokens"),
+        "POST",
+        &[("x-api-key", "client"), ("anthropic-version", "2023-06-01")],
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-understudy-estimate"), Some("true"));
+    let n = r.json()["input_tokens"].as_u64().unwrap();
+    assert!((10..=40).contains(&n), "{n}");
+    let r = send(
+        &s.proxy.url("/v1/messages/count_tokens"),
+        "POST",
+        &[],
+        "{\"model\":\"default\"}",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(s.anthropic.count() + s.openai.count(), 0);
+}

@@ -10,16 +10,29 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
-use super::{load, Snapshot};
+use super::{load, ConfigError, Snapshot};
 use crate::app::App;
 use crate::metrics::ResultLabel;
 
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Loads the file again and, if valid, swaps it in. Returns whether it was applied.
+/// A reload to a config that declares no providers would take every route away at
+/// once — and is what a watcher sees when it reads a file an editor has just
+/// truncated. The running config stays instead.
+fn serves_something(new: Snapshot, old: &Snapshot) -> Result<Snapshot, ConfigError> {
+    if new.providers.is_empty() && !old.providers.is_empty() {
+        return Err(ConfigError {
+            file: old.path.clone(),
+            message: "the new config declares no providers (empty, or caught mid-write?); keeping the running one".into(),
+        });
+    }
+    Ok(new)
+}
+
 pub fn reload(app: &App) -> bool {
     let old = app.config.load_full();
-    match load(&old.path, &app.env) {
+    match load(&old.path, &app.env).and_then(|new| serves_something(new, &old)) {
         Ok(mut new) => {
             new.path.clone_from(&old.path);
             log_changes(&old, &new);
