@@ -76,11 +76,7 @@ impl Endpoint for Azure {
     }
 
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
-        let path = provider
-            .base_url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .map_or("", |(_, path)| path);
+        let path = super::url_path(&provider.base_url);
         (!path.is_empty()).then_some(
             "base_url is the resource root (https://RESOURCE.openai.azure.com): remove its path",
         )

@@ -151,6 +151,13 @@ pub fn build_for(req: &ChatRequest, target: &Target) -> Result<http::Request<Byt
     })
 }
 
+/// The path part of a base URL (`v1` of `https://api.openai.com/v1`), for hints.
+pub(crate) fn url_path(base: &str) -> &str {
+    base.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map_or("", |(_, path)| path)
+}
+
 /// Joins a provider's base URL and a path into an absolute URI.
 pub(crate) fn join_url(base: &str, path: &str) -> Result<http::Uri, AdapterError> {
     let url = format!("{}{}", base.trim_end_matches('/'), path);

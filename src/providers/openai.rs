@@ -80,11 +80,7 @@ impl Endpoint for Plain {
     /// OpenAI-compatible servers keep their API under a version path that belongs
     /// in `base_url` (`https://api.openai.com/v1`, vLLM's `http://host:8000/v1`).
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
-        let path = provider
-            .base_url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .map_or("", |(_, path)| path);
+        let path = super::url_path(&provider.base_url);
         (!path
             .split('/')
             .any(|seg| seg.starts_with('v') && seg[1..].starts_with(|c: char| c.is_ascii_digit())))

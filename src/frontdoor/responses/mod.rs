@@ -91,9 +91,7 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
     }
     let mut dropped = Dropped::default();
     let chat = chat_body(&req, &items, &mut dropped)?;
-    let bytes = serde_json::to_vec(&chat)
-        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
-    let mut canonical = ChatRequest::parse(Bytes::from(bytes)).map_err(ProxyError::BadRequest)?;
+    let mut canonical = super::canonical(&chat)?;
     canonical.native = Some(Arc::new(Native {
         api: Api::Responses,
         body: native_body(body, &items)?,
