@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests (cargo test), the official openai SDK
-# through the proxy, and the fixture checks against each provider's official SDK.
-# Creates .venv with the pinned SDKs on first use (needs python3 and PyPI).
+# and other real clients through the proxy, and the fixture checks against each
+# provider's official SDK. Creates .venv with the pinned SDKs on first use (needs
+# python3 and PyPI), and tests/js/node_modules with the pinned JS clients (needs
+# node, npm and the npm registry); each is reinstalled when its pins change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,14 @@ if [ ! -x .venv/bin/python ] || ! cmp -s "$req" "$stamp"; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"
+fi
+
+js=tests/js
+js_stamp=$js/node_modules/.understudy-lock
+if [ ! -d "$js/node_modules" ] || ! cmp -s "$js/package-lock.json" "$js_stamp"; then
+  echo "==> installing the JS clients into $js/node_modules"
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$js/package-lock.json" "$js_stamp"
 fi
 
 for check in scripts/fixtures/check_*.py; do

@@ -122,6 +122,17 @@ pub enum SkipReason {
     Unsupported(String),
 }
 
+/// The outcomes of the steps that were attempts, in order.
+pub fn tried(steps: &[Step]) -> Vec<&Outcome> {
+    steps
+        .iter()
+        .filter_map(|s| match &s.what {
+            StepKind::Tried(o) => Some(o),
+            StepKind::Skipped(_) => None,
+        })
+        .collect()
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.what {

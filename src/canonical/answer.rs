@@ -13,6 +13,10 @@ pub struct Usage {
     pub total_tokens: u64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`): chat has no field for it, other APIs do.
+    #[serde(skip)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
@@ -22,6 +26,7 @@ impl Usage {
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
             extra: Map::new(),
+            cache_write_tokens: 0,
         }
     }
 }

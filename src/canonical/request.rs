@@ -332,6 +332,8 @@ pub struct JsonSchemaFormat {
 pub enum Api {
     /// Anthropic's Messages API.
     Messages,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 /// The client's own request, kept beside its canonical translation: a target that

@@ -17,7 +17,7 @@ use super::hedge::Raced;
 use super::{Answer, Call, Exchange, Success};
 use crate::app::App;
 use crate::config::Snapshot;
-use crate::error::{Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
+use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
 use crate::providers::{FailureClass, Target};
 
 pub(super) struct Walk<'a> {
@@ -202,14 +202,7 @@ impl<'a> Walk<'a> {
     /// No target answered: the final error, with every step in order.
     pub(super) fn exhausted(self, targets: &[Arc<Target>]) -> Exchange {
         let now = Instant::now();
-        let tried: Vec<&Outcome> = self
-            .steps
-            .iter()
-            .filter_map(|s| match &s.what {
-                StepKind::Tried(o) => Some(o),
-                StepKind::Skipped(_) => None,
-            })
-            .collect();
+        let tried = tried(&self.steps);
         let skipped = |pred: fn(&SkipReason) -> bool| {
             self.steps
                 .iter()

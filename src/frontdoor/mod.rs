@@ -76,6 +76,13 @@ pub struct Rendered {
     pub body: Vec<u8>,
 }
 
+/// The canonical request for a chat body a front door translated its request into.
+pub(crate) fn canonical(chat: &serde_json::Value) -> Result<ChatRequest, ProxyError> {
+    let bytes = serde_json::to_vec(chat)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
+    ChatRequest::parse(Bytes::from(bytes)).map_err(ProxyError::BadRequest)
+}
+
 /// Renders a whole answer as one stream body: what a cached answer and the static
 /// fallback send to a streaming client.
 pub fn replay_stream(render: &mut dyn StreamRender, answer: &ChatResponse) -> Bytes {

@@ -7,6 +7,7 @@ use http::HeaderName;
 use serde::Deserialize;
 
 use super::openai::{Endpoint, OpenAiWire};
+use super::openai_responses::Mode;
 use super::settings::{check_version, typed};
 use super::{join_url, set_secret, AdapterError, Kind, KindSettings, Provider, Target};
 
@@ -23,6 +24,9 @@ const API_KEY: HeaderName = HeaderName::from_static("api-key");
 pub(super) struct Settings {
     /// The `api-version` query parameter.
     api_version: Option<String>,
+    /// `"native"`: Responses-API clients reach the deployment's `/openai/v1/responses`.
+    #[serde(default)]
+    responses: Mode,
 }
 
 fn api_version(provider: &Provider) -> &str {
@@ -61,12 +65,18 @@ impl Endpoint for Azure {
         join_url(&provider.base_url, &path)
     }
 
+    fn responses_mode(&self, provider: &Provider) -> Mode {
+        provider
+            .settings::<Settings>()
+            .map_or(Mode::Translate, |s| s.responses)
+    }
+
+    fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
+        join_url(&target.provider.base_url, "/openai/v1/responses")
+    }
+
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
-        let path = provider
-            .base_url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .map_or("", |(_, path)| path);
+        let path = super::url_path(&provider.base_url);
         (!path.is_empty()).then_some(
             "base_url is the resource root (https://RESOURCE.openai.azure.com): remove its path",
         )

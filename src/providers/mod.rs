@@ -12,6 +12,7 @@ mod gemini;
 pub(crate) mod native;
 mod ollama;
 mod openai;
+mod openai_responses;
 mod settings;
 mod target;
 #[cfg(test)]
@@ -101,7 +102,7 @@ pub trait Adapter: Send + Sync {
 
     /// Whether this target would send `req` in the client's own API (see
     /// [`crate::canonical::Native`]) rather than a translation.
-    fn native(&self, _req: &ChatRequest) -> bool {
+    fn native(&self, _req: &ChatRequest, _target: &Target) -> bool {
         false
     }
 
@@ -137,13 +138,24 @@ pub trait StreamTranslator: Send {
 /// the kind cannot express it, or it has no translation and the kind no native form.
 pub fn build_for(req: &ChatRequest, target: &Target) -> Result<http::Request<Bytes>, String> {
     let adapter = adapter_for(target.provider.kind);
-    if let Some(why) = req.untranslatable.as_ref().filter(|_| !adapter.native(req)) {
+    if let Some(why) = req
+        .untranslatable
+        .as_ref()
+        .filter(|_| !adapter.native(req, target))
+    {
         return Err(why.clone());
     }
     adapter.build_request(req, target).map_err(|e| match e {
         AdapterError::InvalidRequest(m) => m,
         other => other.to_string(),
     })
+}
+
+/// The path part of a base URL (`v1` of `https://api.openai.com/v1`), for hints.
+pub(crate) fn url_path(base: &str) -> &str {
+    base.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map_or("", |(_, path)| path)
 }
 
 /// Joins a provider's base URL and a path into an absolute URI.

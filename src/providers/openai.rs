@@ -8,9 +8,12 @@ use serde_json::Value;
 use super::settings::typed;
 use super::{
     get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow, Kind,
-    KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
+    KindSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
+use crate::canonical::{Api, ChatChunk, ChatRequest, ChatResponse, Native};
+use serde::Deserialize;
+
+use super::openai_responses::{self, Mode};
 use crate::http::sse::Event;
 
 /// Where an OpenAI-wire provider lives and how it authenticates: the only things
@@ -25,6 +28,18 @@ pub(super) trait Endpoint: Send + Sync {
     fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError>;
     /// See [`Adapter::base_url_hint`].
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str>;
+    /// Whether the provider takes the Responses API natively (`responses = "native"`).
+    fn responses_mode(&self, provider: &Provider) -> Mode;
+    /// Its Responses endpoint.
+    fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
+}
+
+/// `[providers.NAME]` keys of kind "openai".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    responses: Mode,
 }
 
 /// The adapter for every provider that speaks the OpenAI wire format.
@@ -37,7 +52,17 @@ pub(super) static ADAPTER: OpenAiWire<Plain> = OpenAiWire(Plain);
 
 impl Endpoint for Plain {
     fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
-        Ok(Box::new(typed::<NoSettings>(Kind::Openai, table)?))
+        Ok(Box::new(typed::<Settings>(Kind::Openai, table)?))
+    }
+
+    fn responses_mode(&self, provider: &Provider) -> Mode {
+        provider
+            .settings::<Settings>()
+            .map_or(Mode::Translate, |s| s.responses)
+    }
+
+    fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
+        join_url(&target.provider.base_url, "/responses")
     }
 
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
@@ -55,11 +80,7 @@ impl Endpoint for Plain {
     /// OpenAI-compatible servers keep their API under a version path that belongs
     /// in `base_url` (`https://api.openai.com/v1`, vLLM's `http://host:8000/v1`).
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
-        let path = provider
-            .base_url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .map_or("", |(_, path)| path);
+        let path = super::url_path(&provider.base_url);
         (!path
             .split('/')
             .any(|seg| seg.starts_with('v') && seg[1..].starts_with(|c: char| c.is_ascii_digit())))
@@ -72,11 +93,24 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         self.0.settings(table)
     }
 
+    fn native(&self, req: &ChatRequest, target: &Target) -> bool {
+        responses_native(req).is_some() && self.0.responses_mode(&target.provider) == Mode::Native
+    }
+
     fn build_request(
         &self,
         req: &ChatRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
+        if let Some(n) = responses_native(req).filter(|_| self.native(req, target)) {
+            let uri = self.0.responses_url(target)?;
+            let body = super::native::with_model(&n.body, &target.model)?;
+            let mut out = json_post(uri, &target.provider, body)?;
+            if let Some(key) = &target.provider.api_key {
+                self.0.authorize(&mut out, key.expose())?;
+            }
+            return Ok(out);
+        }
         let uri = self.0.chat_url(target)?;
         let mut out = json_post(uri, &target.provider, with_model(req, &target.model)?)?;
         if let Some(key) = &target.provider.api_key {
@@ -87,10 +121,13 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
 
     fn parse_response(
         &self,
-        _req: &ChatRequest,
+        req: &ChatRequest,
         target: &Target,
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
+        if self.native(req, target) {
+            return openai_responses::parse(body, &target.model);
+        }
         let mut resp: ChatResponse =
             serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(e.to_string()))?;
         if resp.model.is_empty() {
@@ -103,7 +140,11 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         openai_style_error(status, body)
     }
 
-    fn stream_translator(&self, _req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
+    fn stream_translator(&self, req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
+        if self.native(req, target) {
+            let events = Box::new(openai_responses::Events::new(&target.model));
+            return Box::new(super::native::Passthrough::new(events));
+        }
         Box::new(PassThrough::new(target))
     }
 
@@ -118,6 +159,11 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         }
         Ok(req)
     }
+}
+
+/// The client's own Responses request, when it sent one.
+fn responses_native(req: &ChatRequest) -> Option<&Native> {
+    req.native.as_deref().filter(|n| n.api == Api::Responses)
 }
 
 /// The client's body with `model` replaced by the target's.

@@ -49,6 +49,8 @@ pub trait ResponseStore: Send + Sync {
         stored: Stored,
         policy: ResponsesPolicy,
     ) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// An input or output item of a stored response, by the item's id.
+    fn get_item<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
     /// `true` when there was one to delete.
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
@@ -69,6 +71,8 @@ struct Inner {
     /// Insertion order, for evicting the oldest first.
     order: VecDeque<String>,
     bytes: usize,
+    /// Item id → the response holding it (stale when that response is gone).
+    items: HashMap<String, String>,
 }
 
 /// In-process memory: the default backend.
@@ -88,6 +92,13 @@ impl Inner {
         match self.entries.remove(id) {
             Some(e) => {
                 self.bytes -= e.size;
+                for item in e.stored.input.iter().chain(&e.stored.output) {
+                    if let Some(item_id) = item["id"].as_str() {
+                        if self.items.get(item_id).is_some_and(|r| r == id) {
+                            self.items.remove(item_id);
+                        }
+                    }
+                }
                 true
             }
             None => false,
@@ -142,6 +153,11 @@ impl ResponseStore for MemoryStore {
         inner.make_room(size, max, now);
         inner.bytes += size;
         inner.order.push_back(stored.id.clone());
+        for item in stored.input.iter().chain(&stored.output) {
+            if let Some(item_id) = item["id"].as_str() {
+                inner.items.insert(item_id.to_string(), stored.id.clone());
+            }
+        }
         inner.entries.insert(
             stored.id.clone(),
             Entry {
@@ -151,6 +167,32 @@ impl ResponseStore for MemoryStore {
             },
         );
         Box::pin(async { Ok(()) })
+    }
+
+    fn get_item<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+        Box::pin(async move {
+            let mut inner = self.lock();
+            let Some(response) = inner.items.get(id).cloned() else {
+                return Ok(None);
+            };
+            let now = Instant::now();
+            let found = inner
+                .entries
+                .get(&response)
+                .filter(|e| e.expires > now)
+                .and_then(|e| {
+                    e.stored
+                        .input
+                        .iter()
+                        .chain(&e.stored.output)
+                        .find(|i| i["id"] == id)
+                        .cloned()
+                });
+            if found.is_none() {
+                inner.items.remove(id);
+            }
+            Ok(found)
+        })
     }
 
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
@@ -200,6 +242,28 @@ mod tests {
         assert!(s.delete("resp_b").await.unwrap());
         assert!(!s.delete("resp_b").await.unwrap());
         assert!(s.get("resp_b").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn items_are_found_by_id_until_their_response_goes() {
+        let s = MemoryStore::default();
+        let mut a = stored("resp_a", "hi");
+        a.input[0]["id"] = "msg_in".into();
+        a.output
+            .push(json!({"id": "msg_out", "type": "message", "role": "assistant"}));
+        s.put(a, policy(60, 1 << 20)).await.unwrap();
+        assert_eq!(
+            s.get_item("msg_out").await.unwrap().unwrap()["role"],
+            "assistant"
+        );
+        assert!(s.get_item("msg_in").await.unwrap().is_some());
+        assert!(s.get_item("msg_nope").await.unwrap().is_none());
+        s.delete("resp_a").await.unwrap();
+        assert!(s.get_item("msg_out").await.unwrap().is_none());
+        assert!(
+            s.lock().items.is_empty(),
+            "the index shrinks with the store"
+        );
     }
 
     #[tokio::test]

@@ -4,8 +4,7 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::error::{retry_after_value, ProxyError, StepKind, Why};
-use crate::failover::classify::Outcome;
+use crate::error::{retry_after_value, tried, ProxyError, Why};
 use crate::frontdoor::Rendered;
 
 const OVERLOADED: u16 = 529;
@@ -14,14 +13,7 @@ const OVERLOADED: u16 = 529;
 pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
     // Every target overloaded: the overloaded error Anthropic's SDKs retry on.
     if let ProxyError::Exhausted(e) = err {
-        let tried: Vec<&Outcome> = e
-            .steps
-            .iter()
-            .filter_map(|s| match &s.what {
-                StepKind::Tried(o) => Some(o),
-                StepKind::Skipped(_) => None,
-            })
-            .collect();
+        let tried = tried(&e.steps);
         if e.why == Why::Failed
             && !tried.is_empty()
             && tried.iter().all(|o| o.status() == Some(OVERLOADED))

@@ -44,10 +44,7 @@ impl Dialect for Messages {
                 Ok(chat) => (chat, None),
                 Err(e) => (req.placeholder(), Some(e.to_string())),
             };
-            let bytes = serde_json::to_vec(&chat)
-                .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
-            let mut canonical =
-                ChatRequest::parse(Bytes::from(bytes)).map_err(ProxyError::BadRequest)?;
+            let mut canonical = super::canonical(&chat)?;
             canonical.untranslatable = untranslatable;
             // Anthropic-kind targets get the client's body itself (model swapped) and
             // its version and beta headers.

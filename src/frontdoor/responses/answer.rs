@@ -94,7 +94,7 @@ pub(super) fn usage(u: &Usage) -> Value {
         "input_tokens": u.prompt_tokens,
         "input_tokens_details": {
             "cached_tokens": detail("prompt_tokens_details", "cached_tokens"),
-            "cache_write_tokens": detail("prompt_tokens_details", "cache_write_tokens"),
+            "cache_write_tokens": u.cache_write_tokens,
         },
         "output_tokens": u.completion_tokens,
         "output_tokens_details": {

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::{BoxFuture, Dialect, Rendered, StreamRender, Turn};
 use crate::app::App;
-use crate::canonical::{random_id, unix_now, ChatRequest, ChatResponse};
+use crate::canonical::{random_id, unix_now, Api, ChatRequest, ChatResponse, Native};
 use crate::config::ResponsesPolicy;
 use crate::error::ProxyError;
 use crate::state::responses::{ResponseStore, Stored};
@@ -52,6 +52,8 @@ impl Dialect for Responses {
 
 async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError> {
     let req = ResponsesRequest::parse(body)?;
+    let body = Bytes::copy_from_slice(body);
+    let body = &body[..];
     let mut items = match &req.previous_response_id {
         None => Vec::new(),
         Some(id) => match app.responses.get(id).await {
@@ -61,16 +63,41 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
         },
     };
     for mut item in req.input_items()? {
+        if item["type"] == "item_reference" {
+            // An item of an earlier response, by id (the Vercel AI SDK sends these).
+            let id = item["id"].as_str().unwrap_or_default().to_string();
+            match app.responses.get_item(&id).await {
+                Ok(Some(found)) => item = found,
+                Ok(None) => {
+                    return Err(ProxyError::BadRequest(format!(
+                        "input: item with id '{id}' not found"
+                    )))
+                }
+                Err(e) => return Err(ProxyError::StateUnavailable(e.to_string())),
+            }
+        }
         if item.get("id").is_none_or(Value::is_null) {
             item["id"] = item_id(&item).into();
+        }
+        // `input_items` lists them as the API's item types, which carry a status.
+        if matches!(
+            item["type"].as_str(),
+            Some("function_call" | "function_call_output")
+        ) && item.get("status").is_none_or(Value::is_null)
+        {
+            item["status"] = "completed".into();
         }
         items.push(item);
     }
     let mut dropped = Dropped::default();
     let chat = chat_body(&req, &items, &mut dropped)?;
-    let bytes = serde_json::to_vec(&chat)
-        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
-    let canonical = ChatRequest::parse(Bytes::from(bytes)).map_err(ProxyError::BadRequest)?;
+    let mut canonical = super::canonical(&chat)?;
+    canonical.native = Some(Arc::new(Native {
+        api: Api::Responses,
+        body: native_body(body, &items)?,
+        headers: Vec::new(),
+        query: None,
+    }));
     let echo = Echo {
         id: random_id("resp_", 24),
         created_at: unix_now(),
@@ -89,6 +116,46 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
     })
 }
 
+/// What a provider that speaks Responses natively gets: the client's request with the
+/// conversation expanded (the proxy keeps the state, so `store: false` and no
+/// `previous_response_id`), ids the proxy minted left out, and encrypted reasoning
+/// asked for so it can be replayed next turn.
+fn native_body(body: &[u8], items: &[Value]) -> Result<Bytes, ProxyError> {
+    let mut req: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
+    let input: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            if item["type"] != "reasoning" {
+                if let Some(o) = item.as_object_mut() {
+                    o.remove("id");
+                    o.remove("status");
+                }
+            }
+            item
+        })
+        .collect();
+    req.insert("input".into(), input.into());
+    req.remove("previous_response_id");
+    req.insert("store".into(), false.into());
+    if req.get("reasoning").is_some_and(|r| !r.is_null()) {
+        let mut include: Vec<Value> = req
+            .get("include")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let encrypted = Value::from("reasoning.encrypted_content");
+        if !include.contains(&encrypted) {
+            include.push(encrypted);
+        }
+        req.insert("include".into(), include.into());
+    }
+    serde_json::to_vec(&req)
+        .map(Bytes::from)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))
+}
+
 /// Ids for the client's input items, so `input_items` can list them.
 fn item_id(item: &Value) -> String {
     let prefix = match item.get("type").and_then(Value::as_str) {
@@ -105,7 +172,25 @@ fn settings(req: &ResponsesRequest) -> Map<String, Value> {
     let or_null = |v: Option<Value>| v.unwrap_or(Value::Null);
     let mut s = Map::new();
     s.insert("instructions".into(), or_null(req.instructions.clone()));
-    s.insert("tools".into(), json!(req.tools.clone().unwrap_or_default()));
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .flatten()
+        .map(|t| {
+            let mut t = t.clone();
+            // The Response's FunctionTool has both; the API's defaults.
+            if t["type"] == "function" {
+                if t.get("strict").is_none_or(Value::is_null) {
+                    t["strict"] = true.into();
+                }
+                if t.get("parameters").is_none() {
+                    t["parameters"] = Value::Null;
+                }
+            }
+            t
+        })
+        .collect();
+    s.insert("tools".into(), tools.into());
     s.insert(
         "tool_choice".into(),
         req.tool_choice.clone().unwrap_or_else(|| "auto".into()),
@@ -197,7 +282,21 @@ impl Turn for ResponsesTurn {
     }
 
     fn render_answer(&self, answer: &ChatResponse) -> Vec<u8> {
-        let response = answer::render(&self.echo, answer);
+        let response = match answer
+            .native
+            .as_deref()
+            .map(serde_json::from_slice::<Value>)
+        {
+            // The provider's own Response, under the proxy's id (the one the client
+            // continues with), with the request's settings it was not sent.
+            Some(Ok(mut native)) => {
+                native["id"] = self.echo.id.clone().into();
+                native["store"] = (self.keeper.is_some()).into();
+                native["previous_response_id"] = self.echo.settings["previous_response_id"].clone();
+                native
+            }
+            _ => answer::render(&self.echo, answer),
+        };
         if let Some(k) = &self.keeper {
             k.clone_for_keep().keep(response.clone());
         }

@@ -34,6 +34,8 @@ struct OpenCall {
 }
 
 pub(super) struct ResponsesStream {
+    /// The upstream speaks Responses itself: its events go out with the proxy's id.
+    native: Option<bool>,
     echo: Echo,
     keeper: Option<Keeper>,
     seq: u64,
@@ -51,6 +53,7 @@ pub(super) struct ResponsesStream {
 impl ResponsesStream {
     pub(super) fn new(echo: Echo, model: String, keeper: Option<Keeper>) -> ResponsesStream {
         ResponsesStream {
+            native: None,
             echo,
             keeper,
             seq: 0,
@@ -122,7 +125,7 @@ impl ResponsesStream {
             }
             self.emit(
                 "response.function_call_arguments.done",
-                json!({"item_id": c.id, "output_index": c.index, "arguments": c.arguments}),
+                json!({"item_id": c.id, "output_index": c.index, "name": c.name, "arguments": c.arguments}),
                 out,
             );
             let item = call_item(&c.id, "completed", &c.call_id, &c.name, &c.arguments);
@@ -203,8 +206,52 @@ impl ResponsesStream {
     }
 }
 
+impl ResponsesStream {
+    /// One native upstream event: the same event under the proxy's response id;
+    /// the final one is kept for `previous_response_id`.
+    fn pass(&mut self, raw: &[u8], out: &mut BytesMut) {
+        let text = String::from_utf8_lossy(raw);
+        let mut name = None;
+        let mut data = String::new();
+        for line in text.lines() {
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = Some(n.to_string());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push_str(d);
+            }
+        }
+        let Ok(mut event) = serde_json::from_str::<Value>(&data) else {
+            out.extend_from_slice(raw);
+            return;
+        };
+        if let Some(n) = event["sequence_number"].as_u64() {
+            self.seq = n + 1;
+        }
+        let kind = event["type"].as_str().unwrap_or_default().to_string();
+        if event["response"].is_object() {
+            event["response"]["id"] = self.echo.id.clone().into();
+            event["response"]["store"] = self.keeper.is_some().into();
+            event["response"]["previous_response_id"] =
+                self.echo.settings["previous_response_id"].clone();
+            if matches!(kind.as_str(), "response.completed" | "response.incomplete") {
+                if let Some(keeper) = self.keeper.take() {
+                    keeper.keep(event["response"].clone());
+                }
+            }
+        }
+        let json = serde_json::to_vec(&event).unwrap_or_default();
+        sse::encode_event(name.as_deref().unwrap_or(&kind), &json, out);
+    }
+}
+
 impl StreamRender for ResponsesStream {
     fn chunk(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
+        if *self.native.get_or_insert(chunk.native.is_some()) {
+            if let Some(raw) = &chunk.native {
+                self.pass(raw, out);
+            }
+            return;
+        }
         if !chunk.model.is_empty() {
             self.model.clone_from(&chunk.model);
         }
@@ -238,6 +285,9 @@ impl StreamRender for ResponsesStream {
     }
 
     fn done(&mut self, out: &mut BytesMut) {
+        if self.native == Some(true) {
+            return; // response.completed went out with the upstream's events
+        }
         self.start(out);
         self.close_text(out);
         self.close_calls(out);
@@ -254,7 +304,9 @@ impl StreamRender for ResponsesStream {
     }
 
     fn error(&mut self, err: &ProxyError, out: &mut BytesMut) {
-        self.start(out);
+        if self.native != Some(true) {
+            self.start(out);
+        }
         let (_, code) = type_and_code(err);
         // The SDK's ResponseError codes: a rate limit, or the server's fault.
         let code = if code == "rate_limited" {

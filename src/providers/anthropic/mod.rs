@@ -142,7 +142,7 @@ impl Adapter for Anthropic {
         Ok(answer)
     }
 
-    fn native(&self, req: &ChatRequest) -> bool {
+    fn native(&self, req: &ChatRequest, _target: &Target) -> bool {
         native(req).is_some()
     }
 

@@ -100,6 +100,7 @@ impl AnthropicUsage {
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
             extra: Map::new(),
+            cache_write_tokens: self.cache_creation_input_tokens.unwrap_or(0),
         };
         if cache_read > 0 {
             let mut details = Map::new();
