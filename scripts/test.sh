@@ -2,8 +2,9 @@
 # Runs every test: unit and integration tests (cargo test), the official openai SDK
 # and other real clients through the proxy, and the fixture checks against each
 # provider's official SDK. Creates .venv with the pinned SDKs on first use (needs
-# python3 and PyPI), and tests/js/node_modules with the pinned JS clients (needs
-# node, npm and the npm registry); each is reinstalled when its pins change.
+# python3 and PyPI), tests/js/node_modules with the pinned JS clients and
+# tests/claude/node_modules with Claude Code (both need node, npm and the npm
+# registry); each is reinstalled when its pins change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
