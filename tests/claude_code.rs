@@ -416,7 +416,6 @@ async fn claude_code_runs_a_tool_round_trip_through_an_anthropic_target() {
 }
 
 #[tokio::test]
-#[ignore = "proxy: Claude Code sends a `system` message inside `messages`; the translation rejects that role, so only Anthropic-kind targets can serve it (here: 529)"]
 async fn claude_code_answers_through_a_failover_to_an_openai_target() {
     let j = judge("openai").await;
     let result = claude(&j, "Say PONG", &[]).await;
@@ -436,7 +435,6 @@ async fn claude_code_answers_through_a_failover_to_an_openai_target() {
 }
 
 #[tokio::test]
-#[ignore = "proxy: Claude Code sends a `system` message inside `messages`; the translation rejects that role, so only Anthropic-kind targets can serve it (here: 529)"]
 async fn claude_code_runs_a_tool_round_trip_through_an_openai_target() {
     let j = judge("openai").await;
     let result = claude(

@@ -47,7 +47,7 @@ pub fn anthropic_models(app: &App) -> Response<Body> {
         .routes
         .iter()
         .filter(|r| r.model != "*")
-        .map(|r| json!({"type": "model", "id": r.model, "display_name": r.model, "created_at": created}))
+        .map(|r| json!({"type": "model", "id": r.model, "display_name": r.model, "created_at": created, "lifecycle": "active"}))
         .collect();
     let first = data.first().map(|m| m["id"].clone());
     let last = data.last().map(|m| m["id"].clone());

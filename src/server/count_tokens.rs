@@ -40,6 +40,11 @@ pub async fn estimate(
             return error_response(&MESSAGES, &err, request_id);
         }
     };
+    let model = parsed["model"].as_str().unwrap_or_default();
+    if snap.resolve(model).is_none() {
+        let err = ProxyError::ModelNotFound(model.to_string());
+        return error_response(&MESSAGES, &err, request_id);
+    }
     if !parsed["messages"].is_array() {
         let err = ProxyError::BadRequest("messages: an array is required".into());
         return error_response(&MESSAGES, &err, request_id);

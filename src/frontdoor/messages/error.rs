@@ -23,6 +23,20 @@ pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
             return (status, "overloaded_error");
         }
     }
+    // A stream cut by the upstream's own error: name that error, as Anthropic would.
+    if let ProxyError::MidStream { failure, .. } = err {
+        if let Some(s @ (429 | OVERLOADED)) = failure.status() {
+            let kind = if s == 429 {
+                "rate_limit_error"
+            } else {
+                "overloaded_error"
+            };
+            return (
+                StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_GATEWAY),
+                kind,
+            );
+        }
+    }
     let status = err.status();
     let kind = match status.as_u16() {
         400 | 405 | 408 => "invalid_request_error",

@@ -177,6 +177,12 @@ fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
         .get("role")
         .and_then(Value::as_str)
         .ok_or("a message needs a 'role'")?;
+    if role == "system" {
+        // Not in Anthropic's documented API, but Claude Code sends one mid-conversation.
+        let text = text_of(m.get("content").unwrap_or(&Value::Null))?;
+        messages.push(json!({"role": "system", "content": text}));
+        return Ok(());
+    }
     if !matches!(role, "user" | "assistant") {
         return Err(format!("unknown role {role:?}"));
     }
