@@ -36,6 +36,9 @@ api_key_env = "TEST_KEY"
 [[routes]]
 model = "default"
 targets = ["oai/o4-mini", "compat/llama"]
+[[routes]]
+model = "translated"
+targets = ["compat/llama"]
 "#,
         native.url(),
         chat.url()
@@ -178,4 +181,58 @@ fn datas(text: &str) -> Vec<Value> {
         .filter_map(|b| b.lines().find_map(|l| l.strip_prefix("data: ")))
         .map(|d| serde_json::from_str(d).unwrap())
         .collect()
+}
+
+#[tokio::test]
+async fn bad_input_items_get_precise_400s_before_any_call() {
+    let (native, chat, p) = setup().await;
+    let cases = [
+        (
+            json!([{"type": "function_call_output", "call_id": "call_nowhere", "output": "x"}]),
+            "no function_call with call_id 'call_nowhere'",
+        ),
+        (
+            json!([{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]),
+            "file_id cannot be sent",
+        ),
+    ];
+    for (input, want) in cases {
+        let r = create(&p, json!({"model": "translated", "input": input})).await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(want), "{msg}");
+        assert!(msg.contains("no target can serve this request"), "{msg}");
+    }
+    let cases = [
+        (
+            json!([{"type": "item_reference", "id": "msg_gone"}]),
+            "item with id 'msg_gone' not found",
+        ),
+        (json!([42]), "an input item must be an object"),
+    ];
+    for (input, want) in cases {
+        let r = create(&p, json!({"model": "default", "input": input})).await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains(want), "{msg}");
+        assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    }
+    let r = create(
+        &p,
+        json!({"model": "default", "input": "x", "background": true}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(native.count() + chat.count(), 0);
+    // an image by file_id: the native target can take it, the translated one cannot
+    native.push(Reply::json(200, REASONING_JSON));
+    let input =
+        json!([{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]);
+    let r = create(&p, json!({"model": "default", "input": input})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        native.received()[0].json()["input"][0]["content"][0]["file_id"],
+        "file-1"
+    );
+    assert_eq!(chat.count(), 0);
 }

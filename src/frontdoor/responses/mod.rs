@@ -90,8 +90,16 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
         items.push(item);
     }
     let mut dropped = Dropped::default();
-    let chat = chat_body(&req, &items, &mut dropped)?;
+    // What the chat translation cannot carry (an image by file_id, say) may still go
+    // to a target that speaks Responses natively; the others are skipped, and the
+    // client gets this 400 if none is left.
+    let (chat, untranslatable) = match chat_body(&req, &items, &mut dropped) {
+        Ok(chat) => (chat, None),
+        Err(ProxyError::BadRequest(why)) => (request::placeholder(&req), Some(why)),
+        Err(e) => return Err(e),
+    };
     let mut canonical = super::canonical(&chat)?;
+    canonical.untranslatable = untranslatable;
     canonical.native = Some(Arc::new(Native {
         api: Api::Responses,
         body: native_body(body, &items)?,

@@ -135,6 +135,16 @@ fn normalize_item(item: &Value) -> Result<Value, String> {
     }
 }
 
+/// A stand-in chat body for a request with no translation: enough to route it
+/// (model, stream) to a target that takes it natively.
+pub(super) fn placeholder(req: &ResponsesRequest) -> Value {
+    let mut body = json!({"model": req.model, "messages": [{"role": "user", "content": ""}]});
+    if req.stream == Some(true) {
+        body["stream"] = true.into();
+    }
+    body
+}
+
 /// What the translation dropped, for the `x-understudy-dropped-tools` header.
 #[derive(Debug, Default)]
 pub(super) struct Dropped {
@@ -153,7 +163,31 @@ pub(super) fn chat_body(
         Some(Value::String(s)) => messages.push(json!({"role": "system", "content": s})),
         Some(_) => return Err(bad("'instructions' must be a string")),
     }
+    let mut calls = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
+        match item.get("type").and_then(Value::as_str) {
+            Some("function_call") => {
+                calls.insert(
+                    item.get("call_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
+            }
+            // Every provider refuses a tool result for a call it never made; say so
+            // now, with the id, rather than relay a provider's puzzling 400.
+            Some("function_call_output") => {
+                let id = item
+                    .get("call_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !calls.contains(id) {
+                    return Err(bad(format!(
+                        "input[{i}]: no function_call with call_id '{id}' precedes this function_call_output"
+                    )));
+                }
+            }
+            _ => {}
+        }
         add_item(&mut messages, item).map_err(|e| bad(format!("input[{i}]: {e}")))?;
     }
     if messages.is_empty() {
