@@ -3,8 +3,9 @@
 # and other real clients through the proxy, and the fixture checks against each
 # provider's official SDK. Creates .venv with the pinned SDKs on first use (needs
 # python3 and PyPI), tests/js/node_modules with the pinned JS clients and
-# tests/claude/node_modules with Claude Code (both need node, npm and the npm
-# registry); each is reinstalled when its pins change.
+# tests/claude/node_modules with Claude Code and tests/codex/node_modules with Codex
+# CLI (all need node, npm and the npm registry); each is reinstalled when its pins
+# change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +40,16 @@ if [ ! -d "$cc/node_modules" ] || ! cmp -s "$cc/package-lock.json" "$cc_stamp"; 
   echo "==> installing Claude Code into $cc/node_modules"
   (cd "$cc" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$cc/package-lock.json" "$cc_stamp"
+fi
+
+# Codex CLI, a judge of the Responses front door (tests/codex.rs): a native binary
+# inside its npm package, reinstalled when its pin changes.
+cx=tests/codex
+cx_stamp=$cx/node_modules/.understudy-lock
+if [ ! -d "$cx/node_modules" ] || ! cmp -s "$cx/package-lock.json" "$cx_stamp"; then
+  echo "==> installing Codex CLI into $cx/node_modules"
+  (cd "$cx" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$cx/package-lock.json" "$cx_stamp"
 fi
 
 echo "==> cargo test"
