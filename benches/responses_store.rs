@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use understudy::config::{self, ResponsesPolicy};
 use understudy::frontdoor::responses::RESPONSES;
 use understudy::frontdoor::Dialect;
-use understudy::state::responses::Stored;
+use understudy::state::responses::{MemoryStore, ResponseStore, Stored};
 use understudy::App;
 
 fn rss_kib() -> u64 {
@@ -51,6 +51,7 @@ fn main() {
 
     // 100k responses of ~2 KB each: a user turn, an answer, the Response object.
     let text = "lorem ipsum dolor sit amet ".repeat(20); // ~540 B
+    let store = MemoryStore::default();
     let before = rss_kib();
     let started = Instant::now();
     rt.block_on(async {
@@ -65,17 +66,19 @@ fn main() {
                 provider: "m".into(),
                 id,
             };
-            app.responses.put(stored, policy).await.unwrap();
+            store.put(stored, policy).await.unwrap();
         }
     });
     let put_secs = started.elapsed().as_secs_f64();
     let grown = rss_kib().saturating_sub(before);
     println!(
-        "store: 100000 responses of ~2 KB: RSS +{:.1} MiB ({:.2} KiB each), {:.2} µs per put",
+        "store: 100000 responses of ~2 KB: RSS +{:.1} MiB ({:.2} KiB each); counted toward max_bytes: {:.1} MiB; {:.2} µs per put",
         grown as f64 / 1024.0,
         grown as f64 / 100_000.0,
+        store.bytes() as f64 / (1024.0 * 1024.0),
         put_secs * 1e6 / 100_000.0
     );
+    drop(store);
 
     // A 50-turn conversation: user, assistant tool call, tool result per turn.
     let mut items = Vec::new();
