@@ -8,7 +8,8 @@
 #
 # Runs: a steady ~20 req/s (wrk's delay() hook, 1 connection) for p50/p99 latency,
 # direct and through the proxy; then full load (64 connections) for throughput and
-# latency; and the proxy's RSS at idle and its peak after the load (VmHWM).
+# latency — chat completions, and the same conversation through /v1/responses —
+# and the proxy's RSS at idle and its peak after the load (VmHWM).
 # Usage: scripts/bench.sh [steady_seconds] [load_seconds]   (defaults 30, 20)
 # Needs root for apt-get the first time (wrk, nginx).
 set -euo pipefail
@@ -78,6 +79,13 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"default","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello!"}]}'
 LUA
+# The same conversation through the Responses front door (translated to the same
+# chat request upstream). store:false keeps the store out of a throughput number.
+cat > "$work/responses.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"default","instructions":"You are a helpful assistant.","input":"Hello!","store":false}'
+LUA
 cat "$work/post.lua" > "$work/steady.lua"
 echo 'function delay() return 50 end' >> "$work/steady.lua"   # one connection: ~20 req/s
 
@@ -110,6 +118,10 @@ echo "direct:  $(echo "$direct" | awk '/Requests\/sec/ {print $2}') req/s  p50 $
 echo "proxied: $(echo "$proxied" | awk '/Requests\/sec/ {print $2}') req/s  p50 $(echo "$proxied" | pct 50%)  p99 $(echo "$proxied" | pct 99%)"
 errors=$(echo "$proxied" | awk '/Non-2xx|Socket errors/ {print}')
 [ -n "$errors" ] && echo "proxied errors: $errors"
+responses=$(run -t1 -c64 -d"${load}s" -s "$work/responses.lua" "http://127.0.0.1:$proxy_port/v1/responses")
+echo "proxied /v1/responses (translated): $(echo "$responses" | awk '/Requests\/sec/ {print $2}') req/s  p50 $(echo "$responses" | pct 50%)  p99 $(echo "$responses" | pct 99%)"
+errors=$(echo "$responses" | awk '/Non-2xx|Socket errors/ {print}')
+[ -n "$errors" ] && echo "responses errors: $errors"
 
 echo "== proxy memory"
 echo "RSS at idle (after warm-up): $idle_rss"
