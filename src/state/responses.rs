@@ -40,19 +40,26 @@ impl Stored {
     }
 }
 
-/// What a `serde_json::Value` occupies: its node, plus strings, arrays and map entries
-/// (a `BTreeMap` entry costs its key, its value and about a pointer's worth of node).
+/// What a `serde_json::Value` occupies: its node, plus what hangs off it. Objects are
+/// `BTreeMap`s, whose nodes hold room for 11 entries however few are used — most of a
+/// small object's cost.
 fn heap_size(v: &Value) -> usize {
-    const NODE: usize = std::mem::size_of::<Value>();
-    NODE + match v {
+    NODE + beyond_node(v)
+}
+
+const NODE: usize = std::mem::size_of::<Value>();
+const BTREE_NODE: usize = 11 * (std::mem::size_of::<String>() + NODE) + 48;
+
+fn beyond_node(v: &Value) -> usize {
+    match v {
         Value::String(s) => s.capacity(),
-        Value::Array(a) => {
-            a.iter().map(heap_size).sum::<usize>() + a.capacity().saturating_sub(a.len()) * NODE
+        Value::Array(a) => a.capacity() * NODE + a.iter().map(beyond_node).sum::<usize>(),
+        Value::Object(o) => {
+            o.len().div_ceil(11).max(1) * BTREE_NODE
+                + o.iter()
+                    .map(|(k, v)| k.capacity() + beyond_node(v))
+                    .sum::<usize>()
         }
-        Value::Object(o) => o
-            .iter()
-            .map(|(k, v)| std::mem::size_of::<String>() + k.capacity() + heap_size(v) + 16)
-            .sum(),
         _ => 0,
     }
 }
