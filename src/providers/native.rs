@@ -63,7 +63,11 @@ impl Passthrough {
     fn attach(&mut self, raw: Bytes, produced: &mut Vec<ChatChunk>, out: &mut Vec<ChatChunk>) {
         match produced.last_mut() {
             Some(c) => {
-                self.last = Some((c.id.clone(), c.created, c.model.clone()));
+                // One answer's id and model do not change: remember them once, not
+                // per event.
+                if self.last.is_none() {
+                    self.last = Some((c.id.clone(), c.created, c.model.clone()));
+                }
                 c.native = Some(raw);
             }
             None => {
