@@ -5,10 +5,12 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::cache::AnswerCache;
-use crate::config::{EnvLookup, Snapshot};
+use crate::config::{EnvLookup, Snapshot, StatePolicy};
 use crate::failover::health::Health;
 use crate::metrics::Metrics;
-use crate::state::responses::{MemoryStore, ResponseStore};
+use crate::state::redis::responses::{EngineSlot, SharedResponses};
+use crate::state::redis::Shared;
+use crate::state::responses::ResponseStore;
 use crate::upstream::Upstream;
 
 pub struct App {
@@ -19,8 +21,14 @@ pub struct App {
     pub metrics: Metrics,
     /// Outside the snapshot so cached answers survive reloads.
     pub cache: AnswerCache,
-    /// Responses-API answers kept for `previous_response_id` and `GET`.
+    /// Responses-API answers kept for `previous_response_id` and `GET`: in this
+    /// replica's memory, and in the shared engine when there is one.
     pub responses: Arc<dyn ResponseStore>,
+    /// The engine replicas share state through (`[state] backend = "redis"`), with
+    /// the tasks that keep this replica in step; `None` on memory.
+    pub shared: Mutex<Option<Shared>>,
+    /// What readers of shared state (cache, stored responses) see of it.
+    pub engine: EngineSlot,
     pub reload: Mutex<ReloadStatus>,
     pub env: EnvLookup,
     /// Set when the shutdown grace ran out: streams still open end with their front
@@ -37,10 +45,15 @@ pub struct ReloadStatus {
 }
 
 impl App {
+    /// Inside a tokio runtime when the config shares state (the engine's tasks start).
     pub fn new(snapshot: Snapshot, env: EnvLookup) -> Arc<App> {
-        Arc::new(App {
+        let engine = EngineSlot::default();
+        let policy = snapshot.state.clone();
+        let app = Arc::new(App {
             cache: AnswerCache::new(snapshot.cache.as_ref()),
-            responses: Arc::new(MemoryStore::default()),
+            responses: Arc::new(SharedResponses::new(engine.clone())),
+            shared: Mutex::new(None),
+            engine,
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
             upstream: Upstream::new(),
@@ -48,7 +61,42 @@ impl App {
             reload: Mutex::new(ReloadStatus::default()),
             env,
             draining: tokio::sync::watch::Sender::new(false),
-        })
+        });
+        app.apply_state(&policy);
+        app
+    }
+
+    /// Starts, stops or switches the shared engine to match `[state]` (at start and on
+    /// every reload). Requests in flight finish on whichever they began with; this
+    /// replica's own state carries over either way.
+    pub fn apply_state(&self, policy: &StatePolicy) {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let current = shared.as_ref().map(|s| s.policy());
+        match (policy, current) {
+            (StatePolicy::Memory, None) => return,
+            (StatePolicy::Redis(p), Some(c)) if p == c => return,
+            _ => {}
+        }
+        self.engine.store(None);
+        *shared = None;
+        let StatePolicy::Redis(p) = policy else {
+            tracing::info!("shared state: off; this replica keeps its state in memory");
+            return;
+        };
+        match Shared::start(
+            p.clone(),
+            self.health.clone(),
+            self.metrics.state_errors.clone(),
+        ) {
+            Ok(s) => {
+                tracing::info!(engine = %p.url.display(), "shared state: using the engine");
+                self.engine.store(Some(s.engine.clone()));
+                *shared = Some(s);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "shared state: not started; this replica keeps its state in memory")
+            }
+        }
     }
 
     pub fn reload_status(&self) -> ReloadStatus {

@@ -49,6 +49,7 @@ pub struct Metrics {
     pub reloads: Family<ResultLabel, Counter>,
     pub cache: Family<ResultLabel, Counter>,
     pub inflight: Gauge,
+    pub state_errors: Counter,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -114,6 +115,7 @@ impl Default for Metrics {
         let reloads = Family::<ResultLabel, Counter>::default();
         let cache = Family::<ResultLabel, Counter>::default();
         let inflight = Gauge::default();
+        let state_errors = Counter::default();
         registry.register(
             "understudy_requests",
             "Client requests by route and final status",
@@ -159,6 +161,11 @@ impl Default for Metrics {
             "Client requests in flight",
             inflight.clone(),
         );
+        registry.register(
+            "understudy_state_errors",
+            "Shared-state operations that failed or timed out (the replica used its own state)",
+            state_errors.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -170,6 +177,7 @@ impl Default for Metrics {
             reloads,
             cache,
             inflight,
+            state_errors,
             totals: Totals::default(),
         }
     }

@@ -34,6 +34,7 @@ pub struct Snapshot {
     /// `None` when `[cache]` is off.
     pub cache: Option<CachePolicy>,
     pub responses: ResponsesPolicy,
+    pub state: StatePolicy,
     /// Sorted by name.
     pub providers: Vec<Arc<Provider>>,
     pub routes: Vec<Route>,
@@ -86,6 +87,52 @@ pub struct CachePolicy {
 }
 
 /// `[responses]`: stored Responses-API answers.
+/// `[state]`: this replica's own memory, or an engine the replicas share.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatePolicy {
+    Memory,
+    Redis(RedisPolicy),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisPolicy {
+    /// `redis://[user:pass@]host:port/db`; a secret, as it may hold a password.
+    pub url: RedisUrl,
+    /// The variable it came from, for messages.
+    pub url_env: String,
+    pub key_prefix: String,
+    /// Per state operation; past it, the replica acts on its local state.
+    pub timeout: Duration,
+}
+
+/// A Redis URL: compared whole, shown only without its credentials.
+#[derive(Clone, PartialEq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn new(url: String) -> RedisUrl {
+        RedisUrl(url)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// `host:port` (and db), for logs and `/status`.
+    pub fn display(&self) -> String {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+        rest.split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({})", self.display())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponsesPolicy {
     /// How long a stored response can be fetched or continued.

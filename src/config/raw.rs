@@ -49,6 +49,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub responses: RawResponses,
     #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -189,6 +191,27 @@ impl Default for RawResponses {
         RawResponses {
             ttl: secs(86_400),
             max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[state]`: where what replicas share lives (DESIGN §9).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawState {
+    pub backend: String,
+    pub url_env: String,
+    pub key_prefix: String,
+    pub timeout: Dur,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState {
+            backend: "memory".into(),
+            url_env: "UNDERSTUDY_REDIS_URL".into(),
+            key_prefix: "understudy:".into(),
+            timeout: Dur(Duration::from_millis(50)),
         }
     }
 }

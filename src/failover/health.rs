@@ -4,8 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwapOption;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{CircuitPolicy, Snapshot, Target};
@@ -19,7 +21,35 @@ pub struct Health {
     circuits: Mutex<HashMap<String, Circuit>>,
     /// Smoothed time to first byte per target, for the lowest-latency strategy.
     latency: Mutex<HashMap<String, f64>>,
+    /// Where what this replica learns goes when replicas share state (DESIGN §9).
+    fleet: ArcSwapOption<mpsc::Sender<Learned>>,
 }
+
+/// What this replica learned that the rest of the fleet should know. Sent on changes
+/// of state only, never per request, so the hot path pays no network round trip.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Learned {
+    Cooled {
+        key: String,
+        until: SystemTime,
+        rate_limited: bool,
+    },
+    Opened {
+        provider: String,
+        until: SystemTime,
+    },
+    Closed {
+        provider: String,
+    },
+    /// The circuit's open time is over here: ask the fleet for the one trial.
+    WantTrial {
+        provider: String,
+    },
+}
+
+/// How long a replica waits for the fleet's trial lease (asked for, or held by
+/// another replica) before it asks again.
+pub const TRIAL_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Cooldown {
@@ -30,8 +60,17 @@ pub struct Cooldown {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum CircuitState {
     Closed,
-    Open { until: Instant },
-    HalfOpen { trial_in_flight: bool },
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        trial_in_flight: bool,
+    },
+    /// Half-open, with the fleet's single trial asked for or held by another
+    /// replica, until then.
+    Leasing {
+        until: Instant,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +101,15 @@ pub enum Admission {
     TrialBusy,
 }
 
+/// Replicas share deadlines as wall-clock times; each keeps its own as `Instant`s.
+pub fn to_wall(at: Instant) -> SystemTime {
+    SystemTime::now() + at.saturating_duration_since(Instant::now())
+}
+
+pub fn from_wall(at: SystemTime) -> Instant {
+    Instant::now() + at.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps inconsistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -87,25 +135,66 @@ impl Health {
     }
 
     pub fn cool(&self, target: &Target, for_: Duration, rate_limited: bool) {
+        let until = Instant::now() + for_;
+        if self.cool_until(target.health_key(), until, rate_limited) {
+            self.tell(Learned::Cooled {
+                key: target.health_key().to_string(),
+                until: to_wall(until),
+                rate_limited,
+            });
+        }
+    }
+
+    /// A cooldown another replica learned.
+    pub fn remote_cooled(&self, key: &str, until: SystemTime, rate_limited: bool) {
+        self.cool_until(key, from_wall(until), rate_limited);
+    }
+
+    /// Sets the cooldown unless a later one is in force (the later deadline always
+    /// wins). True when it changed.
+    fn cool_until(&self, key: &str, until: Instant, rate_limited: bool) -> bool {
         let now = Instant::now();
-        let until = now + for_;
+        if until <= now {
+            return false;
+        }
         let mut map = lock(&self.cooldowns);
         // Expired entries go when looked up; direct `provider/model` targets may
         // never be looked up again, so sweep once the map has grown.
         if map.len() >= SWEEP_AT {
             map.retain(|_, c| c.until > now);
         }
-        let entry = map
-            .entry(target.health_key().to_string())
-            .or_insert(Cooldown {
-                until,
-                rate_limited,
-            });
-        if until >= entry.until {
-            *entry = Cooldown {
-                until,
-                rate_limited,
-            };
+        match map.get_mut(key) {
+            Some(c) if c.until > now && c.until >= until => false,
+            Some(c) => {
+                *c = Cooldown {
+                    until,
+                    rate_limited,
+                };
+                true
+            }
+            None => {
+                map.insert(
+                    key.to_string(),
+                    Cooldown {
+                        until,
+                        rate_limited,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Connects this replica's health to the fleet's (`None`: on its own again).
+    pub fn set_fleet(&self, tx: Option<mpsc::Sender<Learned>>) {
+        self.fleet.store(tx.map(Arc::new));
+    }
+
+    fn tell(&self, learned: Learned) {
+        if let Some(tx) = self.fleet.load().as_ref() {
+            // Full means the engine is far behind; this replica's own state already
+            // holds what it learned, and the next re-sync spreads the rest.
+            let _ = tx.try_send(learned);
         }
     }
 
@@ -117,6 +206,27 @@ impl Health {
         match c.state {
             CircuitState::Closed => Admission::Closed,
             CircuitState::Open { until } if Instant::now() < until => Admission::Open { until },
+            // With a fleet, the one trial is a lease the fleet grants (`grant_trial`);
+            // until it does, this replica skips the provider like an open circuit.
+            CircuitState::Open { .. } if self.fleet.load().is_some() => {
+                c.state = CircuitState::Leasing {
+                    until: Instant::now() + TRIAL_LEASE,
+                };
+                self.tell(Learned::WantTrial {
+                    provider: provider_key.to_string(),
+                });
+                Admission::TrialBusy
+            }
+            CircuitState::Leasing { until } if Instant::now() < until => Admission::TrialBusy,
+            CircuitState::Leasing { .. } => {
+                c.state = CircuitState::Leasing {
+                    until: Instant::now() + TRIAL_LEASE,
+                };
+                self.tell(Learned::WantTrial {
+                    provider: provider_key.to_string(),
+                });
+                Admission::TrialBusy
+            }
             CircuitState::Open { .. }
             | CircuitState::HalfOpen {
                 trial_in_flight: false,
@@ -132,11 +242,51 @@ impl Health {
         }
     }
 
+    /// The fleet granted this replica the half-open trial: the next request is it.
+    pub fn grant_trial(&self, provider_key: &str) {
+        let mut map = lock(&self.circuits);
+        if let Some(c) = map.get_mut(provider_key) {
+            if matches!(c.state, CircuitState::Leasing { .. }) {
+                c.state = CircuitState::HalfOpen {
+                    trial_in_flight: false,
+                };
+            }
+        }
+    }
+
     /// The provider answered: close its circuit.
     pub fn success(&self, provider_key: &str) {
         let mut map = lock(&self.circuits);
         if let Some(c) = map.get_mut(provider_key) {
+            let was_closed = c.state == CircuitState::Closed;
             *c = Circuit::default();
+            drop(map);
+            if !was_closed {
+                self.tell(Learned::Closed {
+                    provider: provider_key.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Another replica closed the provider's circuit.
+    pub fn remote_closed(&self, provider_key: &str) {
+        if let Some(c) = lock(&self.circuits).get_mut(provider_key) {
+            *c = Circuit::default();
+        }
+    }
+
+    /// Another replica opened the provider's circuit; a later open-until wins.
+    pub fn remote_opened(&self, provider_key: &str, until: SystemTime) {
+        let until = from_wall(until);
+        if until <= Instant::now() {
+            return;
+        }
+        let mut map = lock(&self.circuits);
+        let c = map.entry(provider_key.to_string()).or_default();
+        match c.state {
+            CircuitState::Open { until: mine } if mine >= until => {}
+            _ => c.state = CircuitState::Open { until },
         }
     }
 
@@ -148,12 +298,16 @@ impl Health {
         let open = match c.state {
             CircuitState::HalfOpen { .. } => true,
             CircuitState::Closed => c.consecutive_failures >= policy.failures,
-            CircuitState::Open { .. } => false,
+            CircuitState::Open { .. } | CircuitState::Leasing { .. } => false,
         };
         if open {
-            c.state = CircuitState::Open {
-                until: Instant::now() + policy.open_for,
-            };
+            let until = Instant::now() + policy.open_for;
+            c.state = CircuitState::Open { until };
+            drop(map);
+            self.tell(Learned::Opened {
+                provider: provider_key.to_string(),
+                until: to_wall(until),
+            });
         }
         open
     }
@@ -200,7 +354,9 @@ impl Health {
                 match c.state {
                     CircuitState::Closed => "closed",
                     CircuitState::Open { until } if Instant::now() < until => "open",
-                    CircuitState::Open { .. } | CircuitState::HalfOpen { .. } => "half_open",
+                    CircuitState::Open { .. }
+                    | CircuitState::HalfOpen { .. }
+                    | CircuitState::Leasing { .. } => "half_open",
                 },
                 c.consecutive_failures,
             ),

@@ -167,8 +167,24 @@ pub fn status(app: &App) -> Response<Body> {
         "providers": providers,
         "cooldowns": cooldowns,
         "counters": app.metrics.totals.to_json(),
+        "state": state(app),
     });
     json(StatusCode::OK, body.to_string().into_bytes())
+}
+
+/// Where shared state lives and whether this replica reaches it; never the URL's
+/// credentials (DESIGN §9).
+fn state(app: &App) -> serde_json::Value {
+    match app.engine.load().as_ref() {
+        None => json!({"backend": "memory"}),
+        Some(engine) => json!({
+            "backend": "redis",
+            "engine": engine.link.endpoint,
+            "connected": engine.link.is_up(),
+            "errors": engine.link.errors(),
+            "last_error": engine.link.last_error(),
+        }),
+    }
 }
 
 pub fn metrics(app: &App) -> Response<Body> {

@@ -1,4 +1,5 @@
-//! State that outlives a request: behind traits, so a shared engine can stand in for
-//! process memory when several replicas run.
+//! State that outlives a request: this replica's own memory, and — with `[state]
+//! backend = "redis"` — an engine the replicas share (DESIGN §9).
 
+pub mod redis;
 pub mod responses;

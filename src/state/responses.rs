@@ -12,7 +12,7 @@ use crate::config::ResponsesPolicy;
 use crate::frontdoor::BoxFuture;
 
 /// One stored response.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Stored {
     pub id: String,
     /// The Response object as it was returned (what `GET /v1/responses/{id}` shows).

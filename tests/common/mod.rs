@@ -7,9 +7,10 @@
 pub mod client;
 pub mod mock;
 pub mod proxy;
+pub mod redis;
 pub mod sdk;
 pub mod sse;
 pub mod wait;
 
 #[allow(unused_imports)]
-pub use self::{client::*, mock::*, proxy::*, sdk::*, sse::*, wait::*};
+pub use self::{client::*, mock::*, proxy::*, redis::*, sdk::*, sse::*, wait::*};

@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 
-use super::raw::{RawCache, RawConfig, RawTimeouts};
+use super::raw::{RawCache, RawConfig, RawState, RawTimeouts};
 use super::{
-    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, Provider, ResponsesPolicy,
-    Route, Secret, Server, Snapshot, Target, Timeouts, TlsFiles,
+    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, Provider, RedisPolicy,
+    RedisUrl, ResponsesPolicy, Route, Secret, Server, Snapshot, StatePolicy, Target, Timeouts,
+    TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -138,6 +139,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     if raw.responses.max_bytes == 0 {
         return Err("responses.max_bytes: must be greater than 0".into());
     }
+    let state = state_policy(&raw.state, env.as_ref())?;
 
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in &raw.providers {
@@ -280,9 +282,48 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             ttl: raw.responses.ttl.0,
             max_bytes: raw.responses.max_bytes,
         },
+        state,
         providers,
         routes,
     })
+}
+
+/// `[state]`. The URL is read from the environment and checked here, so a typo is a
+/// load error; whether the engine answers is found out at run time (a replica serves
+/// from its own state while it does not).
+fn state_policy(s: &RawState, env: &dyn Fn(&str) -> Option<String>) -> Result<StatePolicy, String> {
+    if s.timeout.0.is_zero() {
+        return Err("state.timeout: must be greater than 0".into());
+    }
+    match s.backend.as_str() {
+        "memory" => return Ok(StatePolicy::Memory),
+        "redis" => {}
+        other => {
+            return Err(format!(
+                "state.backend: {other:?} is not one of \"memory\", \"redis\""
+            ))
+        }
+    }
+    let var = env_var_name("state.url_env", &s.url_env)?;
+    let Some(url) = env(var).filter(|u| !u.trim().is_empty()) else {
+        return Err(format!(
+            "state.url_env: {var} is not set; with backend = \"redis\" it must hold the engine's URL, e.g. redis://127.0.0.1:6379/0"
+        ));
+    };
+    let url = RedisUrl::new(url.trim().to_string());
+    if !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
+        || url.display().is_empty()
+    {
+        return Err(format!(
+            "state.url_env: {var} is not a redis:// or rediss:// URL (the value is not shown: it may hold a password)"
+        ));
+    }
+    Ok(StatePolicy::Redis(RedisPolicy {
+        url,
+        url_env: var.to_string(),
+        key_prefix: s.key_prefix.clone(),
+        timeout: s.timeout.0,
+    }))
 }
 
 /// Checked even while the cache is off, so turning it on later cannot surface an old

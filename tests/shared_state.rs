@@ -1,0 +1,351 @@
+//! Several replicas, one mind (DESIGN §9): in-process proxies, each with its own
+//! `App` (its own health, cache and store, exactly as separate processes have), share
+//! state through a real `redis-server` started per test. What one replica learns is
+//! in force on the others; with the engine gone each serves from its own state.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn shared(extra: &str) -> String {
+    format!("[state]\nbackend = \"redis\"\ntimeout = \"500ms\"\n{extra}")
+}
+
+async fn replicas(n: usize, toml: &str, redis: &RedisServer) -> Vec<Proxy> {
+    let url = redis.url();
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let p = Proxy::start(toml, &[UPSTREAM_KEY, ("UNDERSTUDY_REDIS_URL", &url)]).await;
+        v.push(p);
+    }
+    for p in &v {
+        assert!(
+            connected(p).await,
+            "replica did not reach the engine: {}",
+            status(p).await
+        );
+    }
+    v
+}
+
+async fn status(p: &Proxy) -> Value {
+    get(&p.url("/status")).await.json()
+}
+
+async fn connected(p: &Proxy) -> bool {
+    eventually_async(WAIT, || async {
+        status(p).await["state"]["connected"] == true
+    })
+    .await
+}
+
+async fn cooling(p: &Proxy, target: &str) -> bool {
+    status(p).await["cooldowns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["target"] == target)
+}
+
+#[tokio::test]
+async fn a_retry_after_learned_by_one_replica_keeps_every_replica_off_the_target() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    a.push(Reply::json(429, r#"{"error":{"message":"slow down"}}"#).header("retry-after", "30"));
+    a.always(Reply::json(200, completion("m-a", "a")));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let toml = openai_config(&[("a", a.url()), ("b", b.url())], &shared(""));
+    let ps = replicas(3, &toml, &redis).await;
+
+    let r = ps[0].chat(user("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("b"));
+    for p in &ps[1..] {
+        assert!(
+            eventually_async(WAIT, || cooling(p, "a/m-a")).await,
+            "the cooldown reached this replica"
+        );
+    }
+    for i in 0..30 {
+        let r = ps[i % 3].chat(user("default")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-understudy-provider"), Some("b"), "request {i}");
+    }
+    assert_eq!(a.count(), 1, "one 429 keeps the whole fleet off the target");
+    // the engine holds the later deadline for replicas yet to come
+    let keys = redis.command(&["KEYS", "understudy:cool:*"]).await;
+    assert!(keys.contains("m-a"), "{keys}");
+}
+
+#[tokio::test]
+async fn an_earlier_deadline_never_replaces_a_later_one_in_the_engine() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    a.push(Reply::json(429, "{}").header("retry-after", "5"));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let toml = openai_config(&[("a", a.url()), ("b", b.url())], &shared(""));
+    let ps = replicas(1, &toml, &redis).await;
+    // another replica learned 300 s a moment ago (its announcement still in flight)
+    let key = format!("understudy:cool:{}", cool_key(&ps[0]));
+    let until = std::time::SystemTime::now() + Duration::from_secs(300);
+    let until_ms = until
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let wire = json!({"ev": "cooled", "from": "elsewhere", "key": cool_key(&ps[0]), "until_ms": until_ms as u64, "rate_limited": true});
+    let set = redis
+        .command(&[
+            "SET",
+            &key,
+            &wire.to_string(),
+            "PXAT",
+            &until_ms.to_string(),
+        ])
+        .await;
+    assert!(set.contains("OK"), "{set}");
+    // this replica now learns 5 s: the engine keeps 300
+    ps[0].chat(user("default")).await;
+    assert!(cooling(&ps[0], "a/m-a").await);
+    let pttl = redis.command(&["PTTL", &key]).await;
+    let ms: i64 = pttl.trim().trim_start_matches(':').parse().unwrap();
+    assert!(ms > 200_000, "the later deadline stays: {pttl}");
+    // a replica that joins now reads the later one
+    let late = replicas(1, &toml, &redis).await;
+    let left = status(&late[0]).await["cooldowns"][0]["seconds_left"].as_f64();
+    assert!(left.unwrap_or(0.0) > 200.0, "{}", status(&late[0]).await);
+}
+
+fn cool_key(p: &Proxy) -> String {
+    let snap = p.app.config.load();
+    snap.routes[0].targets[0].health_key().to_string()
+}
+
+#[tokio::test]
+async fn a_circuit_opened_on_one_replica_is_open_on_the_others() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    a.always(Reply::json(500, r#"{"error":{"message":"down"}}"#));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let extra = shared(
+        "[circuit_breaker]\nfailures = 1\nopen_for = \"300s\"\n[failover]\ndefault_cooldown = \"0s\"\n",
+    );
+    let toml = openai_config(&[("a", a.url()), ("b", b.url())], &extra);
+    let ps = replicas(2, &toml, &redis).await;
+    assert_eq!(
+        ps[0]
+            .chat(user("default"))
+            .await
+            .header("x-understudy-provider"),
+        Some("b")
+    );
+    let open_on = |p: &Proxy| {
+        let p = p.url("/status");
+        async move {
+            let s = get(&p).await.json();
+            s["providers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["name"] == "a" && x["circuit"] == "open")
+        }
+    };
+    assert!(eventually_async(WAIT, || open_on(&ps[1])).await);
+    let before = a.count();
+    for _ in 0..5 {
+        assert_eq!(
+            ps[1]
+                .chat(user("default"))
+                .await
+                .header("x-understudy-provider"),
+            Some("b")
+        );
+    }
+    assert_eq!(a.count(), before, "the open circuit keeps replica 1 off a");
+}
+
+#[tokio::test]
+async fn a_responses_conversation_started_on_one_replica_continues_on_the_others() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    for i in 0..3 {
+        a.push(Reply::json(200, completion("m-a", &format!("answer {i}"))));
+    }
+    let toml = openai_config(&[("a", a.url())], &shared(""));
+    let ps = replicas(3, &toml, &redis).await;
+    let post = |p: &Proxy, body: Value| {
+        let url = p.url("/v1/responses");
+        async move { send(&url, "POST", &[], body.to_string()).await }
+    };
+    let r1 = post(&ps[0], json!({"model": "default", "input": "first"})).await;
+    assert_eq!(r1.status, 200, "{}", r1.text());
+    let id1 = r1.json()["id"].as_str().unwrap().to_string();
+    let r2 = post(
+        &ps[1],
+        json!({"model": "default", "input": "second", "previous_response_id": id1}),
+    )
+    .await;
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    let id2 = r2.json()["id"].as_str().unwrap().to_string();
+    let r3 = post(
+        &ps[2],
+        json!({"model": "default", "input": "third", "previous_response_id": id2}),
+    )
+    .await;
+    assert_eq!(r3.status, 200, "{}", r3.text());
+    let sent = a.received()[2].json();
+    let texts: Vec<String> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].to_string())
+        .collect();
+    let all = texts.join(" ");
+    for needle in ["first", "answer 0", "second", "answer 1", "third"] {
+        assert!(all.contains(needle), "turn 3 carries {needle:?}: {all}");
+    }
+    // and any replica shows it, or deletes it for all
+    let got = get(&ps[2].url(&format!("/v1/responses/{id1}"))).await;
+    assert_eq!(got.status, 200);
+    let del = send(
+        &ps[1].url(&format!("/v1/responses/{id1}")),
+        "DELETE",
+        &[],
+        String::new(),
+    )
+    .await;
+    assert_eq!(del.status, 200);
+    assert_eq!(
+        get(&ps[0].url(&format!("/v1/responses/{id1}")))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn with_the_engine_killed_replicas_serve_from_their_own_state_then_resync() {
+    let mut redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    a.always(Reply::json(200, completion("m-a", "a")));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let toml = openai_config(&[("a", a.url()), ("b", b.url())], &shared(""));
+    let ps = replicas(2, &toml, &redis).await;
+    let stored = send(
+        &ps[0].url("/v1/responses"),
+        "POST",
+        &[],
+        json!({"model": "default", "input": "hi"}).to_string(),
+    )
+    .await;
+    let id = stored.json()["id"].as_str().unwrap().to_string();
+
+    redis.kill();
+    let mut ok = 0;
+    for i in 0..40 {
+        let r = ps[i % 2].chat(user("default")).await;
+        assert_eq!(
+            r.status,
+            200,
+            "request {i} with the engine gone: {}",
+            r.text()
+        );
+        ok += 1;
+    }
+    assert_eq!(ok, 40);
+    // replica 0 still has its own copy; replica 1 had it only in the engine
+    assert_eq!(
+        get(&ps[0].url(&format!("/v1/responses/{id}"))).await.status,
+        200
+    );
+    let gone = get(&ps[1].url(&format!("/v1/responses/{id}"))).await;
+    assert_eq!(gone.status, 503, "{}", gone.text());
+    assert_eq!(gone.error_code(), "state_unavailable");
+    let s = status(&ps[1]).await;
+    assert_eq!(s["state"]["connected"], false, "{s}");
+    assert!(s["state"]["errors"].as_u64().unwrap() > 0);
+    let metrics = get(&ps[1].url("/metrics")).await.text();
+    assert!(
+        metrics.contains("understudy_state_errors_total"),
+        "{metrics}"
+    );
+
+    redis.restart().await;
+    for p in &ps {
+        assert!(connected(p).await, "reconnected: {}", status(p).await);
+    }
+    // what one learns now reaches the other again
+    a.push(Reply::json(429, "{}").header("retry-after", "60"));
+    ps[0].chat(user("default")).await;
+    assert!(eventually_async(WAIT, || cooling(&ps[1], "a/m-a")).await);
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_or_a_wrong_password_at_start_still_serves() {
+    let redis = RedisServer::start_with(Some("right-pass")).await;
+    let a = Mock::start().await;
+    a.always(Reply::json(200, completion("m-a", "a")));
+    let toml = openai_config(&[("a", a.url())], &shared(""));
+    let wrong = format!("redis://:wrong-pass-123@127.0.0.1:{}/0", redis.port);
+    let unreachable = format!("redis://:secret-456@127.0.0.1:{}/0", refused_port().await);
+    for (url, secret) in [(wrong, "wrong-pass-123"), (unreachable, "secret-456")] {
+        let p = Proxy::start(&toml, &[UPSTREAM_KEY, ("UNDERSTUDY_REDIS_URL", &url)]).await;
+        for _ in 0..3 {
+            assert_eq!(p.chat(user("default")).await.status, 200);
+        }
+        let ok = eventually_async(WAIT, || async {
+            status(&p).await["state"]["last_error"].is_string()
+        })
+        .await;
+        let s = status(&p).await;
+        assert!(ok, "{s}");
+        assert_eq!(s["state"]["connected"], false);
+        let shown = format!("{s}{}", get(&p.url("/metrics")).await.text());
+        assert!(!shown.contains(secret), "the password never shows: {shown}");
+        assert!(shown.contains(&format!(
+            "127.0.0.1:{}",
+            url.rsplit(':').next().unwrap().trim_end_matches("/0")
+        )));
+    }
+}
+
+async fn refused_port() -> u16 {
+    let url = refused_url().await;
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_reload_switches_between_memory_and_the_engine() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    a.always(Reply::json(200, completion("m-a", "a")));
+    let memory = openai_config(&[("a", a.url())], "");
+    let env = env_of(&[UPSTREAM_KEY, ("UNDERSTUDY_REDIS_URL", &redis.url())]);
+    let p = Proxy::start_watched(&memory, env).await;
+    assert_eq!(status(&p).await["state"]["backend"], "memory");
+    p.write_by_rename(&openai_config(&[("a", a.url())], &shared("")));
+    assert!(connected(&p).await, "{}", status(&p).await);
+    assert_eq!(p.chat(user("default")).await.status, 200);
+    p.write_by_rename(&memory);
+    assert!(
+        eventually_async(WAIT, || async {
+            status(&p).await["state"]["backend"] == "memory"
+        })
+        .await
+    );
+    assert_eq!(p.chat(user("default")).await.status, 200);
+}
