@@ -349,3 +349,75 @@ async fn a_reload_switches_between_memory_and_the_engine() {
     );
     assert_eq!(p.chat(user("default")).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_half_open_trial_is_one_request_for_the_whole_fleet() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    let b = Mock::start().await;
+    let gate = Gate::new();
+    a.push(Reply::json(500, r#"{"error":{"message":"down"}}"#));
+    a.always(Reply::json(200, completion("m-a", "a")).hold(&gate));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let extra = shared(
+        "[circuit_breaker]\nfailures = 1\nopen_for = \"1s\"\n[failover]\ndefault_cooldown = \"0s\"\n",
+    );
+    let toml = openai_config(&[("a", a.url()), ("b", b.url())], &extra);
+    let ps = replicas(2, &toml, &redis).await;
+    ps[0].chat(user("default")).await;
+    let circuit = |p: &Proxy| {
+        let url = p.url("/status");
+        async move {
+            let s = get(&url).await.json();
+            s["providers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == "a")
+                .unwrap()["circuit"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // open everywhere, then (open_for later) eligible for a trial everywhere
+    for p in &ps {
+        assert!(eventually_async(WAIT, || async { circuit(p).await != "closed" }).await);
+        assert!(eventually_async(WAIT, || async { circuit(p).await == "half_open" }).await);
+    }
+    // requests on both replicas until one of them sends the trial (held at the mock)
+    let mut pending = Vec::new();
+    let reached = eventually_async(WAIT, || {
+        for p in &ps {
+            let url = p.url("/v1/chat/completions");
+            pending.push(tokio::spawn(async move {
+                send(&url, "POST", &[], user("default").to_string()).await
+            }));
+        }
+        let gate = gate.clone();
+        async move { gate.reached() >= 1 }
+    })
+    .await;
+    assert!(reached, "a trial was sent");
+    for i in 0..10 {
+        let r = ps[i % 2].chat(user("default")).await;
+        assert_eq!(r.header("x-understudy-provider"), Some("b"), "request {i}");
+    }
+    assert_eq!(
+        gate.reached(),
+        1,
+        "one trial for the fleet, not one per replica"
+    );
+    assert_eq!(
+        a.count(),
+        2,
+        "the failure that opened it, and the one trial"
+    );
+    gate.open();
+    for p in &ps {
+        assert!(eventually_async(WAIT, || async { circuit(p).await == "closed" }).await);
+    }
+    for t in pending {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
+}

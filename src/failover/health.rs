@@ -513,4 +513,92 @@ mod tests {
         assert!(!h.failure("p", POLICY));
         assert_eq!(h.admit("p"), Admission::Closed);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_fleet_the_trial_waits_for_the_lease() {
+        let h = Health::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        h.set_fleet(Some(tx));
+        for _ in 0..3 {
+            h.failure("p", POLICY);
+        }
+        assert!(matches!(rx.try_recv(), Ok(Learned::Opened { .. })));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(
+            h.admit("p"),
+            Admission::TrialBusy,
+            "not before the fleet grants it"
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Learned::WantTrial {
+                provider: "p".into()
+            }
+        );
+        assert_eq!(h.admit("p"), Admission::TrialBusy);
+        assert!(rx.try_recv().is_err(), "asked once per lease period");
+        h.grant_trial("p");
+        assert_eq!(h.admit("p"), Admission::Trial);
+        assert_eq!(h.admit("p"), Admission::TrialBusy);
+        h.success("p");
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Learned::Closed {
+                provider: "p".into()
+            }
+        );
+        assert_eq!(h.admit("p"), Admission::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_held_elsewhere_is_asked_for_again_when_it_runs_out() {
+        let h = Health::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        h.set_fleet(Some(tx));
+        h.remote_opened("p", SystemTime::now() + Duration::from_secs(10));
+        assert!(matches!(h.admit("p"), Admission::Open { .. }));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(h.admit("p"), Admission::TrialBusy);
+        assert!(matches!(rx.try_recv(), Ok(Learned::WantTrial { .. })));
+        // the holder never reported: its lease ran out
+        tokio::time::advance(TRIAL_LEASE).await;
+        assert_eq!(h.admit("p"), Admission::TrialBusy);
+        assert!(matches!(rx.try_recv(), Ok(Learned::WantTrial { .. })));
+        // and the holder's verdict, when it comes, settles it for everyone
+        h.remote_closed("p");
+        assert_eq!(h.admit("p"), Admission::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remote_deadlines_only_ever_extend() {
+        let h = Health::default();
+        h.remote_opened("p", SystemTime::now() + Duration::from_secs(60));
+        h.remote_opened("p", SystemTime::now() + Duration::from_secs(5));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(
+            matches!(h.admit("p"), Admission::Open { .. }),
+            "60 s, not 5"
+        );
+        h.remote_cooled("t", SystemTime::now() + Duration::from_secs(60), true);
+        h.remote_cooled("t", SystemTime::now() + Duration::from_secs(5), false);
+        let left = h.cooldowns();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].1 > Duration::from_secs(50));
+        h.remote_cooled("gone", SystemTime::now() - Duration::from_secs(1), true);
+        assert_eq!(h.cooldowns().len(), 1, "a past deadline is ignored");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_changes_are_told_not_every_request() {
+        let h = Health::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        h.set_fleet(Some(tx));
+        h.success("p");
+        h.failure("p", POLICY);
+        h.success("p");
+        assert!(
+            rx.try_recv().is_err(),
+            "a closed circuit staying closed is no news"
+        );
+    }
 }

@@ -232,3 +232,66 @@ targets = ["claude/c"]
         "{err}"
     );
 }
+
+fn with_state(state: &str, vars: &[(&str, &str)]) -> Result<Snapshot, String> {
+    let mut pairs = vec![("OPENAI_API_KEY", "sk-x")];
+    pairs.extend_from_slice(vars);
+    from_str(
+        &format!("{GOOD}\n[state]\n{state}\n"),
+        Path::new("proxy.toml"),
+        &env(&pairs),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn state_defaults_to_memory_and_reads_the_engine_url_from_the_environment() {
+    assert_eq!(check(GOOD).unwrap().state, StatePolicy::Memory);
+    let s = with_state(
+        "backend = \"redis\"\nkey_prefix = \"us:\"\ntimeout = \"20ms\"",
+        &[("UNDERSTUDY_REDIS_URL", "redis://:pw@10.0.0.5:6380/2")],
+    )
+    .unwrap();
+    let StatePolicy::Redis(p) = s.state else {
+        panic!("redis expected")
+    };
+    assert_eq!(p.key_prefix, "us:");
+    assert_eq!(p.timeout, Duration::from_millis(20));
+    assert_eq!(p.url.display(), "10.0.0.5:6380/2");
+    assert!(!format!("{p:?}").contains("pw"), "Debug hides the password");
+}
+
+#[test]
+fn state_errors_name_their_key_and_never_show_the_url() {
+    for (state, vars, expect) in [
+        (
+            "backend = \"etcd\"",
+            vec![],
+            "state.backend: \"etcd\" is not one of",
+        ),
+        (
+            "backend = \"redis\"",
+            vec![],
+            "state.url_env: UNDERSTUDY_REDIS_URL is not set",
+        ),
+        (
+            "backend = \"redis\"",
+            vec![("UNDERSTUDY_REDIS_URL", "http://user:hunter2@x:1")],
+            "state.url_env: UNDERSTUDY_REDIS_URL is not a redis:// or rediss:// URL",
+        ),
+        (
+            "backend = \"redis\"\nurl_env = \"redis://x\"",
+            vec![],
+            "state.url_env: not an environment variable name",
+        ),
+        (
+            "timeout = \"0s\"",
+            vec![],
+            "state.timeout: must be greater than 0",
+        ),
+    ] {
+        let err = with_state(state, &vars).unwrap_err();
+        assert!(err.contains(expect), "{state}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
