@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Runs every test: unit and integration tests (cargo test), the official openai SDK
-# and other real clients through the proxy, and the fixture checks against each
-# provider's official SDK. Creates .venv with the pinned SDKs on first use (needs
+# and other real clients through the proxy, shared state against a real
+# redis-server, and the fixture checks against each provider's official SDK.
+# Installs redis-server if missing (Debian's package; needs apt). Creates .venv with the pinned SDKs on first use (needs
 # python3 and PyPI), tests/js/node_modules with the pinned JS clients and
 # tests/claude/node_modules with Claude Code and tests/codex/node_modules with Codex
 # CLI (all need node, npm and the npm registry); each is reinstalled when its pins
 # change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# redis-server (Debian's package): tests/shared_state.rs starts its own, one per
+# test on a free loopback port, so a test can kill and restart it.
+if ! command -v redis-server >/dev/null; then
+  echo "==> installing redis-server"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
 
 req=tests/sdk/requirements.txt
 stamp=.venv/.requirements

@@ -127,6 +127,17 @@ async fn an_in_place_write_changes_the_lead_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_kubernetes_configmap_update_reloads_through_its_symlink_swap() {
+    let (a, b) = mocks().await;
+    let p = Proxy::start_configmap(&config("a", &a, &b), keys().lookup()).await;
+    assert_eq!(lead(&p).await, "a");
+    p.swap_configmap(1, &config("b", &a, &b));
+    wait_for_lead(&p, "b").await;
+    p.swap_configmap(2, &config("a", &a, &b));
+    wait_for_lead(&p, "a").await;
+}
+
+#[tokio::test]
 async fn a_bad_file_keeps_the_old_config_and_a_fix_loads() {
     let (a, b) = mocks().await;
     let p = Proxy::start_watched(&config("a", &a, &b), keys().lookup()).await;

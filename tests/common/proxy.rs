@@ -99,6 +99,11 @@ impl Proxy {
         let dir = TempDir::new();
         let config_path = dir.path.join("proxy.toml");
         std::fs::write(&config_path, toml).unwrap();
+        Proxy::start_at(dir, config_path, env).await
+    }
+
+    /// Serves the config at `config_path` (inside `dir`, removed with the proxy).
+    async fn start_at(dir: TempDir, config_path: PathBuf, env: EnvLookup) -> Proxy {
         let snapshot =
             config::load(&config_path, &env).unwrap_or_else(|e| panic!("test config invalid: {e}"));
         let app = App::new(snapshot, env);
@@ -130,6 +135,32 @@ impl Proxy {
         let mut p = Proxy::start_with_env(toml, env).await;
         p._watch = Some(understudy::config::watch::spawn_watcher(p.app.clone()).expect("watch"));
         p
+    }
+
+    /// Watched, with the config laid out as Kubernetes mounts a ConfigMap:
+    /// `proxy.toml -> ..data/proxy.toml`, `..data -> ..<version>/`.
+    pub async fn start_configmap(toml: &str, env: EnvLookup) -> Proxy {
+        let dir = TempDir::new();
+        write_configmap_version(&dir.path, 0, toml);
+        std::os::unix::fs::symlink("..v0", dir.path.join("..data")).unwrap();
+        let config_path = dir.path.join("proxy.toml");
+        std::os::unix::fs::symlink("..data/proxy.toml", &config_path).unwrap();
+        let mut p = Proxy::start_at(dir, config_path, env).await;
+        p._watch = Some(understudy::config::watch::spawn_watcher(p.app.clone()).expect("watch"));
+        p
+    }
+
+    /// Updates a [`Proxy::start_configmap`] config as the kubelet does: a new version
+    /// directory, a temporary `..data_tmp` symlink to it renamed over `..data`, the old
+    /// version removed. `proxy.toml` itself is never touched.
+    pub fn swap_configmap(&self, version: u32, toml: &str) {
+        let dir = self.config_path.parent().unwrap();
+        let old = std::fs::read_link(dir.join("..data")).unwrap();
+        write_configmap_version(dir, version, toml);
+        let tmp = dir.join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..v{version}"), &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(dir.join(old)).unwrap();
     }
 
     /// Replaces the config the way editors that save by rename do.
@@ -188,6 +219,12 @@ impl Proxy {
         )
         .await
     }
+}
+
+fn write_configmap_version(dir: &std::path::Path, version: u32, toml: &str) {
+    let v = dir.join(format!("..v{version}"));
+    std::fs::create_dir(&v).unwrap();
+    std::fs::write(v.join("proxy.toml"), toml).unwrap();
 }
 
 /// A directory removed on drop.
