@@ -50,7 +50,7 @@ impl App {
         let engine = EngineSlot::default();
         let policy = snapshot.state.clone();
         let app = Arc::new(App {
-            cache: AnswerCache::new(snapshot.cache.as_ref()),
+            cache: AnswerCache::new(snapshot.cache.as_ref()).shared_through(engine.clone()),
             responses: Arc::new(SharedResponses::new(engine.clone())),
             shared: Mutex::new(None),
             engine,

@@ -41,15 +41,22 @@ fn the_compose_config_is_valid_and_shares_state() {
     assert!(ok, "{out}");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("backend = \"redis\""));
-    assert!(text.contains("listen = \"0.0.0.0:8080\""), "reachable from the load balancer");
+    assert!(
+        text.contains("listen = \"0.0.0.0:8080\""),
+        "reachable from the load balancer"
+    );
 }
 
 #[test]
 fn the_kubernetes_configmap_holds_a_valid_config() {
-    let manifest = std::fs::read_to_string(root().join("deploy/kubernetes/understudy.yaml")).unwrap();
+    let manifest =
+        std::fs::read_to_string(root().join("deploy/kubernetes/understudy.yaml")).unwrap();
     // the block scalar under `proxy.toml: |`, up to the next document
     let start = manifest.find("proxy.toml: |").expect("a proxy.toml key") + "proxy.toml: |".len();
-    let block = &manifest[start..manifest[start..].find("\n---").map_or(manifest.len(), |e| start + e)];
+    let block = &manifest[start
+        ..manifest[start..]
+            .find("\n---")
+            .map_or(manifest.len(), |e| start + e)];
     let toml: String = block
         .lines()
         .skip(1)

@@ -421,3 +421,44 @@ async fn the_half_open_trial_is_one_request_for_the_whole_fleet() {
         assert_eq!(t.await.unwrap().status, 200);
     }
 }
+
+#[tokio::test]
+async fn an_answer_cached_via_one_replica_is_a_hit_on_the_others() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    a.always(Reply::json(200, completion("m-a", "cached answer")));
+    let toml = openai_config(
+        &[("a", a.url())],
+        &shared("[cache]\nenabled = true\nmode = \"all\"\n"),
+    );
+    let ps = replicas(3, &toml, &redis).await;
+    let first = ps[0].chat(user("default")).await;
+    assert_eq!(first.header("x-understudy-cache"), Some("miss"));
+    // written to the engine in the background, just after the answer went out
+    let key_written = eventually_async(WAIT, || async {
+        redis
+            .command(&["KEYS", "understudy:cache:*"])
+            .await
+            .contains("cache:")
+    })
+    .await;
+    assert!(key_written);
+    for p in &ps[1..] {
+        let r = p.chat(user("default")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-understudy-cache"), Some("hit"));
+        assert_eq!(r.header("x-understudy-provider"), Some("a"));
+        assert!(r.text().contains("cached answer"));
+    }
+    assert_eq!(a.count(), 1, "one upstream call for the fleet");
+    // a streamed request is the same question
+    let streamed = send(
+        &ps[2].url("/v1/chat/completions"),
+        "POST",
+        &[],
+        user_stream("default").to_string(),
+    )
+    .await;
+    assert_eq!(streamed.header("x-understudy-cache"), Some("hit"));
+    assert_eq!(a.count(), 1);
+}

@@ -31,16 +31,14 @@ const IGNORED: &[&str] = &[
 pub struct Key(u64, u64);
 
 impl Store {
+    #[cfg(test)]
     pub(super) fn key(&self, route: &str, req: &ChatRequest) -> Option<Key> {
-        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.raw) else {
-            return None;
-        };
-        let mut buf = Vec::with_capacity(req.raw.len() + route.len() + 1);
-        buf.extend_from_slice(route.as_bytes());
-        buf.push(0);
-        canonical_object(&body, IGNORED, &mut buf);
+        Some(self.key_of(&material(route, req)?))
+    }
+
+    pub(super) fn key_of(&self, material: &[u8]) -> Key {
         let (a, b) = &self.shelf.hash;
-        Some(Key(a.hash_one(&buf), b.hash_one(&buf)))
+        Key(a.hash_one(material), b.hash_one(material))
     }
 
     pub(super) fn cacheable(&self, req: &ChatRequest) -> bool {
@@ -53,6 +51,18 @@ impl Store {
             CacheMode::TemperatureZero => req.temperature == Some(0.0),
         }
     }
+}
+
+/// What a key is made of: the route and the request as canonical JSON.
+pub(super) fn material(route: &str, req: &ChatRequest) -> Option<Vec<u8>> {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.raw) else {
+        return None;
+    };
+    let mut buf = Vec::with_capacity(req.raw.len() + route.len() + 1);
+    buf.extend_from_slice(route.as_bytes());
+    buf.push(0);
+    canonical_object(&body, IGNORED, &mut buf);
+    Some(buf)
 }
 
 /// Writes `obj` with sorted keys, leaving out `skip`; nested objects skip nothing.
@@ -204,32 +214,32 @@ mod tests {
     fn temperature_zero_mode_caches_only_temperature_zero() {
         let cache = AnswerCache::new(Some(&policy(CacheMode::TemperatureZero)));
         assert!(matches!(
-            cache.lookup("default", &req(base())),
+            cache.lookup_now("default", &req(base())),
             Lookup::Miss { .. }
         ));
         assert!(matches!(
-            cache.lookup("default", &req(with("temperature", json!(0.0)))),
+            cache.lookup_now("default", &req(with("temperature", json!(0.0)))),
             Lookup::Miss { .. }
         ));
         for t in [json!(0.7), Value::Null] {
             assert!(matches!(
-                cache.lookup("default", &req(with("temperature", t))),
+                cache.lookup_now("default", &req(with("temperature", t))),
                 Lookup::Pass
             ));
         }
         let mut no_temp = base();
         no_temp.as_object_mut().unwrap().remove("temperature");
         assert!(matches!(
-            cache.lookup("default", &req(no_temp.clone())),
+            cache.lookup_now("default", &req(no_temp.clone())),
             Lookup::Pass
         ));
         let all = AnswerCache::new(Some(&policy(CacheMode::All)));
         assert!(matches!(
-            all.lookup("default", &req(no_temp)),
+            all.lookup_now("default", &req(no_temp)),
             Lookup::Miss { .. }
         ));
         assert!(matches!(
-            AnswerCache::new(None).lookup("default", &req(base())),
+            AnswerCache::new(None).lookup_now("default", &req(base())),
             Lookup::Off
         ));
     }

@@ -14,6 +14,7 @@
 //! [`App`](crate::App), outside the config snapshot, so it survives reloads.
 
 mod key;
+mod shared;
 mod store;
 
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use arc_swap::ArcSwapOption;
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
 use crate::config::{CachePolicy, Target};
 use crate::failover::stream::StreamTap;
+use crate::state::redis::responses::EngineSlot;
+use crate::state::redis::Engine;
 use store::Shelf;
 
 /// Stream assembly and replay are about the canonical types and live there; these
@@ -54,6 +57,8 @@ impl CacheResult {
 #[derive(Default)]
 pub struct AnswerCache {
     current: ArcSwapOption<Store>,
+    /// The engine the replicas share entries through, while there is one.
+    engine: EngineSlot,
 }
 
 impl AnswerCache {
@@ -61,6 +66,12 @@ impl AnswerCache {
         let cache = AnswerCache::default();
         cache.apply(policy);
         cache
+    }
+
+    /// Shares entries through whatever engine `engine` holds (DESIGN §9).
+    pub fn shared_through(mut self, engine: EngineSlot) -> AnswerCache {
+        self.engine = engine;
+        self
     }
 
     /// Follows a (re)loaded config. A change of `ttl` or `mode` keeps the entries:
@@ -100,35 +111,88 @@ impl AnswerCache {
         self.current.load_full()
     }
 
-    /// What the cache holds for this request (`Lookup::Off` when the cache is off).
-    pub fn lookup(&self, route: &str, req: &ChatRequest) -> Lookup {
+    /// What the cache holds for this request (`Lookup::Off` when the cache is off):
+    /// this replica's entry, else the shared engine's (read within `[state] timeout`).
+    pub async fn lookup(&self, route: &str, req: &ChatRequest) -> Lookup {
         let Some(store) = self.store() else {
             return Lookup::Off;
         };
         if !store.cacheable(req) {
             return Lookup::Pass;
         }
-        let Some(key) = store.key(route, req) else {
+        let Some(material) = key::material(route, req) else {
             return Lookup::Pass;
         };
-        let found = store.shelf.entries.get(&key);
-        let (fresh, stale) = match found {
+        let key = store.key_of(&material);
+        let (fresh, mut stale) = store.age(store.shelf.entries.get(&key));
+        if let Some(entry) = fresh {
+            return Lookup::Fresh(entry);
+        }
+        let shared = self.engine.load_full().map(|engine| {
+            let k = shared::key(&engine, &material);
+            (engine, k)
+        });
+        if let Some((engine, k)) = &shared {
+            let (fresh, stale_there) = store.age(shared::fetch(engine, k).await);
+            if let Some(entry) = fresh {
+                // Kept here too, so the next lookup on this replica needs no trip.
+                store.shelf.entries.insert(key, entry.clone());
+                return Lookup::Fresh(entry);
+            }
+            stale = stale.or(stale_there);
+        }
+        Lookup::Miss {
+            store,
+            key,
+            stale,
+            shared,
+        }
+    }
+}
+
+#[cfg(test)]
+impl AnswerCache {
+    /// [`AnswerCache::lookup`] for tests without an engine, where it never waits.
+    pub(crate) fn lookup_now(&self, route: &str, req: &ChatRequest) -> Lookup {
+        use futures_util::FutureExt;
+        self.lookup(route, req)
+            .now_or_never()
+            .expect("without an engine, a lookup never waits")
+    }
+}
+
+impl Store {
+    /// `(fresh, stale)` for an entry by its age; both `None` past `stale_ttl`.
+    fn age(&self, found: Option<Arc<Entry>>) -> (Option<Arc<Entry>>, Option<Arc<Entry>>) {
+        match found {
             Some(e) => {
                 let age = e.stored.elapsed();
-                if age < store.policy.ttl {
+                if age < self.policy.ttl {
                     (Some(e), None)
-                } else if age < store.policy.stale_ttl {
+                } else if age < self.policy.stale_ttl {
                     (None, Some(e))
                 } else {
                     (None, None)
                 }
             }
             None => (None, None),
-        };
-        if let Some(entry) = fresh {
-            return Lookup::Fresh(entry);
         }
-        Lookup::Miss { store, key, stale }
+    }
+
+    /// Keeps an answer here and, when replicas share state, in the engine.
+    fn keep(
+        &self,
+        key: Key,
+        answer: ChatResponse,
+        target: &Target,
+        shared: &Option<(Arc<Engine>, String)>,
+    ) {
+        let Some(entry) = self.insert(key, answer, target) else {
+            return;
+        };
+        if let Some((engine, k)) = shared {
+            shared::put(engine.clone(), k.clone(), &entry, self.policy.stale_ttl);
+        }
     }
 }
 
@@ -146,6 +210,8 @@ pub enum Lookup {
         store: Arc<Store>,
         key: Key,
         stale: Option<Arc<Entry>>,
+        /// The engine and its key for this request, when replicas share state.
+        shared: Option<(Arc<Engine>, String)>,
     },
 }
 
@@ -166,19 +232,25 @@ impl Lookup {
 
     /// Stores a whole (non-streamed) answer.
     pub fn store(&self, answer: &ChatResponse, target: &Target) {
-        if let Lookup::Miss { store, key, .. } = self {
-            store.insert(*key, answer.clone(), target);
+        if let Lookup::Miss {
+            store, key, shared, ..
+        } = self
+        {
+            store.keep(*key, answer.clone(), target, shared);
         }
     }
 
     /// A tap that stores the stream's answer if it ends with `[DONE]`.
     pub fn recorder(&self, target: &Arc<Target>) -> Option<Box<dyn StreamTap>> {
         match self {
-            Lookup::Miss { store, key, .. } => Some(Box::new(Recorder {
+            Lookup::Miss {
+                store, key, shared, ..
+            } => Some(Box::new(Recorder {
                 store: store.clone(),
                 key: *key,
                 target: target.clone(),
                 parts: Assembler::default(),
+                shared: shared.clone(),
             })),
             _ => None,
         }
@@ -190,6 +262,7 @@ struct Recorder {
     key: Key,
     target: Arc<Target>,
     parts: Assembler,
+    shared: Option<(Arc<Engine>, String)>,
 }
 
 impl StreamTap for Recorder {
@@ -203,9 +276,10 @@ impl StreamTap for Recorder {
             key,
             target,
             parts,
+            shared,
         } = *self;
         if let Some(answer) = parts.finish() {
-            store.insert(key, answer, &target);
+            store.keep(key, answer, &target, &shared);
         }
     }
 }
@@ -266,10 +340,10 @@ mod tests {
     async fn entries_are_fresh_then_stale_then_gone() {
         let cache = AnswerCache::new(Some(&policy(CacheMode::All)));
         let r = req(base());
-        let l = cache.lookup("default", &r);
+        let l = cache.lookup_now("default", &r);
         assert!(l.fresh().is_none() && l.stale().is_none());
         l.store(&answer("hello"), &target());
-        let hit = cache.lookup("default", &r);
+        let hit = cache.lookup_now("default", &r);
         let e = hit.fresh().unwrap();
         assert_eq!((e.provider.as_str(), e.model.as_str()), ("p", "m-1"));
         assert_eq!(
@@ -277,17 +351,17 @@ mod tests {
             Some("hello")
         );
         assert!(cache
-            .lookup("default", &req(with("stream", json!(true))))
+            .lookup_now("default", &req(with("stream", json!(true))))
             .fresh()
             .is_some());
 
         tokio::time::advance(Duration::from_secs(61)).await;
-        let l = cache.lookup("default", &r);
+        let l = cache.lookup_now("default", &r);
         assert!(l.fresh().is_none());
         assert!(l.stale().is_some(), "past ttl, within stale_ttl");
 
         tokio::time::advance(Duration::from_secs(600)).await;
-        let l = cache.lookup("default", &r);
+        let l = cache.lookup_now("default", &r);
         assert!(l.fresh().is_none() && l.stale().is_none(), "past stale_ttl");
     }
 
@@ -297,18 +371,18 @@ mod tests {
         let r = req(base());
         let t = target();
         // dropped without done(): a stream that failed mid-way
-        let mut tap = cache.lookup("default", &r).recorder(&t).unwrap();
+        let mut tap = cache.lookup_now("default", &r).recorder(&t).unwrap();
         for c in streamed_tool_answer() {
             tap.chunk(&c);
         }
         drop(tap);
-        assert!(cache.lookup("default", &r).fresh().is_none());
-        let mut tap = cache.lookup("default", &r).recorder(&t).unwrap();
+        assert!(cache.lookup_now("default", &r).fresh().is_none());
+        let mut tap = cache.lookup_now("default", &r).recorder(&t).unwrap();
         for c in streamed_tool_answer() {
             tap.chunk(&c);
         }
         tap.done();
-        let hit = cache.lookup("default", &r);
+        let hit = cache.lookup_now("default", &r);
         let e = hit.fresh().unwrap();
         assert_eq!(
             e.answer.choices[0].finish_reason.as_deref(),
@@ -321,7 +395,9 @@ mod tests {
         let p = policy(CacheMode::All);
         let cache = AnswerCache::new(Some(&p));
         let r = req(base());
-        cache.lookup("default", &r).store(&answer("x"), &target());
+        cache
+            .lookup_now("default", &r)
+            .store(&answer("x"), &target());
         let longer_ttl = CachePolicy {
             ttl: Duration::from_secs(120),
             mode: CacheMode::TemperatureZero,
@@ -329,14 +405,14 @@ mod tests {
         };
         cache.apply(Some(&longer_ttl));
         assert!(
-            cache.lookup("default", &r).fresh().is_some(),
+            cache.lookup_now("default", &r).fresh().is_some(),
             "ttl/mode change keeps entries"
         );
         cache.apply(Some(&CachePolicy {
             max_entries: 5,
             ..longer_ttl
         }));
-        assert!(cache.lookup("default", &r).fresh().is_none(), "rebuilt");
+        assert!(cache.lookup_now("default", &r).fresh().is_none(), "rebuilt");
         cache.apply(None);
         assert!(cache.store().is_none());
     }

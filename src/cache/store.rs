@@ -47,19 +47,24 @@ pub struct Store {
 }
 
 impl Store {
-    pub(super) fn insert(&self, key: Key, answer: ChatResponse, target: &Target) {
+    /// The entry stored, if the answer was complete enough to keep.
+    pub(super) fn insert(
+        &self,
+        key: Key,
+        answer: ChatResponse,
+        target: &Target,
+    ) -> Option<Arc<Entry>> {
         if !complete(&answer) {
-            return;
+            return None;
         }
-        self.shelf.entries.insert(
-            key,
-            Arc::new(Entry {
-                answer,
-                provider: target.provider.name.clone(),
-                model: target.model.clone(),
-                stored: Instant::now(),
-            }),
-        );
+        let entry = Arc::new(Entry {
+            answer,
+            provider: target.provider.name.clone(),
+            model: target.model.clone(),
+            stored: Instant::now(),
+        });
+        self.shelf.entries.insert(key, entry.clone());
+        Some(entry)
     }
 }
 
@@ -75,7 +80,7 @@ mod tests {
         let r = req(base());
         let mut a = answer("cut");
         a.choices[0].finish_reason = None;
-        cache.lookup("default", &r).store(&a, &target());
-        assert!(cache.lookup("default", &r).fresh().is_none());
+        cache.lookup_now("default", &r).store(&a, &target());
+        assert!(cache.lookup_now("default", &r).fresh().is_none());
     }
 }

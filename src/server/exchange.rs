@@ -104,7 +104,7 @@ async fn answer(
     };
     let route = resolved.label();
 
-    let cached = app.cache.lookup(&route, chat);
+    let cached = app.cache.lookup(&route, chat).await;
     if let Some(entry) = cached.fresh() {
         app.metrics.request(&route, 200);
         return from_cache(turn.as_ref(), entry, CacheResult::Hit, 0, request_id);

@@ -44,7 +44,7 @@ pub enum StateError {
 }
 
 impl Engine {
-    fn key(&self, kind: &str, id: &str) -> String {
+    pub fn key(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}:{id}", self.policy.key_prefix)
     }
 
