@@ -282,6 +282,33 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_path_joins_base_url_with_its_query_method_and_key() {
+        let t = target(Kind::Openai, "http://127.0.0.1:1/v1");
+        let out = ADAPTER
+            .passthrough(
+                &t.provider,
+                &http::Method::DELETE,
+                "/files/file-1?after=x&limit=2",
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.method(), http::Method::DELETE);
+        assert_eq!(
+            out.uri(),
+            "http://127.0.0.1:1/v1/files/file-1?after=x&limit=2"
+        );
+        assert_eq!(out.headers()["authorization"], "Bearer sk-secret");
+        assert!(out.headers()["authorization"].is_sensitive());
+        assert_eq!(out.headers()["x-extra"], "1");
+        assert!(out.body().is_empty());
+        let azure = target(Kind::Azure, "https://r.openai.azure.com");
+        let adapter = crate::providers::adapter_for(Kind::Azure);
+        assert!(adapter
+            .passthrough(&azure.provider, &http::Method::GET, "/models")
+            .is_none());
+    }
+
+    #[test]
     fn passthrough_copies_every_other_field_verbatim() {
         let t = target(Kind::Openai, "http://x/v1");
         let body = r#"{"messages":[{"role":"user","content":"h\u00e9 \"q\""}],"model":"default",
