@@ -393,6 +393,11 @@ async fn uploads_over_the_passthrough_limit_are_413_and_never_reach_the_upstream
     let r = send(&url, "POST", &[AUTH], big.clone()).await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.error_code(), "request_too_large");
+    assert_eq!(
+        r.header("x-understudy-attempts"),
+        None,
+        "no upstream request"
+    );
     assert_eq!(a.count(), 0);
     // chunked: the upload streams until it crosses the limit, then is cut off, which
     // aborts the upstream request before its end
@@ -412,6 +417,41 @@ async fn uploads_over_the_passthrough_limit_are_413_and_never_reach_the_upstream
     assert_eq!(got.len(), before + 1);
     assert!(got[before].body[..] == big[..1000]);
     assert!(!got[before].headers.contains_key("content-length"));
+}
+
+#[tokio::test]
+async fn an_upload_that_stalls_gets_408_and_its_upstream_request_is_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Mock::start().await;
+    a.always(Reply::json(200, r#"{"text":"ok"}"#));
+    let toml = config(&a.url(), ON).replace(
+        "api_keys_env = \"CLIENT_KEYS\"\n",
+        "api_keys_env = \"CLIENT_KEYS\"\nbody_timeout = \"300ms\"\n",
+    );
+    let p = Proxy::start(&toml, &[UPSTREAM_KEY, ("CLIENT_KEYS", CLIENT_KEY)]).await;
+    let mut conn = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let head = "POST /v1/audio/transcriptions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer client-key\r\ncontent-type: multipart/form-data; boundary=b\r\ncontent-length: 1000\r\n\r\n--b\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // the rest of the body never comes
+    let mut answer = String::new();
+    let read = async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if n == 0 || answer.contains("request_timeout") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("answered within 20 s");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        a.received().iter().all(|g| g.body.is_empty()),
+        "the upstream never got the request whole"
+    );
 }
 
 #[tokio::test]

@@ -58,22 +58,27 @@ pub async fn forward(
         Err(e) => Err(e),
     };
     let latency_ms = started.elapsed().as_millis() as u64;
-    let mut resp = match result {
+    // Like routed requests, the x-understudy headers name an upstream request that
+    // had an outcome: none for a request refused here or cut off by its client.
+    let (mut resp, attempted) = match result {
         Ok(resp) => {
             tracing::info!(%method, %path, status = resp.status().as_u16(), provider = %provider.name, latency_ms, "forwarded");
-            resp
+            (resp, true)
         }
         Err(err) => {
             tracing::info!(%method, %path, provider = %provider.name, latency_ms, error = %err, "passthrough failed");
-            error_response(&CHAT, &err, &request_id)
+            let attempted = matches!(err, ProxyError::PassthroughFailed { .. });
+            (error_response(&CHAT, &err, &request_id), attempted)
         }
     };
     app.metrics.request(ROUTE, resp.status().as_u16());
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&provider.name) {
-        h.insert("x-understudy-provider", v);
+    if attempted {
+        if let Ok(v) = HeaderValue::from_str(&provider.name) {
+            h.insert("x-understudy-provider", v);
+        }
+        h.insert("x-understudy-attempts", HeaderValue::from(1u32));
     }
-    h.insert("x-understudy-attempts", HeaderValue::from(1u32));
     h.insert(REQUEST_ID, request_id);
     resp
 }
