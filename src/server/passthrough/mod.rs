@@ -197,7 +197,14 @@ async fn answer(
                 let why = format!("reading its {} answer: {e}", parts.status.as_u16());
                 return Err(failed(app, provider, Outcome::Stream(why)));
             }
-            Err(_) => return Err(failed(app, provider, Outcome::Timeout(Phase::Idle))),
+            Err(_) => {
+                let phase = if deadline == total {
+                    Phase::Total
+                } else {
+                    Phase::Idle
+                };
+                return Err(failed(app, provider, Outcome::Timeout(phase)));
+            }
         };
         let key = provider.api_key.as_ref().map(|k| k.expose());
         let clean = match std::str::from_utf8(&bytes) {
