@@ -55,6 +55,16 @@ pub enum ProxyError {
     /// Stored state is out of reach (a shared engine down or slow).
     #[error("{0}")]
     StateUnavailable(String),
+    /// `[passthrough]` names a provider that is disabled (its key is not set).
+    #[error("the passthrough provider {provider} is disabled: {reason}")]
+    PassthroughDisabled { provider: String, reason: String },
+    /// `[passthrough]`: its one provider could not be reached or did not answer in
+    /// time (there is no other to fail over to).
+    #[error("passthrough to {provider}: {}", failure.describe())]
+    PassthroughFailed {
+        provider: String,
+        failure: Box<Outcome>,
+    },
     /// The proxy is shutting down and its grace period ran out.
     #[error("the proxy is shutting down; retry the request")]
     ShuttingDown,
@@ -217,7 +227,11 @@ impl ProxyError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             MidStream { .. } => StatusCode::BAD_GATEWAY,
-            ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            PassthroughFailed { failure, .. } if matches!(**failure, Outcome::Timeout(_)) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            PassthroughFailed { .. } => StatusCode::BAD_GATEWAY,
+            ShuttingDown | PassthroughDisabled { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

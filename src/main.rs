@@ -42,6 +42,7 @@ Signals:
 Endpoints:
   POST /v1/chat/completions   the proxy (stream and not)
   GET  /v1/models, /v1/models/{id}
+  any  other /v1/*            with [passthrough]: forwarded as it is to its provider
   GET  /healthz  /readyz  /status  /metrics   (open; never show a secret)
 
 Config reference: README.md; the contract: DESIGN.md.";
@@ -248,6 +249,13 @@ fn log_startup(s: &config::Snapshot, addr: &str) {
             "route {:?} -> [{}]",
             r.model,
             list.join(", ")
+        );
+    }
+    if let Some(pt) = &s.passthrough {
+        tracing::info!(
+            max_body_bytes = pt.max_body_bytes,
+            "passthrough: other /v1/* paths -> {}",
+            pt.provider.name
         );
     }
     for p in s.providers.iter().filter(|p| !p.enabled()) {

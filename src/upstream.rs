@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -15,8 +16,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-type HttpsClient = Client<Timed<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A request body that streams from the client (`[passthrough]` uploads); an error
+/// from it aborts the upstream request.
+pub type Streamed = UnsyncBoxBody<Bytes, BoxError>;
+/// Whole bodies (every translated request) stay unboxed.
+type HttpsClient = Client<Timed<HttpsConnector<HttpConnector>>, Either<Full<Bytes>, Streamed>>;
 
 /// Bounds a whole connect — TCP and the TLS handshake — by the `connect` timeout;
 /// hyper's own connect timeout covers only TCP.
@@ -153,7 +158,7 @@ impl Upstream {
     ) -> Result<http::Response<Incoming>, SendError> {
         let client = self.client(connect_timeout)?;
         let deadline = head_deadline.min(total_deadline);
-        let fut = client.request(req.map(Full::new));
+        let fut = client.request(req.map(|b| Either::Left(Full::new(b))));
         match tokio::time::timeout_at(deadline, fut).await {
             Err(_) if deadline == total_deadline && total_deadline < head_deadline => {
                 Err(SendError::Timeout(Phase::Total))
@@ -162,6 +167,20 @@ impl Upstream {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(classify(&e)),
         }
+    }
+
+    /// Sends `req`, whose body streams, and returns its response head. The caller
+    /// bounds the wait: when the first byte is due depends on when the upload ends.
+    pub async fn send_streamed(
+        &self,
+        req: http::Request<Streamed>,
+        connect_timeout: Duration,
+    ) -> Result<http::Response<Incoming>, SendError> {
+        let client = self.client(connect_timeout)?;
+        client
+            .request(req.map(Either::Right))
+            .await
+            .map_err(|e| classify(&e))
     }
 }
 

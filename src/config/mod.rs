@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub cache: Option<CachePolicy>,
     pub responses: ResponsesPolicy,
     pub state: StatePolicy,
+    /// `None` unless `[passthrough]` names a provider.
+    pub passthrough: Option<PassthroughPolicy>,
     /// Sorted by name.
     pub providers: Vec<Arc<Provider>>,
     pub routes: Vec<Route>,
@@ -139,6 +141,15 @@ pub struct ResponsesPolicy {
     pub ttl: Duration,
     /// Memory backend: total size of stored responses; the oldest go first.
     pub max_bytes: u64,
+}
+
+/// `[passthrough]`: every other `/v1/*` request goes to this provider as it is.
+#[derive(Debug, Clone)]
+pub struct PassthroughPolicy {
+    /// An OpenAI-kind provider of this snapshot (it may be disabled).
+    pub provider: Arc<Provider>,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,6 +48,7 @@ pub struct RawConfig {
     pub fallback: RawFallback,
     #[serde(default)]
     pub responses: RawResponses,
+    pub passthrough: Option<RawPassthrough>,
     #[serde(default)]
     pub state: RawState,
     #[serde(default)]
@@ -214,6 +215,23 @@ impl Default for RawState {
             timeout: Dur(Duration::from_millis(50)),
         }
     }
+}
+
+/// `[passthrough]`: forward the rest of OpenAI's `/v1` surface to one provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPassthrough {
+    pub provider: String,
+    /// Uploads (audio, images, files) are larger than chat requests: a limit of their
+    /// own rather than `server.max_body_bytes`.
+    #[serde(default = "passthrough_body_limit")]
+    pub max_body_bytes: u64,
+}
+
+/// A 25 MB audio file (OpenAI's limit for transcriptions) in its multipart envelope,
+/// with room to spare.
+fn passthrough_body_limit() -> u64 {
+    32 * 1024 * 1024
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -36,6 +36,14 @@ impl Snapshot {
                 None => "no client keys (server.api_keys_env): /v1/* is open to anyone who can reach the proxy".into(),
             });
         }
+        if let Some(pt) = &self.passthrough {
+            if let Some(why) = &pt.provider.disabled_reason {
+                out.push(format!(
+                    "passthrough.provider: {:?} is disabled ({why}): other /v1/* paths answer 503",
+                    pt.provider.name
+                ));
+            }
+        }
         for r in &self.routes {
             if r.targets.iter().all(|t| !t.provider.enabled()) {
                 out.push(format!(

@@ -104,12 +104,14 @@ fn log_changes(old: &Snapshot, new: &Snapshot) {
         })
         .map(|p| p.name.clone())
         .collect();
+    let passthrough = new.passthrough.as_ref().map(|p| p.provider.name.as_str());
     tracing::info!(
         providers_added = ?added,
         providers_removed = ?removed,
         providers_changed = ?changed_providers,
         routes_changed = ?changed_routes,
         routes_removed = ?dropped,
+        passthrough = ?passthrough,
         "config reloaded"
     );
 }

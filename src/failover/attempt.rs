@@ -16,7 +16,7 @@ use super::{Answer, Call};
 use crate::app::App;
 use crate::config::{Snapshot, Target};
 use crate::providers::adapter_for;
-use crate::upstream::{Phase, SendError};
+use crate::upstream::Phase;
 
 /// Larger answers are an upstream fault, not something to buffer.
 const ANSWER_LIMIT: usize = 64 * 1024 * 1024;
@@ -51,11 +51,7 @@ pub(super) async fn attempt(
         .upstream
         .send(upstream_req, t.connect, started + t.first_byte, total)
         .await
-        .map_err(|e| match e {
-            SendError::Timeout(phase) => Outcome::Timeout(phase),
-            SendError::Refused(m) => Outcome::Refused(m),
-            SendError::Reset(m) => Outcome::Reset(m),
-        })?;
+        .map_err(Outcome::from)?;
     head.notify_one(); // a response head: no reason to hedge this attempt
                        // Time to the head (streams: to the first event) feeds the histogram; only
                        // good answers teach the lowest-latency strategy, or a provider failing fast

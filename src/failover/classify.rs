@@ -7,7 +7,7 @@ use http::HeaderMap;
 
 use crate::config::FailoverPolicy;
 use crate::providers::{FailureClass, UpstreamError};
-use crate::upstream::Phase;
+use crate::upstream::{Phase, SendError};
 
 /// How one upstream attempt ended, when it did not produce an answer.
 #[derive(Debug, Clone)]
@@ -77,6 +77,16 @@ impl Outcome {
             Outcome::Reset(e) => format!("connection failed after sending: {e}"),
             Outcome::Protocol(e) => format!("protocol error: {e}"),
             Outcome::Stream(e) => format!("stream failed: {e}"),
+        }
+    }
+}
+
+impl From<SendError> for Outcome {
+    fn from(e: SendError) -> Outcome {
+        match e {
+            SendError::Timeout(phase) => Outcome::Timeout(phase),
+            SendError::Refused(m) => Outcome::Refused(m),
+            SendError::Reset(m) => Outcome::Reset(m),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! failure into a final SSE error event.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,6 +19,7 @@ use crate::canonical::ChatChunk;
 use crate::config::Timeouts;
 use crate::error::ProxyError;
 use crate::frontdoor::StreamRender;
+use crate::http::body::{Body, Cut};
 use crate::http::sse::{Decoder, Event, Framing};
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
 use crate::upstream::Phase;
@@ -291,10 +291,7 @@ impl BodyState {
 
 /// The client's SSE body. Pulled by hyper: when the client goes away the body is
 /// dropped, and with it the upstream connection.
-pub fn into_body(
-    c: Box<Committed>,
-    mut render: Box<dyn StreamRender>,
-) -> UnsyncBoxBody<Bytes, Infallible> {
+pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
     let mut c = *c;
     // The role-only chunk goes out together with the first content, in one frame.
     let mut first = BytesMut::new();
@@ -322,7 +319,7 @@ pub fn into_body(
         let span = span.clone();
         async move {
             let b = st.next_frame().instrument(span).await?;
-            Some((Ok::<_, Infallible>(Frame::data(b)), st))
+            Some((Ok::<_, Cut>(Frame::data(b)), st))
         }
     });
     UnsyncBoxBody::new(StreamBody::new(stream))

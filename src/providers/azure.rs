@@ -75,6 +75,16 @@ impl Endpoint for Azure {
         join_url(&target.provider.base_url, "/openai/v1/responses")
     }
 
+    /// Azure serves audio and images per deployment, with an `api-version`, under
+    /// `/openai/…`: a client's OpenAI path cannot be forwarded as it is.
+    fn passthrough_url(
+        &self,
+        _provider: &Provider,
+        _rest: &str,
+    ) -> Option<Result<http::Uri, AdapterError>> {
+        None
+    }
+
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
         let path = super::url_path(&provider.base_url);
         (!path.is_empty()).then_some(

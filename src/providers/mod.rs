@@ -106,6 +106,19 @@ pub trait Adapter: Send + Sync {
         false
     }
 
+    /// `[passthrough]`: the head of the request that forwards a client's `/v1{rest}`
+    /// (`rest` keeps its query) as it is — method, URI, the provider's headers and
+    /// key; the caller adds the client's headers and body. `None`: this kind's API is
+    /// not laid out like OpenAI's `/v1`, so it cannot take passthrough.
+    fn passthrough(
+        &self,
+        _provider: &Provider,
+        _method: &http::Method,
+        _rest: &str,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        None
+    }
+
     /// What to change in `base_url` when the probe's URL answered 404. Most kinds add
     /// their API's own versioned path, so a base URL ending in `/v1` is the usual slip.
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
@@ -186,7 +199,18 @@ pub(crate) fn get(
     uri: http::Uri,
     provider: &Provider,
 ) -> Result<http::Request<Bytes>, AdapterError> {
-    let mut req = http::Request::get(uri)
+    head(http::Method::GET, uri, provider)
+}
+
+/// A request without a body of its own, with the provider's extra headers.
+pub(crate) fn head(
+    method: http::Method,
+    uri: http::Uri,
+    provider: &Provider,
+) -> Result<http::Request<Bytes>, AdapterError> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri)
         .body(Bytes::new())
         .map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
     for (name, value) in &provider.headers {

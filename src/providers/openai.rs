@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::settings::typed;
 use super::{
-    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow, Kind,
-    KindSettings, Provider, StreamTranslator, Target, UpstreamError,
+    get, head, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
+    Kind, KindSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{Api, ChatChunk, ChatRequest, ChatResponse, Native};
 use serde::Deserialize;
@@ -32,6 +32,13 @@ pub(super) trait Endpoint: Send + Sync {
     fn responses_mode(&self, provider: &Provider) -> Mode;
     /// Its Responses endpoint.
     fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
+    /// Where a client's `/v1{rest}` goes under `[passthrough]`, if this endpoint
+    /// lays its API out like OpenAI's.
+    fn passthrough_url(
+        &self,
+        provider: &Provider,
+        rest: &str,
+    ) -> Option<Result<http::Uri, AdapterError>>;
 }
 
 /// `[providers.NAME]` keys of kind "openai".
@@ -71,6 +78,15 @@ impl Endpoint for Plain {
 
     fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError> {
         join_url(&provider.base_url, "/models")
+    }
+
+    /// `base_url` holds the version path (`…/v1`), as for `/chat/completions`.
+    fn passthrough_url(
+        &self,
+        provider: &Provider,
+        rest: &str,
+    ) -> Option<Result<http::Uri, AdapterError>> {
+        Some(join_url(&provider.base_url, rest))
     }
 
     fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError> {
@@ -150,6 +166,22 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
 
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
         self.0.base_url_hint(provider)
+    }
+
+    fn passthrough(
+        &self,
+        provider: &Provider,
+        method: &http::Method,
+        rest: &str,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        let uri = self.0.passthrough_url(provider, rest)?;
+        Some(uri.and_then(|uri| {
+            let mut req = head(method.clone(), uri, provider)?;
+            if let Some(key) = &provider.api_key {
+                self.0.authorize(&mut req, key.expose())?;
+            }
+            Ok(req)
+        }))
     }
 
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {
@@ -247,6 +279,33 @@ mod tests {
         let body: Value = serde_json::from_slice(out.body()).unwrap();
         assert_eq!(body["model"], "gpt-4o");
         assert_eq!(body["logit_bias"]["1"], 2, "unknown fields pass through");
+    }
+
+    #[test]
+    fn a_forwarded_path_joins_base_url_with_its_query_method_and_key() {
+        let t = target(Kind::Openai, "http://127.0.0.1:1/v1");
+        let out = ADAPTER
+            .passthrough(
+                &t.provider,
+                &http::Method::DELETE,
+                "/files/file-1?after=x&limit=2",
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.method(), http::Method::DELETE);
+        assert_eq!(
+            out.uri(),
+            "http://127.0.0.1:1/v1/files/file-1?after=x&limit=2"
+        );
+        assert_eq!(out.headers()["authorization"], "Bearer sk-secret");
+        assert!(out.headers()["authorization"].is_sensitive());
+        assert_eq!(out.headers()["x-extra"], "1");
+        assert!(out.body().is_empty());
+        let azure = target(Kind::Azure, "https://r.openai.azure.com");
+        let adapter = crate::providers::adapter_for(Kind::Azure);
+        assert!(adapter
+            .passthrough(&azure.provider, &http::Method::GET, "/models")
+            .is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod count_tokens;
 mod exchange;
+mod passthrough;
 mod respond;
 mod stored;
 pub mod tls;
@@ -28,6 +29,7 @@ use crate::frontdoor::messages::MESSAGES;
 use crate::frontdoor::responses::RESPONSES;
 use crate::frontdoor::Dialect;
 use crate::http::body::Body;
+use passthrough::Forward;
 use respond::error_response;
 
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
@@ -203,6 +205,28 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         return error_response(door, &ProxyError::Unauthorized, &request_id);
     }
     let Some(route) = route else {
+        let snap = app.config.load_full();
+        if let Some(policy) = &snap.passthrough {
+            match passthrough::classify(&path) {
+                Forward::Yes(rest) => {
+                    return passthrough::forward(
+                        &app,
+                        &snap,
+                        policy,
+                        req,
+                        rest,
+                        request_id.clone(),
+                    )
+                    .instrument(request_span(&request_id))
+                    .await;
+                }
+                Forward::Refused(why) => {
+                    let err = ProxyError::BadRequest(format!("not forwarded: {path} has {why}"));
+                    return error_response(door, &err, &request_id);
+                }
+                Forward::No => {}
+            }
+        }
         return error_response(door, &ProxyError::NotFound(path.clone()), &request_id);
     };
     let allow = route.allow();
@@ -219,11 +243,7 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     }
     match route {
         Route::Front(door) => {
-            // Every log line of this request carries the id the client sees.
-            let span = tracing::info_span!(
-                "request",
-                id = %String::from_utf8_lossy(request_id.as_bytes())
-            );
+            let span = request_span(&request_id);
             exchange::handle(app, req, request_id, door)
                 .instrument(span)
                 .await
@@ -247,4 +267,12 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Status => admin::status(&app),
         Route::Metrics => admin::metrics(&app),
     }
+}
+
+/// Every log line of a request carries the id the client sees.
+fn request_span(request_id: &http::HeaderValue) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        id = %String::from_utf8_lossy(request_id.as_bytes())
+    )
 }

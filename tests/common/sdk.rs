@@ -27,9 +27,22 @@ pub async fn openai_sdk(
     api_key: &str,
     scenarios: serde_json::Value,
 ) -> Vec<serde_json::Value> {
+    sdk_script("openai_client.py", proxy, api_key, scenarios).await
+}
+
+/// Runs `tests/sdk/{script}` with the proxy's `/v1` base URL, `api_key` and
+/// `scenarios` on stdin; one JSON result per scenario. Bounded: 90 s.
+pub async fn sdk_script(
+    script: &str,
+    proxy: &Proxy,
+    api_key: &str,
+    scenarios: serde_json::Value,
+) -> Vec<serde_json::Value> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/openai_client.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(script);
     let base = proxy.url("/v1");
     let key = api_key.to_string();
     let run = tokio::task::spawn_blocking(move || {

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 
-use super::raw::{RawCache, RawConfig, RawState, RawTimeouts};
+use super::raw::{RawCache, RawConfig, RawPassthrough, RawState, RawTimeouts};
 use super::{
-    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, Provider, RedisPolicy,
-    RedisUrl, ResponsesPolicy, Route, Secret, Server, Snapshot, StatePolicy, Target, Timeouts,
-    TlsFiles,
+    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, PassthroughPolicy, Provider,
+    RedisPolicy, RedisUrl, ResponsesPolicy, Route, Secret, Server, Snapshot, StatePolicy, Target,
+    Timeouts, TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -203,6 +203,11 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             .map(|i| providers[i].clone())
     };
 
+    let passthrough = match &raw.passthrough {
+        None => None,
+        Some(pt) => Some(passthrough(pt, &providers)?),
+    };
+
     let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
     for (i, r) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
@@ -283,6 +288,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             max_bytes: raw.responses.max_bytes,
         },
         state,
+        passthrough,
         providers,
         routes,
     })
@@ -324,6 +330,38 @@ fn state_policy(s: &RawState, env: &dyn Fn(&str) -> Option<String>) -> Result<St
         key_prefix: s.key_prefix.clone(),
         timeout: s.timeout.0,
     }))
+}
+
+/// The provider must exist and take passthrough (its kind's API is laid out like
+/// OpenAI's `/v1`); a disabled one is legal, like a route's (a warning, and 503s).
+fn passthrough(
+    raw: &RawPassthrough,
+    providers: &[Arc<Provider>],
+) -> Result<PassthroughPolicy, String> {
+    let name = raw.provider.as_str();
+    let provider = providers.iter().find(|p| p.name == name).ok_or_else(|| {
+        format!(
+            "passthrough.provider: unknown provider {name:?} (declared: {})",
+            names(providers)
+        )
+    })?;
+    match adapter_for(provider.kind).passthrough(provider, &http::Method::GET, "/models") {
+        None => {
+            return Err(format!(
+                "passthrough.provider: {name:?} is of kind {:?}, whose API is not laid out like OpenAI's /v1; name a provider of kind \"openai\"",
+                provider.kind.as_str()
+            ))
+        }
+        Some(Err(e)) => return Err(format!("passthrough.provider: {name:?}: {e}")),
+        Some(Ok(_)) => {}
+    }
+    if raw.max_body_bytes == 0 {
+        return Err("passthrough.max_body_bytes: must be greater than 0".into());
+    }
+    Ok(PassthroughPolicy {
+        provider: provider.clone(),
+        max_body_bytes: raw.max_body_bytes,
+    })
 }
 
 /// Checked even while the cache is off, so turning it on later cannot surface an old

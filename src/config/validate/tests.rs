@@ -295,3 +295,65 @@ fn state_errors_name_their_key_and_never_show_the_url() {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+#[test]
+fn passthrough_is_off_by_default_and_names_an_openai_kind_provider() {
+    assert!(check("").unwrap().passthrough.is_none());
+    let s = check(&format!("{GOOD}\n[passthrough]\nprovider = \"openai\"\n")).unwrap();
+    let pt = s.passthrough.as_ref().unwrap();
+    assert_eq!(pt.provider.name, "openai");
+    assert_eq!(pt.max_body_bytes, 32 * 1024 * 1024);
+    assert!(Arc::ptr_eq(&pt.provider, s.provider("openai").unwrap()));
+    let s = check(&format!(
+        "{GOOD}\n[passthrough]\nprovider = \"openai\"\nmax_body_bytes = 1000\n"
+    ))
+    .unwrap();
+    assert_eq!(s.passthrough.unwrap().max_body_bytes, 1000);
+
+    let azure = "[providers.az]\nkind = \"azure\"\nbase_url = \"https://r.openai.azure.com\"\n";
+    let claude =
+        "[providers.claude]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com\"\n";
+    let cases = [
+        (
+            format!("{GOOD}\n[passthrough]\nprovider = \"opneai\"\n"),
+            "passthrough.provider: unknown provider \"opneai\" (declared: backup, openai)",
+        ),
+        (
+            format!("{azure}[passthrough]\nprovider = \"az\"\n"),
+            "passthrough.provider: \"az\" is of kind \"azure\", whose API is not laid out like OpenAI's /v1; name a provider of kind \"openai\"",
+        ),
+        (
+            format!("{claude}[passthrough]\nprovider = \"claude\"\n"),
+            "passthrough.provider: \"claude\" is of kind \"anthropic\"",
+        ),
+        (
+            format!("{GOOD}\n[passthrough]\nprovider = \"openai\"\nmax_body_bytes = 0\n"),
+            "passthrough.max_body_bytes: must be greater than 0",
+        ),
+        (
+            format!("{GOOD}\n[passthrough]\nprovider = \"openai\"\nmax_bytes = 5\n"),
+            "passthrough.max_bytes: unknown field `max_bytes`",
+        ),
+        (
+            format!("{GOOD}\n[passthrough]\nmax_body_bytes = 5\n"),
+            "passthrough: missing field `provider`",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = check(&text).unwrap_err();
+        assert!(err.contains(want), "{err:?} lacks {want:?}");
+    }
+}
+
+#[test]
+fn a_disabled_passthrough_provider_is_legal_and_warned_about() {
+    let s = check(&format!("{GOOD}\n[passthrough]\nprovider = \"backup\"\n")).unwrap();
+    assert!(!s.passthrough.as_ref().unwrap().provider.enabled());
+    let w = s.warnings().join("\n");
+    assert!(
+        w.contains("passthrough.provider: \"backup\" is disabled (BACKUP_KEY is not set)"),
+        "{w}"
+    );
+    let s = check(&format!("{GOOD}\n[passthrough]\nprovider = \"openai\"\n")).unwrap();
+    assert!(!s.warnings().join("\n").contains("passthrough"));
+}

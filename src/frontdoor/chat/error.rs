@@ -37,10 +37,13 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
                 ("service_unavailable", "no_provider_available")
             }
         },
-        MidStream { failure, .. } if matches!(**failure, Outcome::Timeout(_)) => {
+        MidStream { failure, .. } | PassthroughFailed { failure, .. }
+            if matches!(**failure, Outcome::Timeout(_)) =>
+        {
             ("timeout_error", "upstream_timeout")
         }
-        MidStream { .. } => ("upstream_error", "upstream_failed"),
+        MidStream { .. } | PassthroughFailed { .. } => ("upstream_error", "upstream_failed"),
+        PassthroughDisabled { .. } => ("service_unavailable", "no_provider_available"),
         ShuttingDown => ("service_unavailable", "shutting_down"),
         PreviousResponseNotFound(_) => ("invalid_request_error", "previous_response_not_found"),
         ResponseNotFound(_) => ("invalid_request_error", "not_found"),
@@ -190,6 +193,33 @@ mod tests {
                 503,
                 "service_unavailable",
                 "shutting_down",
+            ),
+            (
+                ProxyError::PassthroughDisabled {
+                    provider: "openai".into(),
+                    reason: "OPENAI_API_KEY is not set".into(),
+                },
+                503,
+                "service_unavailable",
+                "no_provider_available",
+            ),
+            (
+                ProxyError::PassthroughFailed {
+                    provider: "openai".into(),
+                    failure: Box::new(Outcome::Refused("connection refused".into())),
+                },
+                502,
+                "upstream_error",
+                "upstream_failed",
+            ),
+            (
+                ProxyError::PassthroughFailed {
+                    provider: "openai".into(),
+                    failure: Box::new(Outcome::Timeout(crate::upstream::Phase::FirstByte)),
+                },
+                504,
+                "timeout_error",
+                "upstream_timeout",
             ),
         ];
         for (err, status, kind, code) in cases {
