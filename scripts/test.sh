@@ -2,8 +2,8 @@
 # Runs every test: unit and integration tests (cargo test), the official openai SDK
 # and other real clients through the proxy, shared state against a real
 # redis-server, and the fixture checks against each provider's official SDK.
-# Installs redis-server if missing (Debian's package; needs apt). Creates .venv with the pinned SDKs on first use (needs
-# python3 and PyPI), tests/js/node_modules with the pinned JS clients and
+# Installs redis-server if missing (Debian's package; needs apt). Creates .venv
+# with the pinned SDKs on first use (needs python3 and PyPI), tests/js/node_modules with the pinned JS clients and
 # tests/claude/node_modules with Claude Code and tests/codex/node_modules with Codex
 # CLI (all need node, npm and the npm registry); each is reinstalled when its pins
 # change.

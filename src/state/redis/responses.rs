@@ -3,8 +3,8 @@
 //! every response is kept there too, and it answers while the engine is out of reach
 //! (DESIGN §9: a response only the engine holds is then 503 `state_unavailable`).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -18,16 +18,17 @@ use crate::state::responses::{MemoryStore, ResponseStore, StoreError, Stored};
 /// The engine this replica shares state through, while `[state] backend = "redis"`.
 pub type EngineSlot = Arc<ArcSwapOption<Engine>>;
 
-/// Most ids a replica remembers as kept only here (written while the engine was out
-/// of reach); beyond it the oldest are forgotten, as the memory store forgets them.
-const MAX_UNSHARED: usize = 100_000;
-
+/// This replica's memory, and the engine when there is one. The engine is asked
+/// first (another replica may have continued or deleted the conversation); this
+/// replica's own copy answers when the engine does not have it — written while it was
+/// out of reach, or lost to a flush or a restart — unless it was deleted (a tombstone
+/// says so), and whenever the engine is out of reach.
 pub struct SharedResponses {
     local: MemoryStore,
     engine: EngineSlot,
-    /// Responses the engine never got: the engine's "not found" is not the last word
-    /// on them.
-    unshared: Arc<Mutex<HashSet<String>>>,
+    /// `[responses] ttl` as of the last store, in ms: how long a tombstone must
+    /// outlive the copies other replicas keep.
+    ttl_ms: AtomicU64,
 }
 
 impl SharedResponses {
@@ -35,25 +36,13 @@ impl SharedResponses {
         SharedResponses {
             local: MemoryStore::default(),
             engine,
-            unshared: Arc::default(),
+            ttl_ms: AtomicU64::new(24 * 3600 * 1000),
         }
     }
 
     pub fn local(&self) -> &MemoryStore {
         &self.local
     }
-
-    fn unshared(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        lock(&self.unshared)
-    }
-
-    fn is_unshared(&self, id: &str) -> bool {
-        self.unshared().contains(id)
-    }
-}
-
-fn lock(m: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn store_err(e: StateError) -> StoreError {
@@ -64,27 +53,30 @@ fn store_err(e: StateError) -> StoreError {
 /// the engine: a miss is asked again, briefly, before it is final.
 const MISS_RETRIES: [Duration; 2] = [Duration::from_millis(5), Duration::from_millis(25)];
 
-async fn fetch(engine: &Engine, id: &str) -> Result<Option<Stored>, StateError> {
-    let key = engine.key("resp", id);
-    let mut tries = MISS_RETRIES.iter();
-    loop {
-        let key = key.clone();
-        let found: Option<Vec<u8>> = engine
-            .op("read a stored response", |mut c| async move {
-                redis::cmd("GET").arg(key).query_async(&mut c).await
-            })
-            .await?;
-        match found {
-            Some(bytes) => {
-                return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                    StateError::Engine(format!("a stored response did not parse: {e}"))
-                })
-            }
-            None => match tries.next() {
-                Some(d) => tokio::time::sleep(*d).await,
-                None => return Ok(None),
-            },
-        }
+/// What the engine says of a stored response.
+enum Found {
+    Stored(Box<Stored>),
+    Deleted,
+    Missing,
+}
+
+async fn fetch(engine: &Engine, id: &str) -> Result<Found, StateError> {
+    let (key, tomb) = (engine.key("resp", id), engine.key("deleted", id));
+    let (found, deleted): (Option<Vec<u8>>, bool) = engine
+        .op("read a stored response", |mut c| async move {
+            redis::pipe()
+                .get(key)
+                .exists(tomb)
+                .query_async(&mut c)
+                .await
+        })
+        .await?;
+    match (found, deleted) {
+        (Some(bytes), _) => serde_json::from_slice(&bytes)
+            .map(|s| Found::Stored(Box::new(s)))
+            .map_err(|e| StateError::Engine(format!("a stored response did not parse: {e}"))),
+        (None, true) => Ok(Found::Deleted),
+        (None, false) => Ok(Found::Missing),
     }
 }
 
@@ -121,21 +113,39 @@ async fn write(engine: &Engine, stored: &Stored, ttl: Duration) -> Result<(), St
         .await
 }
 
+impl SharedResponses {
+    async fn get_from(&self, engine: &Engine, id: &str) -> Result<Option<Arc<Stored>>, StoreError> {
+        let mut retries = MISS_RETRIES.iter();
+        loop {
+            match fetch(engine, id).await {
+                Ok(Found::Stored(s)) => return Ok(Some(Arc::new(*s))),
+                Ok(Found::Deleted) => return Ok(None),
+                Ok(Found::Missing) => {
+                    if let Some(mine) = self.local.get(id).await? {
+                        return Ok(Some(mine));
+                    }
+                    match retries.next() {
+                        Some(d) => tokio::time::sleep(*d).await,
+                        None => return Ok(None),
+                    }
+                }
+                Err(e) => {
+                    return match self.local.get(id).await? {
+                        Some(mine) => Ok(Some(mine)),
+                        None => Err(store_err(e)),
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl ResponseStore for SharedResponses {
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Arc<Stored>>, StoreError>> {
         Box::pin(async move {
-            let Some(engine) = self.engine.load_full() else {
-                return self.local.get(id).await;
-            };
-            if self.is_unshared(id) {
-                return self.local.get(id).await;
-            }
-            match fetch(&engine, id).await {
-                Ok(found) => Ok(found.map(Arc::new)),
-                Err(e) => match self.local.get(id).await? {
-                    Some(s) => Ok(Some(s)),
-                    None => Err(store_err(e)),
-                },
+            match self.engine.load_full() {
+                Some(engine) => self.get_from(&engine, id).await,
+                None => self.local.get(id).await,
             }
         })
     }
@@ -145,6 +155,8 @@ impl ResponseStore for SharedResponses {
         stored: Stored,
         policy: ResponsesPolicy,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.ttl_ms
+            .store(policy.ttl.as_millis().max(1) as u64, Ordering::Relaxed);
         let engine = self.engine.load_full();
         let shared = engine.as_ref().map(|_| stored.clone());
         // Kept here at once (the id is usable on this replica the moment the client
@@ -153,20 +165,9 @@ impl ResponseStore for SharedResponses {
         let (Some(engine), Some(stored)) = (engine, shared) else {
             return local;
         };
-        let unshared = self.unshared.clone();
         Box::pin(async move {
             local.await?;
-            match write(&engine, &stored, policy.ttl).await {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let mut set = lock(&unshared);
-                    if set.len() >= MAX_UNSHARED {
-                        set.clear(); // rare: a long outage under load; they age out anyway
-                    }
-                    set.insert(stored.id);
-                    Err(store_err(e))
-                }
-            }
+            write(&engine, &stored, policy.ttl).await.map_err(store_err)
         })
     }
 
@@ -183,9 +184,14 @@ impl ResponseStore for SharedResponses {
                 .await;
             match owner {
                 Ok(Some(resp)) => {
-                    let found = fetch(&engine, &resp).await.map_err(store_err)?;
-                    Ok(found
-                        .and_then(|s| s.input.into_iter().chain(s.output).find(|i| i["id"] == id)))
+                    let found = self.get_from(&engine, &resp).await?;
+                    Ok(found.and_then(|s| {
+                        s.input
+                            .iter()
+                            .chain(&s.output)
+                            .find(|i| i["id"] == id)
+                            .cloned()
+                    }))
                 }
                 Ok(None) => self.local.get_item(id).await,
                 Err(e) => match self.local.get_item(id).await? {
@@ -199,20 +205,31 @@ impl ResponseStore for SharedResponses {
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let here = self.local.delete(id).await?;
-            self.unshared().remove(id);
             let Some(engine) = self.engine.load_full() else {
                 return Ok(here);
             };
             // Deleted everywhere or not at all: with the engine out of reach the
-            // other replicas would still serve it, so say so.
-            let Some(stored) = fetch(&engine, id).await.map_err(store_err)? else {
-                return Ok(here);
-            };
+            // other replicas would still serve it, so say so (503).
+            let found = fetch(&engine, id).await.map_err(store_err)?;
             let mut keys = vec![engine.key("resp", id)];
-            keys.extend(item_ids(&stored).map(|i| engine.key("item", i)));
+            if let Found::Stored(s) = &found {
+                keys.extend(item_ids(s).map(|i| engine.key("item", i)));
+            }
+            // The tombstone keeps other replicas' own copies from answering for it.
+            let tomb = engine.key("deleted", id);
+            let ttl_ms = self.ttl_ms.load(Ordering::Relaxed);
             let n: u64 = engine
                 .op("delete a stored response", |mut c| async move {
-                    redis::cmd("DEL").arg(keys).query_async(&mut c).await
+                    let (n, ()): (u64, ()) = redis::pipe()
+                        .del(keys)
+                        .cmd("SET")
+                        .arg(tomb)
+                        .arg(1)
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(n)
                 })
                 .await
                 .map_err(store_err)?;
