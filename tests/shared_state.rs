@@ -254,19 +254,31 @@ async fn with_the_engine_killed_replicas_serve_from_their_own_state_then_resync(
     .await;
     let id = stored.json()["id"].as_str().unwrap().to_string();
 
+    // load on both replicas while the engine dies: nothing that local state can
+    // serve may fail
+    let urls: Vec<String> = ps.iter().map(|p| p.url("/v1/chat/completions")).collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let load = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..120 {
+                let r = send(&urls[i % 2], "POST", &[], user("default").to_string()).await;
+                statuses.push(r.status);
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            statuses
+        })
+    };
+    assert!(
+        eventually(WAIT, || done.load(std::sync::atomic::Ordering::SeqCst)
+            >= 30)
+        .await
+    );
     redis.kill();
-    let mut ok = 0;
-    for i in 0..40 {
-        let r = ps[i % 2].chat(user("default")).await;
-        assert_eq!(
-            r.status,
-            200,
-            "request {i} with the engine gone: {}",
-            r.text()
-        );
-        ok += 1;
-    }
-    assert_eq!(ok, 40);
+    let statuses = load.await.unwrap();
+    assert_eq!(statuses.len(), 120);
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // replica 0 still has its own copy; replica 1 had it only in the engine
     assert_eq!(
         get(&ps[0].url(&format!("/v1/responses/{id}"))).await.status,
@@ -461,4 +473,41 @@ async fn an_answer_cached_via_one_replica_is_a_hit_on_the_others() {
     .await;
     assert_eq!(streamed.header("x-understudy-cache"), Some("hit"));
     assert_eq!(a.count(), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_engine_costs_no_request_and_is_counted() {
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    a.always(Reply::json(200, completion("m-a", "a")));
+    let toml = openai_config(
+        &[("a", a.url())],
+        "[state]\nbackend = \"redis\"\ntimeout = \"50ms\"\n[cache]\nenabled = true\nmode = \"all\"\n",
+    );
+    let ps = replicas(1, &toml, &redis).await;
+    // the engine stops answering anyone (as a stalled or overloaded server does)
+    let paused = redis.command(&["CLIENT", "PAUSE", "3000", "ALL"]).await;
+    assert!(paused.contains("OK"), "{paused}");
+    for i in 0..5 {
+        let body =
+            json!({"model": "default", "messages": [{"role": "user", "content": format!("q{i}")}]});
+        let r = ps[0].chat(body).await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.header("x-understudy-cache"), Some("miss"));
+    }
+    let s = status(&ps[0]).await;
+    assert!(s["state"]["errors"].as_u64().unwrap() >= 1, "{s}");
+    assert!(
+        s["state"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("shared cache"),
+        "{s}"
+    );
+    let _ = redis.command(&["CLIENT", "UNPAUSE"]).await;
+    assert!(
+        connected(&ps[0]).await,
+        "back once the engine answers: {}",
+        status(&ps[0]).await
+    );
 }
