@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Usage;
+use super::{ReasoningDelta, Usage};
 
 /// One streamed event (`object: "chat.completion.chunk"`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -98,6 +98,10 @@ pub struct Delta {
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Streamed reasoning (not chat's: see [`super::ResponseMessage::reasoning`]).
+    /// Not a content event: until text or a tool call comes, failover stays silent.
+    #[serde(skip)]
+    pub reasoning: Option<ReasoningDelta>,
 }
 
 impl Delta {
@@ -111,6 +115,13 @@ impl Delta {
     pub fn text(text: impl Into<String>) -> Delta {
         Delta {
             content: Some(text.into()),
+            ..Delta::default()
+        }
+    }
+
+    pub fn reasoning(delta: ReasoningDelta) -> Delta {
+        Delta {
+            reasoning: Some(delta),
             ..Delta::default()
         }
     }
