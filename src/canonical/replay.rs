@@ -160,11 +160,17 @@ mod tests {
             replayed[1].choices[0].delta.reasoning,
             Some(ReasoningDelta::Done(piece.clone()))
         );
-        assert!(!replayed[1].is_content(), "reasoning is not a content event");
+        assert!(
+            !replayed[1].is_content(),
+            "reasoning is not a content event"
+        );
         let mut again = Assembler::default();
         for c in &replayed {
             again.push(c);
         }
-        assert_eq!(again.finish().unwrap().choices[0].message.reasoning, [piece]);
+        assert_eq!(
+            again.finish().unwrap().choices[0].message.reasoning,
+            [piece]
+        );
     }
 }
