@@ -59,12 +59,15 @@ impl ChatChunk {
     /// Carries assistant output: text, a tool-call fragment, a refusal or a
     /// finish_reason (DESIGN §6). Until one is sent, failover can stay silent.
     pub fn is_content(&self) -> bool {
-        self.choices.iter().any(|c| {
-            c.finish_reason.is_some()
-                || c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta.refusal.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
-        })
+        self.choices.iter().any(ChatChunk::is_content_choice)
+    }
+
+    /// Whether one choice of a chunk carries assistant output.
+    pub fn is_content_choice(c: &ChunkChoice) -> bool {
+        c.finish_reason.is_some()
+            || c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
+            || c.delta.refusal.as_deref().is_some_and(|s| !s.is_empty())
+            || c.delta.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
     }
 
     /// The final usage report of a stream (`choices: []`, `usage` set).
