@@ -1,5 +1,6 @@
 //! Canonical chunks → Anthropic's event sequence: `message_start`, per content block
-//! `content_block_start`, `content_block_delta` (`text_delta` / `input_json_delta`)
+//! `content_block_start`, `content_block_delta` (`thinking_delta` and a closing
+//! `signature_delta`, `text_delta`, `input_json_delta`)
 //! and `content_block_stop`, then `message_delta` with the stop reason and usage and
 //! `message_stop`; a failure after content ends it with an `error` event.
 
@@ -8,12 +9,14 @@ use serde_json::{json, Value};
 
 use super::answer::{message_id, stop_reason, usage};
 use super::error;
-use crate::canonical::{ChatChunk, Usage};
+use crate::canonical::{ChatChunk, ReasoningDelta, Usage};
 use crate::error::ProxyError;
 use crate::frontdoor::StreamRender;
 use crate::http::sse;
 
 enum Open {
+    /// A thinking block, with the text it has streamed.
+    Thinking(String),
     Text,
     /// A tool call, by the chunks' tool-call index.
     Tool(u32),
@@ -98,6 +101,47 @@ impl MessagesStream {
     }
 }
 
+impl MessagesStream {
+    fn thinking_delta(&mut self, text: &str, out: &mut BytesMut) {
+        if text.is_empty() {
+            return;
+        }
+        if !matches!(self.open, Some(Open::Thinking(_))) {
+            let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+            self.open(Open::Thinking(String::new()), block, out);
+        }
+        if let Some(Open::Thinking(told)) = &mut self.open {
+            told.push_str(text);
+        }
+        self.delta(json!({"type": "thinking_delta", "thinking": text}), out);
+    }
+
+    fn reasoning(&mut self, delta: ReasoningDelta, out: &mut BytesMut) {
+        match delta {
+            ReasoningDelta::Text(t) => self.thinking_delta(&t, out),
+            ReasoningDelta::Done(piece) => {
+                // Its text came as deltas unless the piece came whole (a replay).
+                let told = match &self.open {
+                    Some(Open::Thinking(t)) => t.len(),
+                    _ => 0,
+                };
+                if let Some(rest) = piece.text.get(told..) {
+                    self.thinking_delta(rest, out);
+                }
+                if !matches!(self.open, Some(Open::Thinking(_))) {
+                    let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+                    self.open(Open::Thinking(String::new()), block, out);
+                }
+                self.delta(
+                    json!({"type": "signature_delta", "signature": piece.seal()}),
+                    out,
+                );
+                self.close(out);
+            }
+        }
+    }
+}
+
 impl StreamRender for MessagesStream {
     fn chunk(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
         // The first chunk tells: a native upstream's events ride on its chunks; a
@@ -119,6 +163,9 @@ impl StreamRender for MessagesStream {
             return;
         };
         let d = choice.delta;
+        if let Some(r) = d.reasoning {
+            self.reasoning(r, out);
+        }
         for text in [d.content, d.refusal].into_iter().flatten() {
             if text.is_empty() {
                 continue;
