@@ -344,3 +344,72 @@ fn tool_choice(c: &Value) -> Result<(Option<Value>, Option<bool>), ProxyError> {
     };
     Ok((Some(choice), parallel))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::Origin;
+
+    fn parse(v: Value) -> MessagesRequest {
+        MessagesRequest::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn with_thinking(t: Value) -> MessagesRequest {
+        parse(json!({"model": "m", "max_tokens": 10, "thinking": t,
+                     "messages": [{"role": "user", "content": "q"}]}))
+    }
+
+    #[test]
+    fn thinking_settings_map_to_canonical_and_chat_effort() {
+        for (t, want, effort) in [
+            (
+                json!({"type": "enabled", "budget_tokens": 2048}),
+                Some(Thinking::Budget(2048)),
+                Some("low"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 10000}),
+                Some(Thinking::Budget(10000)),
+                Some("medium"),
+            ),
+            (
+                json!({"type": "adaptive"}),
+                Some(Thinking::Auto),
+                Some("medium"),
+            ),
+            (json!({"type": "disabled"}), Some(Thinking::Off), None),
+            (json!({"type": "telepathy"}), None, None),
+        ] {
+            let req = with_thinking(t.clone());
+            assert_eq!(req.thinking(), want, "{t}");
+            let (body, _) = req.chat_body().unwrap();
+            assert_eq!(body["reasoning_effort"].as_str(), effort, "{t}");
+        }
+    }
+
+    #[test]
+    fn sealed_thinking_goes_with_its_assistant_turn_and_anthropics_own_is_left_out() {
+        let origin = Origin {
+            provider: "gem".into(),
+            kind: "gemini".into(),
+            model: "g".into(),
+        };
+        let piece = Reasoning::new("hmm", origin, json!({"thoughts": []}));
+        let req = parse(json!({"model": "m", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": piece.seal()},
+                {"type": "thinking", "thinking": "claude's", "signature": "EqQBCgIY"},
+                {"type": "redacted_thinking", "data": "EmwK"},
+                {"type": "text", "text": "a"}]},
+            {"role": "user", "content": "q2"}]}));
+        let (body, replays) = req.chat_body().unwrap();
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "assistant", "content": "a"})
+        );
+        assert_eq!(replays, [(1, piece)]);
+    }
+}

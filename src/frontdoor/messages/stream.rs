@@ -223,3 +223,64 @@ impl StreamRender for MessagesStream {
         Self::emit("error", error::body(err), out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::{Delta, Origin, Reasoning};
+
+    #[test]
+    fn reasoning_is_a_thinking_block_closed_by_its_sealed_signature() {
+        let origin = Origin {
+            provider: "g".into(),
+            kind: "gemini".into(),
+            model: "m".into(),
+        };
+        let piece = Reasoning::new("hmm", origin, json!({"thoughts": []}));
+        let mut s = MessagesStream::new("m".into());
+        let mut out = BytesMut::new();
+        for d in [
+            Delta::reasoning(ReasoningDelta::Text("hmm".into())),
+            Delta::reasoning(ReasoningDelta::Done(piece.clone())),
+            Delta::text("ok"),
+        ] {
+            s.chunk(ChatChunk::new("c", 1, "m").with_delta(d, None), &mut out);
+        }
+        s.done(&mut out);
+        let events: Vec<Value> = String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let shape: Vec<String> = events
+            .iter()
+            .map(|e| {
+                let t = e["type"].as_str().unwrap();
+                match e["delta"]["type"].as_str() {
+                    Some(d) => format!("{t} {d}"),
+                    None => t.to_string(),
+                }
+            })
+            .collect();
+        assert_eq!(
+            shape[1..7],
+            [
+                "content_block_start",
+                "content_block_delta thinking_delta",
+                "content_block_delta signature_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta text_delta",
+            ]
+        );
+        assert_eq!(
+            events[1]["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
+        let sig = events[3]["delta"]["signature"].as_str().unwrap();
+        assert_eq!(Reasoning::unseal(sig), Some(piece));
+        assert_eq!(events[5]["index"], 1);
+    }
+}

@@ -483,3 +483,47 @@ fn input_part(p: &Value) -> Result<Value, String> {
         None => Err("a content part needs a 'type'".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::Origin;
+
+    fn sealed(text: &str) -> String {
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        Reasoning::new(text, origin, json!({"signature": "s"})).seal()
+    }
+
+    #[test]
+    fn sealed_reasoning_goes_with_the_assistant_turn_that_follows_it() {
+        let req = ResponsesRequest::parse(br#"{"model":"m","instructions":"sys"}"#).unwrap();
+        let items = [
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]}),
+            json!({"type": "reasoning", "summary": [], "encrypted_content": sealed("one")}),
+            json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-openai-own"}),
+            json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}),
+            json!({"type": "function_call_output", "call_id": "c1", "output": "r"}),
+            json!({"type": "reasoning", "summary": [], "encrypted_content": sealed("orphan")}),
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q2"}]}),
+        ];
+        let (body, replays) = chat_body(&req, &items, &mut Dropped::default()).unwrap();
+        assert_eq!(body["messages"][2]["tool_calls"][0]["id"], "c1");
+        let texts: Vec<(usize, &str)> =
+            replays.iter().map(|(i, r)| (*i, r.text.as_str())).collect();
+        assert_eq!(
+            texts,
+            [(2, "one")],
+            "system, user, then the assistant turn; OpenAI's own and orphaned reasoning left out"
+        );
+        assert!(
+            !body.to_string().contains("understudy.r1."),
+            "never in the chat body"
+        );
+    }
+}

@@ -413,3 +413,96 @@ impl StreamRender for ResponsesStream {
         self.emit("response.failed", json!({ "response": r }), out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map};
+
+    use super::*;
+    use crate::canonical::{Delta, Origin};
+
+    fn piece(text: &str) -> Reasoning {
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        Reasoning::new(text, origin, json!({"signature": "s"}))
+    }
+
+    /// Event types and data of what `deltas` render to.
+    fn render(deltas: Vec<Delta>) -> Vec<Value> {
+        let echo = Echo {
+            id: "resp_1".into(),
+            created_at: 1,
+            settings: Map::new(),
+        };
+        let mut s = ResponsesStream::new(echo, "m".into(), None);
+        let mut out = BytesMut::new();
+        for d in deltas {
+            s.chunk(ChatChunk::new("c", 1, "m").with_delta(d, None), &mut out);
+        }
+        s.done(&mut out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    }
+
+    fn kinds(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn streamed_reasoning_is_a_summary_then_the_sealed_item() {
+        let events = render(vec![
+            Delta::reasoning(ReasoningDelta::Text("th".into())),
+            Delta::reasoning(ReasoningDelta::Text("ink".into())),
+            Delta::reasoning(ReasoningDelta::Done(piece("think"))),
+            Delta::text("hi"),
+        ]);
+        assert_eq!(
+            kinds(&events)[2..9],
+            [
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+            ]
+        );
+        let done = &events[8]["item"];
+        assert_eq!(
+            done["summary"],
+            json!([{"type": "summary_text", "text": "think"}])
+        );
+        assert_eq!(
+            Reasoning::unseal(done["encrypted_content"].as_str().unwrap()),
+            Some(piece("think"))
+        );
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "response.completed");
+        assert_eq!(last["response"]["output"][0], *done);
+        assert_eq!(last["response"]["output"][1]["type"], "message");
+    }
+
+    #[test]
+    fn a_piece_without_streamed_text_and_a_bare_signature_are_items_too() {
+        let events = render(vec![
+            Delta::reasoning(ReasoningDelta::Done(piece("whole"))),
+            Delta::reasoning(ReasoningDelta::Done(piece(""))),
+        ]);
+        let items: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_item.done")
+            .map(|e| &e["item"])
+            .collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["summary"][0]["text"], "whole");
+        assert_eq!(items[1]["summary"], json!([]));
+        assert!(items[1]["encrypted_content"].is_string());
+    }
+}
