@@ -62,6 +62,37 @@ fn check_reasoning_item(item: &Value, summary: &str) {
     assert!(!sealed.contains(UPSTREAM_SECRET));
 }
 
+/// A turn's answer, the same turn streamed, then the next turn's plain answer.
+fn queue(m: &Mock, answer: &str, stream: &str, next: &str) {
+    m.push(Reply::json(200, answer));
+    m.push(Reply::split(200, "text/event-stream", stream));
+    m.push(Reply::json(200, next));
+}
+
+/// Through the `openai` SDK (every answer and event validated by its types): `first`
+/// created, `streamed` streamed, then the tool call of the first answered with
+/// `previous_response_id`. Every scenario must succeed.
+async fn three_turns(p: &Proxy, first: Value, streamed: Value, next: Value) -> Vec<Value> {
+    let mut continued = json!({"model": "default", "previous_response_id": "$0.id",
+        "tools": weather_tool(),
+        "input": [{"type": "function_call_output", "call_id": "$0.call_id", "output": "18C"}]});
+    if let Some(o) = next.as_object() {
+        for (k, v) in o {
+            continued[k] = v.clone();
+        }
+    }
+    let r = responses_sdk(
+        p,
+        json!([{"kind": "create", "request": first}, {"kind": "stream", "request": streamed},
+               {"kind": "create", "request": continued}]),
+    )
+    .await;
+    for (i, res) in r.iter().enumerate() {
+        assert_eq!(res["ok"], true, "scenario {i}: {res}");
+    }
+    r
+}
+
 fn types(output: &Value) -> Vec<&str> {
     output
         .as_array()
@@ -75,33 +106,14 @@ fn types(output: &Value) -> Vec<&str> {
 async fn anthropic_thinking_is_a_reasoning_item_and_goes_back_with_its_signature() {
     let m = Mock::start().await;
     let p = proxy_over(&[anthropic(&m)], "").await;
-    m.push(Reply::json(
-        200,
+    queue(
+        &m,
         include_str!("../fixtures/anthropic/response_thinking_tool_use.json"),
-    ));
-    m.push(Reply::split(
-        200,
-        "text/event-stream",
         include_str!("../fixtures/anthropic/stream_thinking_tool_use.sse"),
-    ));
-    m.push(Reply::json(
-        200,
         include_str!("../fixtures/anthropic/response_text.json"),
-    ));
-    let r = responses_sdk(
-        &p,
-        json!([
-            {"kind": "create", "request": ask("low")},
-            {"kind": "stream", "request": ask("low")},
-            {"kind": "create", "request": {"model": "default", "previous_response_id": "$0.id",
-                "tools": weather_tool(), "reasoning": {"effort": "low"},
-                "input": [{"type": "function_call_output", "call_id": "$0.call_id", "output": "18C"}]}}
-        ]),
-    )
-    .await;
-    for (i, res) in r.iter().enumerate() {
-        assert_eq!(res["ok"], true, "scenario {i}: {res}");
-    }
+    );
+    let effort = json!({"reasoning": {"effort": "low"}});
+    let r = three_turns(&p, ask("low"), ask("low"), effort).await;
     let out = &r[0]["output"];
     assert_eq!(types(out), ["reasoning", "function_call"]);
     check_reasoning_item(&out[0], THINKING);
@@ -219,34 +231,15 @@ async fn reasoning_items_the_client_sends_back_reach_their_producer_only() {
 async fn gemini_thoughts_are_reasoning_with_their_tokens_and_signatures_go_back() {
     let m = Mock::start().await;
     let p = proxy_over(&[gemini(&m)], "").await;
-    m.push(Reply::json(
-        200,
+    queue(
+        &m,
         include_str!("../fixtures/gemini/response_thinking_function_call.json"),
-    ));
-    m.push(Reply::split(
-        200,
-        "text/event-stream",
         include_str!("../fixtures/gemini/stream_thinking.sse"),
-    ));
-    m.push(Reply::json(
-        200,
         include_str!("../fixtures/gemini/response_text.json"),
-    ));
-    let r = responses_sdk(
-        &p,
-        json!([
-            {"kind": "create", "request": ask("medium")},
-            {"kind": "stream", "request": {"model": "default", "input": "How many r's in strawberry?",
-                "reasoning": {"effort": "medium"}}},
-            {"kind": "create", "request": {"model": "default", "previous_response_id": "$0.id",
-                "tools": weather_tool(),
-                "input": [{"type": "function_call_output", "call_id": "$0.call_id", "output": "18C"}]}}
-        ]),
-    )
-    .await;
-    for (i, res) in r.iter().enumerate() {
-        assert_eq!(res["ok"], true, "scenario {i}: {res}");
-    }
+    );
+    let strawberry = json!({"model": "default", "input": "How many r's in strawberry?",
+                            "reasoning": {"effort": "medium"}});
+    let r = three_turns(&p, ask("medium"), strawberry, json!({})).await;
     let out = &r[0]["output"];
     assert_eq!(types(out), ["reasoning", "function_call"]);
     let thought = "**Checking the weather**\n\nThe user asks about Paris; the get_weather tool answers that.\n";

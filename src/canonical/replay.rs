@@ -150,7 +150,10 @@ mod tests {
             a.push(c);
         }
         let answer = a.finish().unwrap();
-        assert_eq!(answer.choices[0].message.reasoning, std::slice::from_ref(&piece));
+        assert_eq!(
+            answer.choices[0].message.reasoning,
+            std::slice::from_ref(&piece)
+        );
         let replayed = replay(&answer, false);
         assert_eq!(
             replayed[0].choices[0].delta.reasoning,
