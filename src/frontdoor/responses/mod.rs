@@ -185,6 +185,7 @@ fn item_id(item: &Value) -> String {
         Some("message") => "msg_",
         Some("function_call") => "fc_",
         Some("function_call_output") => "fco_",
+        Some("reasoning") => "rs_",
         _ => "item_",
     };
     random_id(prefix, 24)
