@@ -39,6 +39,7 @@ impl Store {
         buf.extend_from_slice(route.as_bytes());
         buf.push(0);
         canonical_object(&body, IGNORED, &mut buf);
+        beside_the_body(req, &mut buf);
         let (a, b) = &self.shelf.hash;
         Some(Key(a.hash_one(&buf), b.hash_one(&buf)))
     }
@@ -51,6 +52,23 @@ impl Store {
         match self.policy.mode {
             CacheMode::All => true,
             CacheMode::TemperatureZero => req.temperature == Some(0.0),
+        }
+    }
+}
+
+/// What a front door carries beside the chat body, which changes the answer too: its
+/// exact thinking setting, and the reasoning replayed with assistant turns.
+fn beside_the_body(req: &ChatRequest, out: &mut Vec<u8>) {
+    if let Some(t) = &req.thinking {
+        out.push(0);
+        let _ = serde_json::to_writer(&mut *out, t);
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        for r in &m.reasoning {
+            out.push(0);
+            out.extend_from_slice(i.to_string().as_bytes());
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, r);
         }
     }
 }
@@ -198,6 +216,35 @@ mod tests {
             key_of(&s, "default", with("tools", tool)),
             key_of(&s, "default", with("tools", other_tool))
         );
+    }
+
+    #[test]
+    fn the_key_changes_with_thinking_and_replayed_reasoning() {
+        use crate::canonical::{Origin, Reasoning, Thinking};
+        let s = store();
+        let two_turns = || {
+            req(json!({"model": "default", "temperature": 0, "messages": [
+                {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "again"}]}))
+        };
+        let k = s.key("default", &two_turns()).unwrap();
+        let mut budget = two_turns();
+        budget.thinking = Some(Thinking::Budget(2048));
+        let kb = s.key("default", &budget).unwrap();
+        assert_ne!(kb, k);
+        budget.thinking = Some(Thinking::Budget(4096));
+        assert_ne!(s.key("default", &budget).unwrap(), kb);
+        let mut replayed = two_turns();
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        replayed.messages[1].reasoning = vec![Reasoning::new("t", origin, json!({"s": 1}))];
+        let kr = s.key("default", &replayed).unwrap();
+        assert_ne!(kr, k);
+        replayed.messages[1].reasoning[0].data = json!({"s": 2});
+        assert_ne!(s.key("default", &replayed).unwrap(), kr);
     }
 
     #[test]
