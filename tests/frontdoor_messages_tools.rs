@@ -297,9 +297,11 @@ async fn gemini_streamed_function_calls_arrive_as_tool_use_blocks() {
         "no thoughts in the text: {r}"
     );
     assert_eq!(r["stop_reason"], "tool_use");
+    // The thought, then the first call's thought signature, are thinking blocks
+    // (see messages_reasoning.rs): the signature must go back with that call.
     assert_eq!(
         r["block_types"],
-        json!(["text", "tool_use", "tool_use", "tool_use"])
+        json!(["thinking", "text", "thinking", "tool_use", "tool_use", "tool_use"])
     );
     let uses = r["tool_uses"].as_array().unwrap();
     assert_eq!(uses[0]["name"], "get_weather");
@@ -324,12 +326,12 @@ async fn gemini_streamed_function_calls_arrive_as_tool_use_blocks() {
         .filter(|e| e["type"] == "content_block_start")
         .map(|e| e["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(starts, [0, 1, 2, 3]);
+    assert_eq!(starts, [0, 1, 2, 3, 4, 5]);
     let stops = r["events"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["type"] == "content_block_stop")
         .count();
-    assert_eq!(stops, 4);
+    assert_eq!(stops, 6);
 }

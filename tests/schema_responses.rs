@@ -39,6 +39,7 @@ fn fixtures(kind: &str) -> (Vec<String>, Vec<Reply>) {
                 include_str!("../fixtures/anthropic/response_text.json").into(),
                 include_str!("../fixtures/anthropic/response_tool_use.json").into(),
                 include_str!("../fixtures/anthropic/response_max_tokens.json").into(),
+                include_str!("../fixtures/anthropic/response_thinking_tool_use.json").into(),
             ],
             vec![
                 split(
@@ -55,6 +56,10 @@ fn fixtures(kind: &str) -> (Vec<String>, Vec<Reply>) {
                 ),
                 split(
                     "text/event-stream",
+                    include_str!("../fixtures/anthropic/stream_thinking_tool_use.sse"),
+                ),
+                split(
+                    "text/event-stream",
                     include_str!("../fixtures/anthropic/stream_error_midstream.sse"),
                 ),
             ],
@@ -64,6 +69,8 @@ fn fixtures(kind: &str) -> (Vec<String>, Vec<Reply>) {
                 include_str!("../fixtures/gemini/response_text.json").into(),
                 include_str!("../fixtures/gemini/response_function_calls.json").into(),
                 include_str!("../fixtures/gemini/response_max_tokens.json").into(),
+                include_str!("../fixtures/gemini/response_thoughts.json").into(),
+                include_str!("../fixtures/gemini/response_thinking_function_call.json").into(),
             ],
             vec![
                 split(
@@ -73,6 +80,10 @@ fn fixtures(kind: &str) -> (Vec<String>, Vec<Reply>) {
                 split(
                     "text/event-stream",
                     include_str!("../fixtures/gemini/stream_function_calls.sse"),
+                ),
+                split(
+                    "text/event-stream",
+                    include_str!("../fixtures/gemini/stream_thinking.sse"),
                 ),
             ],
         ),

@@ -53,7 +53,8 @@ impl Store {
     }
 }
 
-/// What a key is made of: the route and the request as canonical JSON.
+/// What a key is made of: the route, the request as canonical JSON, and what the
+/// front door carries beside it.
 pub(super) fn material(route: &str, req: &ChatRequest) -> Option<Vec<u8>> {
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.raw) else {
         return None;
@@ -62,7 +63,25 @@ pub(super) fn material(route: &str, req: &ChatRequest) -> Option<Vec<u8>> {
     buf.extend_from_slice(route.as_bytes());
     buf.push(0);
     canonical_object(&body, IGNORED, &mut buf);
+    beside_the_body(req, &mut buf);
     Some(buf)
+}
+
+/// What a front door carries beside the chat body, which changes the answer too: its
+/// exact thinking setting, and the reasoning replayed with assistant turns.
+fn beside_the_body(req: &ChatRequest, out: &mut Vec<u8>) {
+    if let Some(t) = &req.thinking {
+        out.push(0);
+        let _ = serde_json::to_writer(&mut *out, t);
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        for r in &m.reasoning {
+            out.push(0);
+            out.extend_from_slice(i.to_string().as_bytes());
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, r);
+        }
+    }
 }
 
 /// Writes `obj` with sorted keys, leaving out `skip`; nested objects skip nothing.
@@ -208,6 +227,35 @@ mod tests {
             key_of(&s, "default", with("tools", tool)),
             key_of(&s, "default", with("tools", other_tool))
         );
+    }
+
+    #[test]
+    fn the_key_changes_with_thinking_and_replayed_reasoning() {
+        use crate::canonical::{Origin, Reasoning, Thinking};
+        let s = store();
+        let two_turns = || {
+            req(json!({"model": "default", "temperature": 0, "messages": [
+                {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "again"}]}))
+        };
+        let k = s.key("default", &two_turns()).unwrap();
+        let mut budget = two_turns();
+        budget.thinking = Some(Thinking::Budget(2048));
+        let kb = s.key("default", &budget).unwrap();
+        assert_ne!(kb, k);
+        budget.thinking = Some(Thinking::Budget(4096));
+        assert_ne!(s.key("default", &budget).unwrap(), kb);
+        let mut replayed = two_turns();
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        replayed.messages[1].reasoning = vec![Reasoning::new("t", origin, json!({"s": 1}))];
+        let kr = s.key("default", &replayed).unwrap();
+        assert_ne!(kr, k);
+        replayed.messages[1].reasoning[0].data = json!({"s": 2});
+        assert_ne!(s.key("default", &replayed).unwrap(), kr);
     }
 
     #[test]

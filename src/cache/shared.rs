@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::store::Entry;
-use crate::canonical::ChatResponse;
+use crate::canonical::{ChatResponse, Reasoning};
 use crate::state::redis::Engine;
 
 /// An entry as the engine holds it.
@@ -26,6 +26,10 @@ struct Shared {
     /// The upstream's own body for native answers (JSON text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     native: Option<String>,
+    /// Each choice's reasoning, which the answer's own serialization leaves out
+    /// (chat shows none; the Responses and Messages doors replay it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reasoning: Vec<Vec<Reasoning>>,
     provider: String,
     model: String,
     stored_ms: u64,
@@ -57,8 +61,11 @@ pub(super) async fn fetch(engine: &Engine, key: &str) -> Option<Arc<Entry>> {
             redis::cmd("GET").arg(key).query_async(&mut c).await
         })
         .await;
-    let bytes = found.ok()??;
-    let shared: Shared = match serde_json::from_slice(&bytes) {
+    decode(&found.ok()??)
+}
+
+fn decode(bytes: &[u8]) -> Option<Arc<Entry>> {
+    let shared: Shared = match serde_json::from_slice(bytes) {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %e, "shared cache: an entry this version does not read");
@@ -68,6 +75,9 @@ pub(super) async fn fetch(engine: &Engine, key: &str) -> Option<Arc<Entry>> {
     let age = Duration::from_millis(now_ms().saturating_sub(shared.stored_ms));
     let mut answer = shared.answer;
     answer.native = shared.native.map(Bytes::from);
+    for (choice, r) in answer.choices.iter_mut().zip(shared.reasoning) {
+        choice.message.reasoning = r;
+    }
     Some(Arc::new(Entry {
         answer,
         provider: shared.provider,
@@ -79,21 +89,7 @@ pub(super) async fn fetch(engine: &Engine, key: &str) -> Option<Arc<Entry>> {
 /// Writes an entry for `keep` (the cache's `stale_ttl`), in the background: the
 /// answer has gone out already.
 pub(super) fn put(engine: Arc<Engine>, key: String, entry: &Entry, keep: Duration) {
-    let native = match &entry.answer.native {
-        Some(b) => match std::str::from_utf8(b) {
-            Ok(s) => Some(s.to_string()),
-            Err(_) => return, // not JSON text: stays local
-        },
-        None => None,
-    };
-    let shared = Shared {
-        answer: entry.answer.clone(),
-        native,
-        provider: entry.provider.clone(),
-        model: entry.model.clone(),
-        stored_ms: now_ms(),
-    };
-    let Ok(body) = serde_json::to_vec(&shared) else {
+    let Some(body) = encode(entry) else {
         return;
     };
     let ms = keep.as_millis().max(1) as u64;
@@ -110,4 +106,76 @@ pub(super) fn put(engine: Arc<Engine>, key: String, entry: &Entry, keep: Duratio
             })
             .await;
     });
+}
+
+fn encode(entry: &Entry) -> Option<Vec<u8>> {
+    let native = match &entry.answer.native {
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => Some(s.to_string()),
+            Err(_) => return None, // not JSON text: stays local
+        },
+        None => None,
+    };
+    let reasoning: Vec<Vec<Reasoning>> = entry
+        .answer
+        .choices
+        .iter()
+        .map(|c| c.message.reasoning.clone())
+        .collect();
+    let shared = Shared {
+        answer: entry.answer.clone(),
+        native,
+        reasoning: if reasoning.iter().all(Vec::is_empty) {
+            Vec::new()
+        } else {
+            reasoning
+        },
+        provider: entry.provider.clone(),
+        model: entry.model.clone(),
+        stored_ms: now_ms(),
+    };
+    serde_json::to_vec(&shared).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::Origin;
+
+    #[test]
+    fn an_entry_reads_back_with_its_reasoning_native_body_and_age() {
+        let mut answer: ChatResponse = serde_json::from_value(serde_json::json!({
+            "id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]
+        }))
+        .unwrap();
+        answer.native = Some(Bytes::from_static(br#"{"type":"message"}"#));
+        answer.choices[0].message.reasoning = vec![Reasoning::new(
+            "thought",
+            Origin {
+                provider: "p".into(),
+                kind: "anthropic".into(),
+                model: "m".into(),
+            },
+            serde_json::json!({"signature": "sig"}),
+        )];
+        let entry = Entry {
+            answer,
+            provider: "p".into(),
+            model: "m".into(),
+            stored: Instant::now(),
+        };
+        let back = decode(&encode(&entry).unwrap()).unwrap();
+        assert_eq!(
+            back.answer.choices[0].message.content.as_deref(),
+            Some("hi")
+        );
+        assert_eq!(
+            back.answer.choices[0].message.reasoning,
+            entry.answer.choices[0].message.reasoning
+        );
+        assert_eq!(back.answer.native, entry.answer.native);
+        assert_eq!(back.provider, "p");
+        assert!(back.stored.elapsed() < Duration::from_secs(60));
+    }
 }

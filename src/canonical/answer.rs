@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ToolCall;
+use super::{Reasoning, ToolCall};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Usage {
@@ -76,6 +76,10 @@ pub struct ResponseMessage {
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The model's reasoning before its answer (chat shows none of it; the
+    /// Responses and Messages front doors do).
+    #[serde(skip)]
+    pub reasoning: Vec<Reasoning>,
 }
 
 impl ResponseMessage {
@@ -86,6 +90,7 @@ impl ResponseMessage {
             tool_calls,
             refusal: None,
             extra: Map::new(),
+            reasoning: Vec::new(),
         }
     }
 }

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{ChatChunk, ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall};
+use super::{
+    ChatChunk, ChatResponse, Choice, FunctionCall, Reasoning, ReasoningDelta, ResponseMessage,
+    ToolCall,
+};
 
 /// Answer-level fields copied between streamed chunks and a whole answer.
 pub(super) const ANSWER_EXTRAS: &[&str] = &["system_fingerprint", "service_tier"];
@@ -30,6 +33,8 @@ struct ChoiceParts {
     /// Text fields the proxy does not model (`reasoning_content`, …), concatenated.
     extra: Map<String, Value>,
     calls: BTreeMap<u32, CallParts>,
+    /// Completed pieces of reasoning (their text came in the pieces' deltas too).
+    reasoning: Vec<Reasoning>,
     finish_reason: Option<String>,
     logprobs: Option<Map<String, Value>>,
 }
@@ -89,6 +94,10 @@ impl Assembler {
                         }
                     }
                 }
+            }
+            if let Some(ReasoningDelta::Done(r)) = &d.reasoning {
+                self.size += r.text.len();
+                parts.reasoning.push(r.clone());
             }
             for t in d.tool_calls.iter().flatten() {
                 let call = parts.calls.entry(t.index).or_default();
@@ -159,6 +168,7 @@ impl Assembler {
                     tool_calls: (!calls.is_empty()).then_some(calls),
                     refusal: p.refusal,
                     extra: p.extra,
+                    reasoning: p.reasoning,
                 },
                 finish_reason: Some(p.finish_reason?),
                 logprobs: p.logprobs.map(Value::Object),

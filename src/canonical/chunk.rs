@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Usage;
+use super::{ReasoningDelta, Usage};
 
 /// One streamed event (`object: "chat.completion.chunk"`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -59,12 +59,15 @@ impl ChatChunk {
     /// Carries assistant output: text, a tool-call fragment, a refusal or a
     /// finish_reason (DESIGN §6). Until one is sent, failover can stay silent.
     pub fn is_content(&self) -> bool {
-        self.choices.iter().any(|c| {
-            c.finish_reason.is_some()
-                || c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta.refusal.as_deref().is_some_and(|s| !s.is_empty())
-                || c.delta.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
-        })
+        self.choices.iter().any(ChatChunk::is_content_choice)
+    }
+
+    /// Whether one choice of a chunk carries assistant output.
+    pub fn is_content_choice(c: &ChunkChoice) -> bool {
+        c.finish_reason.is_some()
+            || c.delta.content.as_deref().is_some_and(|s| !s.is_empty())
+            || c.delta.refusal.as_deref().is_some_and(|s| !s.is_empty())
+            || c.delta.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
     }
 
     /// The final usage report of a stream (`choices: []`, `usage` set).
@@ -98,6 +101,10 @@ pub struct Delta {
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// Streamed reasoning (not chat's: see [`super::ResponseMessage::reasoning`]).
+    /// Not a content event: until text or a tool call comes, failover stays silent.
+    #[serde(skip)]
+    pub reasoning: Option<ReasoningDelta>,
 }
 
 impl Delta {
@@ -111,6 +118,13 @@ impl Delta {
     pub fn text(text: impl Into<String>) -> Delta {
         Delta {
             content: Some(text.into()),
+            ..Delta::default()
+        }
+    }
+
+    pub fn reasoning(delta: ReasoningDelta) -> Delta {
+        Delta {
+            reasoning: Some(delta),
             ..Delta::default()
         }
     }

@@ -10,6 +10,7 @@ mod answer;
 mod assemble;
 mod chunk;
 mod ids;
+mod reasoning;
 mod replay;
 mod request;
 #[cfg(test)]
@@ -20,5 +21,6 @@ pub(crate) use assemble::complete;
 pub use assemble::Assembler;
 pub use chunk::*;
 pub use ids::*;
+pub use reasoning::*;
 pub use replay::replay;
 pub use request::*;

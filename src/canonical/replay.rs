@@ -4,9 +4,10 @@
 use serde_json::Value;
 
 use super::assemble::ANSWER_EXTRAS;
-use super::{ChatChunk, ChatResponse, Delta, FunctionDelta, ToolCallDelta};
+use super::{ChatChunk, ChatResponse, Delta, FunctionDelta, ReasoningDelta, ToolCallDelta};
 
-/// The chunks that stream `answer`: per choice a role + content chunk, one chunk per
+/// The chunks that stream `answer`: per choice its reasoning pieces (text, then the
+/// whole piece), a role + content chunk, one chunk per
 /// tool call (with its index, id, name and whole arguments) and a finish chunk; then
 /// the usage chunk if the client asked for it and the answer has usage.
 pub fn replay(answer: &ChatResponse, include_usage: bool) -> Vec<ChatChunk> {
@@ -30,6 +31,14 @@ pub fn replay(answer: &ChatResponse, include_usage: bool) -> Vec<ChatChunk> {
     let mut out = Vec::new();
     for choice in &answer.choices {
         let m = &choice.message;
+        for r in &m.reasoning {
+            if !r.text.is_empty() {
+                let text = ReasoningDelta::Text(r.text.clone());
+                out.push(with(Delta::reasoning(text), choice.index, None, None));
+            }
+            let done = ReasoningDelta::Done(r.clone());
+            out.push(with(Delta::reasoning(done), choice.index, None, None));
+        }
         let first = Delta {
             role: Some(m.role.clone()),
             content: m.content.clone(),
@@ -120,6 +129,51 @@ mod tests {
         assert_eq!(
             serde_json::to_value(again.finish().unwrap()).unwrap(),
             serde_json::to_value(&answer).unwrap()
+        );
+    }
+
+    #[test]
+    fn reasoning_replays_before_the_answer_and_assembles_back() {
+        use crate::canonical::{Origin, Reasoning};
+        let mut a = Assembler::default();
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        let piece = Reasoning::new("think", origin, json!({"signature": "s"}));
+        let mut chunks = streamed_tool_answer();
+        let mut thought = chunks[0].clone();
+        thought.choices[0].delta = Delta::reasoning(ReasoningDelta::Done(piece.clone()));
+        chunks.insert(1, thought);
+        for c in &chunks {
+            a.push(c);
+        }
+        let answer = a.finish().unwrap();
+        assert_eq!(
+            answer.choices[0].message.reasoning,
+            std::slice::from_ref(&piece)
+        );
+        let replayed = replay(&answer, false);
+        assert_eq!(
+            replayed[0].choices[0].delta.reasoning,
+            Some(ReasoningDelta::Text("think".into()))
+        );
+        assert_eq!(
+            replayed[1].choices[0].delta.reasoning,
+            Some(ReasoningDelta::Done(piece.clone()))
+        );
+        assert!(
+            !replayed[1].is_content(),
+            "reasoning is not a content event"
+        );
+        let mut again = Assembler::default();
+        for c in &replayed {
+            again.push(c);
+        }
+        assert_eq!(
+            again.finish().unwrap().choices[0].message.reasoning,
+            [piece]
         );
     }
 }

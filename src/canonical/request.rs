@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{Reasoning, Thinking};
+
 /// A parsed `POST /v1/chat/completions` body. `raw` keeps the client's exact bytes so
 /// pass-through adapters can forward fields the proxy does not know.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +59,13 @@ pub struct ChatRequest {
     pub logprobs: Option<bool>,
     #[serde(default)]
     pub top_logprobs: Option<u32>,
+    /// Chat's `none` … `high`; kinds with their own reasoning setting map it.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+    /// What the client's own API said about thinking, where chat's effort is too
+    /// coarse (a Messages `budget_tokens`); front doors set it.
+    #[serde(skip)]
+    pub thinking: Option<Thinking>,
     /// The body exactly as the client sent it.
     #[serde(skip)]
     pub raw: Bytes,
@@ -124,6 +133,16 @@ impl ChatRequest {
             .unwrap_or(false)
     }
 
+    /// How much the model should think: the front door's exact setting, else chat's
+    /// `reasoning_effort`; `None` when the client said nothing (the model's default).
+    pub fn thinking(&self) -> Option<Thinking> {
+        self.thinking.or_else(|| {
+            self.reasoning_effort
+                .as_deref()
+                .and_then(Thinking::of_effort)
+        })
+    }
+
     /// `max_completion_tokens` supersedes the deprecated `max_tokens`.
     pub fn max_output_tokens(&self) -> Option<u32> {
         self.max_completion_tokens.or(self.max_tokens)
@@ -176,6 +195,10 @@ pub struct Message {
     pub tool_calls: Option<Vec<ToolCall>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// An assistant turn's reasoning, in order; each adapter replays only what its
+    /// own target produced. Front doors set it (chat has no field for it).
+    #[serde(skip)]
+    pub reasoning: Vec<Reasoning>,
 }
 
 impl Message {

@@ -10,7 +10,9 @@ use super::{
     get, head, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Flow,
     Kind, KindSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{Api, ChatChunk, ChatRequest, ChatResponse, Native};
+use crate::canonical::{
+    Api, ChatChunk, ChatRequest, ChatResponse, Native, Origin, Reasoning, ReasoningDelta,
+};
 use serde::Deserialize;
 
 use super::openai_responses::{self, Mode};
@@ -149,6 +151,12 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         if resp.model.is_empty() {
             resp.model.clone_from(&target.model);
         }
+        for c in &mut resp.choices {
+            let m = &mut c.message;
+            if let Some(text) = reasoning_text(&m.extra) {
+                m.reasoning = vec![Reasoning::new(text, Origin::of(target), Value::Null)];
+            }
+        }
         Ok(resp)
     }
 
@@ -203,10 +211,24 @@ fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
     super::native::with_model(&req.raw, model)
 }
 
+/// The reasoning some OpenAI-compatible servers add to a message or delta
+/// (`reasoning_content`: DeepSeek, vLLM; `reasoning`: OpenRouter, Ollama's /v1).
+/// Chat clients get it as it came; other APIs get it as reasoning. It is never sent
+/// back: the chat body goes upstream as the client wrote it.
+fn reasoning_text(extra: &serde_json::Map<String, Value>) -> Option<&str> {
+    ["reasoning_content", "reasoning"]
+        .iter()
+        .find_map(|k| extra.get(*k).and_then(Value::as_str))
+        .filter(|t| !t.is_empty())
+}
+
 /// OpenAI chunks are already the client's format: validate, keep, forward.
 struct PassThrough {
     model: String,
     finished: bool,
+    origin: Origin,
+    /// Reasoning text streamed so far, whole once the answer itself begins.
+    reasoning: String,
 }
 
 impl PassThrough {
@@ -214,6 +236,23 @@ impl PassThrough {
         PassThrough {
             model: target.model.clone(),
             finished: false,
+            origin: Origin::of(target),
+            reasoning: String::new(),
+        }
+    }
+
+    /// Reasoning deltas as reasoning; the whole piece rides on the chunk that
+    /// starts the answer (renderers take a delta's reasoning before its content).
+    fn reasoning(&mut self, chunk: &mut ChatChunk) {
+        for c in &mut chunk.choices {
+            if let Some(t) = reasoning_text(&c.delta.extra) {
+                self.reasoning.push_str(t);
+                c.delta.reasoning = Some(ReasoningDelta::Text(t.to_string()));
+            } else if !self.reasoning.is_empty() && ChatChunk::is_content_choice(c) {
+                let text = std::mem::take(&mut self.reasoning);
+                let piece = Reasoning::new(text, self.origin.clone(), Value::Null);
+                c.delta.reasoning = Some(ReasoningDelta::Done(piece));
+            }
         }
     }
 }
@@ -229,6 +268,7 @@ impl StreamTranslator for PassThrough {
                 if chunk.model.is_empty() {
                     chunk.model.clone_from(&self.model);
                 }
+                self.reasoning(&mut chunk);
                 self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
                 out.push(chunk);
                 Ok(Flow::Continue)
@@ -356,6 +396,45 @@ mod tests {
             tr.on_event(&ev("not json"), &mut out),
             Err(AdapterError::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn reasoning_content_is_reasoning_too() {
+        let t = target(Kind::Openai, "http://x");
+        let req = request(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#);
+        let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"deepseek-reasoner",
+            "choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"4","reasoning_content":"2+2"}}]}"#;
+        let r = ADAPTER.parse_response(&req, &t, body).unwrap();
+        let m = &r.choices[0].message;
+        assert_eq!(m.reasoning[0].text, "2+2");
+        assert_eq!(m.reasoning[0].origin, Origin::of(&t));
+        assert_eq!(
+            m.extra["reasoning_content"], "2+2",
+            "chat clients still get it"
+        );
+
+        let mut tr = ADAPTER.stream_translator(&req, &t);
+        let mut out = Vec::new();
+        for delta in [
+            r#"{"reasoning_content":"2+"}"#,
+            r#"{"reasoning_content":"2"}"#,
+            r#"{"content":"4"}"#,
+        ] {
+            let ev = Event {
+                event: None,
+                data: format!(
+                    r#"{{"id":"c","object":"chat.completion.chunk","created":1,"model":"d","choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}"#
+                ),
+            };
+            tr.on_event(&ev, &mut out).unwrap();
+        }
+        let r: Vec<_> = out
+            .iter()
+            .map(|c| c.choices[0].delta.reasoning.clone())
+            .collect();
+        assert_eq!(r[0], Some(ReasoningDelta::Text("2+".into())));
+        assert!(matches!(&r[2], Some(ReasoningDelta::Done(p)) if p.text == "2+2"));
+        assert_eq!(out[2].choices[0].delta.content.as_deref(), Some("4"));
     }
 
     #[test]

@@ -79,12 +79,27 @@ impl StreamRender for ChatStream {
 }
 
 /// Whether a chunk goes to the client. Drops empty-choice chunks without usage (Azure's
-/// prompt-filter results) and usage the client did not ask for.
+/// prompt-filter results), usage the client did not ask for, and choices that carry
+/// only reasoning chat has no field for (an Anthropic thinking delta would otherwise
+/// reach the client as an empty delta).
 pub fn keep(chunk: &mut ChatChunk, include_usage: bool) -> bool {
     if !include_usage {
         chunk.usage = None;
     }
+    chunk.choices.retain(|c| !only_reasoning(c));
     !chunk.choices.is_empty() || chunk.usage.is_some()
+}
+
+fn only_reasoning(c: &crate::canonical::ChunkChoice) -> bool {
+    let d = &c.delta;
+    d.reasoning.is_some()
+        && d.role.is_none()
+        && d.content.is_none()
+        && d.refusal.is_none()
+        && d.tool_calls.is_none()
+        && d.extra.is_empty()
+        && c.finish_reason.is_none()
+        && c.logprobs.is_none()
 }
 
 pub fn encode(chunk: &ChatChunk, into: &mut BytesMut) {
@@ -132,5 +147,20 @@ mod tests {
             let usage = chunks.iter().filter(|c| c.is_usage_only()).count();
             assert_eq!(usage, usage_chunks, "include_usage {include_usage}");
         }
+    }
+
+    #[test]
+    fn reasoning_alone_is_not_sent_to_chat_clients() {
+        use crate::canonical::{Delta, ReasoningDelta};
+        let thinking = Delta::reasoning(ReasoningDelta::Text("hmm".into()));
+        let mut chunk = ChatChunk::new("c", 1, "m").with_delta(thinking, None);
+        assert!(!keep(&mut chunk, true));
+        // an OpenAI-compatible server's reasoning_content still passes as it came
+        let mut passthrough: ChatChunk = serde_json::from_str(
+            r#"{"id":"c","created":1,"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}"#,
+        )
+        .unwrap();
+        passthrough.choices[0].delta.reasoning = Some(ReasoningDelta::Text("hmm".into()));
+        assert!(keep(&mut passthrough, true));
     }
 }

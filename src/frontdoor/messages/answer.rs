@@ -1,4 +1,4 @@
-//! The canonical answer → Anthropic's `Message`: text and `tool_use` blocks, the stop
+//! The canonical answer → Anthropic's `Message`: thinking, text and `tool_use` blocks, the stop
 //! reason from the finish reason, and usage.
 
 use serde_json::{json, Value};
@@ -55,10 +55,19 @@ pub(super) fn tool_input(arguments: &str) -> Value {
     }
 }
 
+/// A thinking block: the provider's reasoning, sealed in the signature (see
+/// [`crate::canonical::Reasoning::seal`]) for the client to send back.
+pub(super) fn thinking_block(text: &str, signature: &str) -> Value {
+    json!({"type": "thinking", "thinking": text, "signature": signature})
+}
+
 pub(super) fn render(answer: &ChatResponse) -> Value {
     let choice = answer.choices.first();
     let mut content = Vec::new();
     if let Some(m) = choice.map(|c| &c.message) {
+        for r in &m.reasoning {
+            content.push(thinking_block(&r.text, &r.seal()));
+        }
         for text in [m.content.as_deref(), m.refusal.as_deref()]
             .into_iter()
             .flatten()

@@ -40,12 +40,18 @@ impl Dialect for Messages {
             // A block only Anthropic's API can express (a document, a server tool):
             // only Anthropic-kind targets can serve it; the others are skipped, and
             // the client gets this 400 if none is left.
-            let (chat, untranslatable) = match req.chat_body() {
-                Ok(chat) => (chat, None),
-                Err(e) => (req.placeholder(), Some(e.to_string())),
+            let (chat, replays, untranslatable) = match req.chat_body() {
+                Ok((chat, replays)) => (chat, replays, None),
+                Err(e) => (req.placeholder(), Vec::new(), Some(e.to_string())),
             };
             let mut canonical = super::canonical(&chat)?;
             canonical.untranslatable = untranslatable;
+            canonical.thinking = req.thinking();
+            for (at, r) in replays {
+                if let Some(m) = canonical.messages.get_mut(at) {
+                    m.reasoning.push(r);
+                }
+            }
             // Anthropic-kind targets get the client's body itself (model swapped) and
             // its version and beta headers.
             canonical.native = Some(Arc::new(Native {
@@ -55,7 +61,7 @@ impl Dialect for Messages {
                     .filter_map(|h| head.headers.get(h).map(|v| (h.clone(), v.clone())))
                     .collect(),
                 query: head.uri.query().map(str::to_string),
-                body,
+                body: without_sealed_thinking(&req, body)?,
             }));
             Ok(Box::new(MessagesTurn { canonical }) as Box<dyn Turn>)
         })
@@ -64,6 +70,35 @@ impl Dialect for Messages {
     fn render_error(&self, err: &ProxyError) -> Rendered {
         error::render(err)
     }
+}
+
+/// The body for Anthropic-kind targets: thinking blocks that another kind produced
+/// (the proxy sealed them) are not Anthropic's to read, and are left out. A body
+/// without any goes as the client sent it, byte for byte.
+fn without_sealed_thinking(req: &MessagesRequest, body: Bytes) -> Result<Bytes, ProxyError> {
+    let sealed = |b: &serde_json::Value| request::sealed_thinking(b).is_some();
+    let any_sealed = req.messages.iter().any(|m| {
+        m.get("content")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|blocks| blocks.iter().any(sealed))
+    });
+    if !any_sealed {
+        return Ok(body);
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
+    for m in v["messages"].as_array_mut().into_iter().flatten() {
+        if let Some(content) = m
+            .get_mut("content")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            content.retain(|b| !sealed(b));
+        }
+    }
+    tracing::debug!("messages: thinking of another kind of provider left out for Anthropic");
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))
 }
 
 struct MessagesTurn {

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::canonical::{Reasoning, Thinking};
 use crate::error::ProxyError;
 
 #[derive(Debug, Deserialize)]
@@ -70,9 +71,29 @@ impl MessagesRequest {
         body
     }
 
-    /// The chat body for this request.
-    pub(super) fn chat_body(&self) -> Result<Value, ProxyError> {
+    /// The `thinking` setting in canonical terms: an exact budget, off, or the
+    /// model's own choice (`adaptive`, `between_tools`).
+    pub(super) fn thinking(&self) -> Option<Thinking> {
+        let t = self.thinking.as_ref()?;
+        match t.get("type").and_then(Value::as_str) {
+            Some("enabled") => {
+                let budget = t.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0);
+                Some(Thinking::Budget(u32::try_from(budget).unwrap_or(u32::MAX)))
+            }
+            Some("disabled") => Some(Thinking::Off),
+            Some("adaptive" | "between_tools") => Some(Thinking::Auto),
+            other => {
+                tracing::debug!(kind = ?other, "messages: thinking type not translated");
+                None
+            }
+        }
+    }
+
+    /// The chat body for this request, and the reasoning of its assistant turns that
+    /// a translated provider produced (by chat message index).
+    pub(super) fn chat_body(&self) -> Result<(Value, Vec<(usize, Reasoning)>), ProxyError> {
         let mut messages = Vec::new();
+        let mut replays = Vec::new();
         if let Some(system) = &self.system {
             let text = text_of(system).map_err(|e| bad(format!("system: {e}")))?;
             if !text.is_empty() {
@@ -80,7 +101,10 @@ impl MessagesRequest {
             }
         }
         for (i, m) in self.messages.iter().enumerate() {
-            add_message(&mut messages, m).map_err(|e| bad(format!("messages[{i}]: {e}")))?;
+            let reasoning =
+                add_message(&mut messages, m).map_err(|e| bad(format!("messages[{i}]: {e}")))?;
+            let at = messages.len().saturating_sub(1);
+            replays.extend(reasoning.into_iter().map(|r| (at, r)));
         }
         let mut body = Map::new();
         body.insert("model".into(), self.model.clone().into());
@@ -121,31 +145,27 @@ impl MessagesRequest {
         {
             body.insert("user".into(), u.into());
         }
-        if let Some(effort) = self.thinking.as_ref().and_then(reasoning_effort) {
+        // OpenAI-kind targets read chat's effort; the others the exact setting.
+        if let Some(effort) = self.thinking().and_then(Thinking::effort) {
             body.insert("reasoning_effort".into(), effort.into());
         }
         if self.stream == Some(true) {
             body.insert("stream".into(), true.into());
             body.insert("stream_options".into(), json!({"include_usage": true}));
         }
-        Ok(Value::Object(body))
+        Ok((Value::Object(body), replays))
     }
 }
 
-/// `thinking: {type: enabled, budget_tokens}` → an OpenAI-style effort, by budget.
-fn reasoning_effort(thinking: &Value) -> Option<&'static str> {
-    if thinking.get("type").and_then(Value::as_str) != Some("enabled") {
+/// A thinking block's sealed reasoning (a translated provider's), if it is one.
+pub(super) fn sealed_thinking(block: &Value) -> Option<Reasoning> {
+    if block.get("type").and_then(Value::as_str) != Some("thinking") {
         return None;
     }
-    let budget = thinking
-        .get("budget_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    Some(match budget {
-        0..=2048 => "low",
-        2049..=16384 => "medium",
-        _ => "high",
-    })
+    block
+        .get("signature")
+        .and_then(Value::as_str)
+        .and_then(Reasoning::unseal)
 }
 
 /// A string, or text blocks joined (system prompts, tool results).
@@ -172,7 +192,9 @@ fn text_of(v: &Value) -> Result<String, String> {
     }
 }
 
-fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
+/// Appends one message; returns the reasoning of an assistant message that a
+/// translated provider produced (it goes with the message just appended).
+fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<Vec<Reasoning>, String> {
     let role = m
         .get("role")
         .and_then(Value::as_str)
@@ -181,7 +203,7 @@ fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
         // Not in Anthropic's documented API, but Claude Code sends one mid-conversation.
         let text = text_of(m.get("content").unwrap_or(&Value::Null))?;
         messages.push(json!({"role": "system", "content": text}));
-        return Ok(());
+        return Ok(Vec::new());
     }
     if !matches!(role, "user" | "assistant") {
         return Err(format!("unknown role {role:?}"));
@@ -194,6 +216,7 @@ fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
     if role == "assistant" {
         let mut text = String::new();
         let mut calls = Vec::new();
+        let mut reasoning = Vec::new();
         for b in &blocks {
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
@@ -210,8 +233,9 @@ fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
                     calls.push(json!({"id": id, "type": "function",
                         "function": {"name": name, "arguments": input.to_string()}}));
                 }
-                // A model's own reasoning goes back only to the provider that made it.
-                Some("thinking" | "redacted_thinking") => {}
+                // A model's own reasoning goes back only to the provider that made it:
+                // the proxy's seal names it; Anthropic's own only Anthropic can read.
+                Some("thinking" | "redacted_thinking") => reasoning.extend(sealed_thinking(b)),
                 Some(other) => return Err(format!("a {other:?} block cannot be translated")),
                 None => return Err("a block needs a 'type'".into()),
             }
@@ -221,7 +245,7 @@ fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
             msg["tool_calls"] = calls.into();
         }
         messages.push(msg);
-        return Ok(());
+        return Ok(reasoning);
     }
     // A user turn: tool results first (chat wants them right after the calls), then
     // the rest as one user message.
@@ -248,7 +272,7 @@ fn add_message(messages: &mut Vec<Value>, m: &Value) -> Result<(), String> {
     if !parts.is_empty() {
         messages.push(json!({"role": "user", "content": parts}));
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn image(b: &Value) -> Result<Value, String> {
@@ -319,4 +343,73 @@ fn tool_choice(c: &Value) -> Result<(Option<Value>, Option<bool>), ProxyError> {
         _ => return Err(bad("tool_choice: 'type' must be auto, any, tool or none")),
     };
     Ok((Some(choice), parallel))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::Origin;
+
+    fn parse(v: Value) -> MessagesRequest {
+        MessagesRequest::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn with_thinking(t: Value) -> MessagesRequest {
+        parse(json!({"model": "m", "max_tokens": 10, "thinking": t,
+                     "messages": [{"role": "user", "content": "q"}]}))
+    }
+
+    #[test]
+    fn thinking_settings_map_to_canonical_and_chat_effort() {
+        for (t, want, effort) in [
+            (
+                json!({"type": "enabled", "budget_tokens": 2048}),
+                Some(Thinking::Budget(2048)),
+                Some("low"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 10000}),
+                Some(Thinking::Budget(10000)),
+                Some("medium"),
+            ),
+            (
+                json!({"type": "adaptive"}),
+                Some(Thinking::Auto),
+                Some("medium"),
+            ),
+            (json!({"type": "disabled"}), Some(Thinking::Off), None),
+            (json!({"type": "telepathy"}), None, None),
+        ] {
+            let req = with_thinking(t.clone());
+            assert_eq!(req.thinking(), want, "{t}");
+            let (body, _) = req.chat_body().unwrap();
+            assert_eq!(body["reasoning_effort"].as_str(), effort, "{t}");
+        }
+    }
+
+    #[test]
+    fn sealed_thinking_goes_with_its_assistant_turn_and_anthropics_own_is_left_out() {
+        let origin = Origin {
+            provider: "gem".into(),
+            kind: "gemini".into(),
+            model: "g".into(),
+        };
+        let piece = Reasoning::new("hmm", origin, json!({"thoughts": []}));
+        let req = parse(json!({"model": "m", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "hmm", "signature": piece.seal()},
+                {"type": "thinking", "thinking": "claude's", "signature": "EqQBCgIY"},
+                {"type": "redacted_thinking", "data": "EmwK"},
+                {"type": "text", "text": "a"}]},
+            {"role": "user", "content": "q2"}]}));
+        let (body, replays) = req.chat_body().unwrap();
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "assistant", "content": "a"})
+        );
+        assert_eq!(replays, [(1, piece)]);
+    }
 }

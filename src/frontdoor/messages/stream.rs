@@ -1,5 +1,6 @@
 //! Canonical chunks → Anthropic's event sequence: `message_start`, per content block
-//! `content_block_start`, `content_block_delta` (`text_delta` / `input_json_delta`)
+//! `content_block_start`, `content_block_delta` (`thinking_delta` and a closing
+//! `signature_delta`, `text_delta`, `input_json_delta`)
 //! and `content_block_stop`, then `message_delta` with the stop reason and usage and
 //! `message_stop`; a failure after content ends it with an `error` event.
 
@@ -8,12 +9,14 @@ use serde_json::{json, Value};
 
 use super::answer::{message_id, stop_reason, usage};
 use super::error;
-use crate::canonical::{ChatChunk, Usage};
+use crate::canonical::{ChatChunk, ReasoningDelta, Usage};
 use crate::error::ProxyError;
 use crate::frontdoor::StreamRender;
 use crate::http::sse;
 
 enum Open {
+    /// A thinking block, with the text it has streamed.
+    Thinking(String),
     Text,
     /// A tool call, by the chunks' tool-call index.
     Tool(u32),
@@ -98,6 +101,47 @@ impl MessagesStream {
     }
 }
 
+impl MessagesStream {
+    fn thinking_delta(&mut self, text: &str, out: &mut BytesMut) {
+        if text.is_empty() {
+            return;
+        }
+        if !matches!(self.open, Some(Open::Thinking(_))) {
+            let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+            self.open(Open::Thinking(String::new()), block, out);
+        }
+        if let Some(Open::Thinking(told)) = &mut self.open {
+            told.push_str(text);
+        }
+        self.delta(json!({"type": "thinking_delta", "thinking": text}), out);
+    }
+
+    fn reasoning(&mut self, delta: ReasoningDelta, out: &mut BytesMut) {
+        match delta {
+            ReasoningDelta::Text(t) => self.thinking_delta(&t, out),
+            ReasoningDelta::Done(piece) => {
+                // Its text came as deltas unless the piece came whole (a replay).
+                let told = match &self.open {
+                    Some(Open::Thinking(t)) => t.len(),
+                    _ => 0,
+                };
+                if let Some(rest) = piece.text.get(told..) {
+                    self.thinking_delta(rest, out);
+                }
+                if !matches!(self.open, Some(Open::Thinking(_))) {
+                    let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+                    self.open(Open::Thinking(String::new()), block, out);
+                }
+                self.delta(
+                    json!({"type": "signature_delta", "signature": piece.seal()}),
+                    out,
+                );
+                self.close(out);
+            }
+        }
+    }
+}
+
 impl StreamRender for MessagesStream {
     fn chunk(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
         // The first chunk tells: a native upstream's events ride on its chunks; a
@@ -119,6 +163,9 @@ impl StreamRender for MessagesStream {
             return;
         };
         let d = choice.delta;
+        if let Some(r) = d.reasoning {
+            self.reasoning(r, out);
+        }
         for text in [d.content, d.refusal].into_iter().flatten() {
             if text.is_empty() {
                 continue;
@@ -174,5 +221,66 @@ impl StreamRender for MessagesStream {
 
     fn error(&mut self, err: &ProxyError, out: &mut BytesMut) {
         Self::emit("error", error::body(err), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::{Delta, Origin, Reasoning};
+
+    #[test]
+    fn reasoning_is_a_thinking_block_closed_by_its_sealed_signature() {
+        let origin = Origin {
+            provider: "g".into(),
+            kind: "gemini".into(),
+            model: "m".into(),
+        };
+        let piece = Reasoning::new("hmm", origin, json!({"thoughts": []}));
+        let mut s = MessagesStream::new("m".into());
+        let mut out = BytesMut::new();
+        for d in [
+            Delta::reasoning(ReasoningDelta::Text("hmm".into())),
+            Delta::reasoning(ReasoningDelta::Done(piece.clone())),
+            Delta::text("ok"),
+        ] {
+            s.chunk(ChatChunk::new("c", 1, "m").with_delta(d, None), &mut out);
+        }
+        s.done(&mut out);
+        let events: Vec<Value> = String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let shape: Vec<String> = events
+            .iter()
+            .map(|e| {
+                let t = e["type"].as_str().unwrap();
+                match e["delta"]["type"].as_str() {
+                    Some(d) => format!("{t} {d}"),
+                    None => t.to_string(),
+                }
+            })
+            .collect();
+        assert_eq!(
+            shape[1..7],
+            [
+                "content_block_start",
+                "content_block_delta thinking_delta",
+                "content_block_delta signature_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta text_delta",
+            ]
+        );
+        assert_eq!(
+            events[1]["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
+        let sig = events[3]["delta"]["signature"].as_str().unwrap();
+        assert_eq!(Reasoning::unseal(sig), Some(piece));
+        assert_eq!(events[5]["index"], 1);
     }
 }

@@ -1,10 +1,10 @@
-//! The canonical answer → OpenAI's `Response` object: output items (`message` with
-//! `output_text`, `function_call`), status from the finish reason, usage with its
+//! The canonical answer → OpenAI's `Response` object: output items (`reasoning`,
+//! `message` with `output_text`, `function_call`), status from the finish reason, usage with its
 //! details, and the request's settings echoed.
 
 use serde_json::{json, Map, Value};
 
-use crate::canonical::{random_id, ChatResponse, Usage};
+use crate::canonical::{random_id, ChatResponse, Reasoning, Usage};
 
 /// What every rendering of one response shares: its id, when it was created, and the
 /// request settings it echoes.
@@ -123,6 +123,25 @@ pub(super) fn call_item(
            "call_id": call_id, "name": name, "arguments": arguments})
 }
 
+/// A reasoning item: the provider's thinking as its summary, and the sealed piece
+/// (see [`Reasoning::seal`]) as `encrypted_content`, which the client sends back.
+pub(super) fn reasoning_item(id: &str, text: &str, sealed: Option<&Reasoning>) -> Value {
+    let summary = if text.is_empty() {
+        json!([])
+    } else {
+        json!([{"type": "summary_text", "text": text}])
+    };
+    let mut item = json!({"id": id, "type": "reasoning", "summary": summary});
+    if let Some(r) = sealed {
+        item["encrypted_content"] = r.seal().into();
+    }
+    item
+}
+
+pub(super) fn new_reasoning_id() -> String {
+    random_id("rs_", 24)
+}
+
 pub(super) fn new_message_id() -> String {
     random_id("msg_", 24)
 }
@@ -136,6 +155,9 @@ pub(super) fn render(echo: &Echo, answer: &ChatResponse) -> Value {
     let mut output = Vec::new();
     let choice = answer.choices.first();
     if let Some(m) = choice.map(|c| &c.message) {
+        for r in &m.reasoning {
+            output.push(reasoning_item(&new_reasoning_id(), &r.text, Some(r)));
+        }
         let text = m.content.as_deref().filter(|t| !t.is_empty());
         if let Some(refusal) = m.refusal.as_deref().filter(|r| !r.is_empty()) {
             output.push(

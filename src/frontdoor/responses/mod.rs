@@ -93,13 +93,18 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
     // What the chat translation cannot carry (an image by file_id, say) may still go
     // to a target that speaks Responses natively; the others are skipped, and the
     // client gets this 400 if none is left.
-    let (chat, untranslatable) = match chat_body(&req, &items, &mut dropped) {
-        Ok(chat) => (chat, None),
-        Err(ProxyError::BadRequest(why)) => (request::placeholder(&req), Some(why)),
+    let (chat, replays, untranslatable) = match chat_body(&req, &items, &mut dropped) {
+        Ok((chat, replays)) => (chat, replays, None),
+        Err(ProxyError::BadRequest(why)) => (request::placeholder(&req), Vec::new(), Some(why)),
         Err(e) => return Err(e),
     };
     let mut canonical = super::canonical(&chat)?;
     canonical.untranslatable = untranslatable;
+    for (at, r) in replays {
+        if let Some(m) = canonical.messages.get_mut(at) {
+            m.reasoning.push(r);
+        }
+    }
     canonical.native = Some(Arc::new(Native {
         api: Api::Responses,
         body: native_body(body, &items)?,
@@ -126,13 +131,15 @@ async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError>
 
 /// What a provider that speaks Responses natively gets: the client's request with the
 /// conversation expanded (the proxy keeps the state, so `store: false` and no
-/// `previous_response_id`), ids the proxy minted left out, and encrypted reasoning
+/// `previous_response_id`), ids the proxy minted left out, reasoning a translated
+/// provider produced left out (it is not this provider's), and encrypted reasoning
 /// asked for so it can be replayed next turn.
 fn native_body(body: &[u8], items: &[Value]) -> Result<Bytes, ProxyError> {
     let mut req: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))?;
     let input: Vec<Value> = items
         .iter()
+        .filter(|item| !sealed_reasoning(item))
         .map(|item| {
             let mut item = item.clone();
             if item["type"] != "reasoning" {
@@ -164,12 +171,21 @@ fn native_body(body: &[u8], items: &[Value]) -> Result<Bytes, ProxyError> {
         .map_err(|e| ProxyError::BadRequest(format!("invalid request body: {e}")))
 }
 
+/// A reasoning item whose content the proxy sealed (a translated provider's).
+fn sealed_reasoning(item: &Value) -> bool {
+    item["type"] == "reasoning"
+        && item["encrypted_content"]
+            .as_str()
+            .is_some_and(crate::canonical::Reasoning::is_seal)
+}
+
 /// Ids for the client's input items, so `input_items` can list them.
 fn item_id(item: &Value) -> String {
     let prefix = match item.get("type").and_then(Value::as_str) {
         Some("message") => "msg_",
         Some("function_call") => "fc_",
         Some("function_call_output") => "fco_",
+        Some("reasoning") => "rs_",
         _ => "item_",
     };
     random_id(prefix, 24)

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::canonical::Reasoning;
 use crate::error::ProxyError;
 
 /// The fields the proxy reads; everything else is accepted and left out of the
@@ -151,13 +152,20 @@ pub(super) struct Dropped {
     pub(super) tools: Vec<String>,
 }
 
-/// The chat request body for `items` (the whole conversation, stored turns first).
+/// Reasoning read back from the items, by the index of the chat message (an
+/// assistant turn) it belongs to; chat has no field for it.
+pub(super) type Replays = Vec<(usize, Reasoning)>;
+
+/// The chat request body for `items` (the whole conversation, stored turns first),
+/// and the reasoning of its assistant turns.
 pub(super) fn chat_body(
     req: &ResponsesRequest,
     items: &[Value],
     dropped: &mut Dropped,
-) -> Result<Value, ProxyError> {
+) -> Result<(Value, Replays), ProxyError> {
     let mut messages = Vec::new();
+    let mut replays = Replays::new();
+    let mut pending = Vec::new();
     match &req.instructions {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => messages.push(json!({"role": "system", "content": s})),
@@ -188,7 +196,31 @@ pub(super) fn chat_body(
             }
             _ => {}
         }
+        if item.get("type").and_then(Value::as_str) == Some("reasoning") {
+            // The proxy's own seal: reasoning a translated provider produced, for the
+            // assistant turn that follows. Anything else (OpenAI's encrypted content)
+            // only a native target can read.
+            match item
+                .get("encrypted_content")
+                .and_then(Value::as_str)
+                .and_then(Reasoning::unseal)
+            {
+                Some(r) => pending.push(r),
+                None => {
+                    tracing::debug!("responses: reasoning item not sent to a translated target")
+                }
+            }
+            continue;
+        }
         add_item(&mut messages, item).map_err(|e| bad(format!("input[{i}]: {e}")))?;
+        match messages.last() {
+            Some(m) if m["role"] == "assistant" => {
+                let at = messages.len() - 1;
+                replays.extend(pending.drain(..).map(|r| (at, r)));
+            }
+            // Reasoning that no answer followed has nothing to go with.
+            _ => pending.clear(),
+        }
     }
     if messages.is_empty() {
         return Err(bad(
@@ -263,7 +295,7 @@ pub(super) fn chat_body(
         // The final event carries usage: always ask for it.
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(Value::Object(body))
+    Ok((Value::Object(body), replays))
 }
 
 fn function_tool(t: &Value) -> Result<Value, String> {
@@ -341,8 +373,8 @@ fn response_format(f: &Value) -> Result<Option<Value>, ProxyError> {
 }
 
 /// Appends one input item to the chat messages. Function calls join the assistant
-/// turn before them; reasoning and references to server-side items are skipped
-/// (translated targets never see reasoning from another provider).
+/// turn before them; references to server-side items are skipped (reasoning is read
+/// by [`chat_body`]).
 fn add_item(messages: &mut Vec<Value>, item: &Value) -> Result<(), String> {
     let kind = item
         .get("type")
@@ -420,7 +452,7 @@ fn add_item(messages: &mut Vec<Value>, item: &Value) -> Result<(), String> {
             };
             messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output}));
         }
-        "reasoning" | "item_reference" => {
+        "item_reference" => {
             tracing::debug!(kind, "responses: item not sent to a translated target");
         }
         other => {
@@ -449,5 +481,49 @@ fn input_part(p: &Value) -> Result<Value, String> {
         }
         Some(other) => Err(format!("content part {other:?} cannot be translated")),
         None => Err("a content part needs a 'type'".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::canonical::Origin;
+
+    fn sealed(text: &str) -> String {
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        Reasoning::new(text, origin, json!({"signature": "s"})).seal()
+    }
+
+    #[test]
+    fn sealed_reasoning_goes_with_the_assistant_turn_that_follows_it() {
+        let req = ResponsesRequest::parse(br#"{"model":"m","instructions":"sys"}"#).unwrap();
+        let items = [
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q"}]}),
+            json!({"type": "reasoning", "summary": [], "encrypted_content": sealed("one")}),
+            json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-openai-own"}),
+            json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}),
+            json!({"type": "function_call_output", "call_id": "c1", "output": "r"}),
+            json!({"type": "reasoning", "summary": [], "encrypted_content": sealed("orphan")}),
+            json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "q2"}]}),
+        ];
+        let (body, replays) = chat_body(&req, &items, &mut Dropped::default()).unwrap();
+        assert_eq!(body["messages"][2]["tool_calls"][0]["id"], "c1");
+        let texts: Vec<(usize, &str)> =
+            replays.iter().map(|(i, r)| (*i, r.text.as_str())).collect();
+        assert_eq!(
+            texts,
+            [(2, "one")],
+            "system, user, then the assistant turn; OpenAI's own and orphaned reasoning left out"
+        );
+        assert!(
+            !body.to_string().contains("understudy.r1."),
+            "never in the chat body"
+        );
     }
 }

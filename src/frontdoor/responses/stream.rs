@@ -1,6 +1,6 @@
 //! Canonical chunks → the Responses event sequence: `response.created`,
 //! `response.in_progress`, per output item `output_item.added`, its content part and
-//! text (or argument) deltas and their `done` events, then `response.completed` (or
+//! text (or argument, or reasoning summary) deltas and their `done` events, then `response.completed` (or
 //! `.incomplete`); a failure after content ends it with `response.failed`. Every
 //! event carries `sequence_number` from 0 upward.
 
@@ -10,10 +10,11 @@ use bytes::BytesMut;
 use serde_json::{json, Value};
 
 use super::answer::{
-    call_item, message_item, new_call_item_id, new_message_id, response, usage, Echo, Ending,
+    call_item, message_item, new_call_item_id, new_message_id, new_reasoning_id, reasoning_item,
+    response, usage, Echo, Ending,
 };
 use super::Keeper;
-use crate::canonical::{ChatChunk, Usage};
+use crate::canonical::{ChatChunk, Reasoning, ReasoningDelta, Usage};
 use crate::error::ProxyError;
 use crate::frontdoor::chat::error::type_and_code;
 use crate::frontdoor::StreamRender;
@@ -22,6 +23,13 @@ use crate::http::sse;
 struct OpenText {
     id: String,
     index: usize,
+    text: String,
+}
+
+struct OpenReasoning {
+    id: String,
+    index: usize,
+    /// The summary text so far; its part was announced once it is non-empty.
     text: String,
 }
 
@@ -44,6 +52,7 @@ pub(super) struct ResponsesStream {
     /// Items in output order; `None` while still open.
     output: Vec<Option<Value>>,
     text: Option<OpenText>,
+    reasoning: Option<OpenReasoning>,
     /// Open calls by the chunks' tool-call index.
     calls: BTreeMap<u32, OpenCall>,
     finish: Option<String>,
@@ -61,6 +70,7 @@ impl ResponsesStream {
             model,
             output: Vec::new(),
             text: None,
+            reasoning: None,
             calls: BTreeMap::new(),
             finish: None,
             usage: None,
@@ -96,6 +106,84 @@ impl ResponsesStream {
         self.emit("response.created", json!({ "response": r }), out);
         let r = self.snapshot(&Ending::InProgress);
         self.emit("response.in_progress", json!({ "response": r }), out);
+    }
+
+    fn open_reasoning(&mut self, out: &mut BytesMut) {
+        if self.reasoning.is_some() {
+            return;
+        }
+        self.close_text(out);
+        self.close_calls(out);
+        let r = OpenReasoning {
+            id: new_reasoning_id(),
+            index: self.output.len(),
+            text: String::new(),
+        };
+        self.output.push(None);
+        self.emit(
+            "response.output_item.added",
+            json!({"output_index": r.index, "item": reasoning_item(&r.id, "", None)}),
+            out,
+        );
+        self.reasoning = Some(r);
+    }
+
+    /// Summary text of the open reasoning item (its summary part opens with it).
+    fn reasoning_delta(&mut self, delta: &str, out: &mut BytesMut) {
+        if delta.is_empty() {
+            return;
+        }
+        self.open_reasoning(out);
+        let Some(r) = &mut self.reasoning else { return };
+        let ids = json!({"item_id": r.id, "output_index": r.index, "summary_index": 0});
+        let first = r.text.is_empty();
+        r.text.push_str(delta);
+        if first {
+            let mut e = ids.clone();
+            e["part"] = json!({"type": "summary_text", "text": ""});
+            self.emit("response.reasoning_summary_part.added", e, out);
+        }
+        let mut e = ids;
+        e["delta"] = delta.into();
+        self.emit("response.reasoning_summary_text.delta", e, out);
+    }
+
+    /// Ends the reasoning item; `sealed` is the whole piece, when it came.
+    fn close_reasoning(&mut self, sealed: Option<&Reasoning>, out: &mut BytesMut) {
+        let Some(r) = self.reasoning.take() else {
+            return;
+        };
+        if !r.text.is_empty() {
+            let ids = json!({"item_id": r.id, "output_index": r.index, "summary_index": 0});
+            let mut e = ids.clone();
+            e["text"] = r.text.clone().into();
+            self.emit("response.reasoning_summary_text.done", e, out);
+            let mut e = ids;
+            e["part"] = json!({"type": "summary_text", "text": r.text});
+            self.emit("response.reasoning_summary_part.done", e, out);
+        }
+        let item = reasoning_item(&r.id, &r.text, sealed);
+        self.output[r.index] = Some(item.clone());
+        self.emit(
+            "response.output_item.done",
+            json!({"output_index": r.index, "item": item}),
+            out,
+        );
+    }
+
+    fn reasoning(&mut self, delta: ReasoningDelta, out: &mut BytesMut) {
+        match delta {
+            ReasoningDelta::Text(t) => self.reasoning_delta(&t, out),
+            ReasoningDelta::Done(piece) => {
+                // Its text came as deltas unless the piece came whole (a replay).
+                let told = self.reasoning.as_ref().map_or(0, |r| r.text.len());
+                if let Some(rest) = piece.text.get(told..) {
+                    self.reasoning_delta(rest, out);
+                }
+                self.open_reasoning(out);
+                self.close_reasoning(Some(&piece), out);
+            }
+        }
     }
 
     fn close_text(&mut self, out: &mut BytesMut) {
@@ -140,6 +228,7 @@ impl ResponsesStream {
 
     fn text_delta(&mut self, delta: &str, out: &mut BytesMut) {
         if self.text.is_none() {
+            self.close_reasoning(None, out);
             self.close_calls(out);
             let t = OpenText {
                 id: new_message_id(),
@@ -177,6 +266,7 @@ impl ResponsesStream {
         out: &mut BytesMut,
     ) {
         if !self.calls.contains_key(&index) {
+            self.close_reasoning(None, out);
             self.close_text(out);
             let c = OpenCall {
                 id: new_call_item_id(),
@@ -264,6 +354,9 @@ impl StreamRender for ResponsesStream {
             return;
         };
         let d = choice.delta;
+        if let Some(r) = d.reasoning {
+            self.reasoning(r, out);
+        }
         for text in [d.content, d.refusal].into_iter().flatten() {
             if !text.is_empty() {
                 self.text_delta(&text, out);
@@ -289,6 +382,7 @@ impl StreamRender for ResponsesStream {
             return; // response.completed went out with the upstream's events
         }
         self.start(out);
+        self.close_reasoning(None, out);
         self.close_text(out);
         self.close_calls(out);
         let ending = Ending::of_finish(self.finish.as_deref());
@@ -317,5 +411,98 @@ impl StreamRender for ResponsesStream {
         let ending = Ending::Failed(json!({"code": code, "message": err.to_string()}));
         let r = self.snapshot(&ending);
         self.emit("response.failed", json!({ "response": r }), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map};
+
+    use super::*;
+    use crate::canonical::{Delta, Origin};
+
+    fn piece(text: &str) -> Reasoning {
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        Reasoning::new(text, origin, json!({"signature": "s"}))
+    }
+
+    /// Event types and data of what `deltas` render to.
+    fn render(deltas: Vec<Delta>) -> Vec<Value> {
+        let echo = Echo {
+            id: "resp_1".into(),
+            created_at: 1,
+            settings: Map::new(),
+        };
+        let mut s = ResponsesStream::new(echo, "m".into(), None);
+        let mut out = BytesMut::new();
+        for d in deltas {
+            s.chunk(ChatChunk::new("c", 1, "m").with_delta(d, None), &mut out);
+        }
+        s.done(&mut out);
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    }
+
+    fn kinds(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn streamed_reasoning_is_a_summary_then_the_sealed_item() {
+        let events = render(vec![
+            Delta::reasoning(ReasoningDelta::Text("th".into())),
+            Delta::reasoning(ReasoningDelta::Text("ink".into())),
+            Delta::reasoning(ReasoningDelta::Done(piece("think"))),
+            Delta::text("hi"),
+        ]);
+        assert_eq!(
+            kinds(&events)[2..9],
+            [
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+            ]
+        );
+        let done = &events[8]["item"];
+        assert_eq!(
+            done["summary"],
+            json!([{"type": "summary_text", "text": "think"}])
+        );
+        assert_eq!(
+            Reasoning::unseal(done["encrypted_content"].as_str().unwrap()),
+            Some(piece("think"))
+        );
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "response.completed");
+        assert_eq!(last["response"]["output"][0], *done);
+        assert_eq!(last["response"]["output"][1]["type"], "message");
+    }
+
+    #[test]
+    fn a_piece_without_streamed_text_and_a_bare_signature_are_items_too() {
+        let events = render(vec![
+            Delta::reasoning(ReasoningDelta::Done(piece("whole"))),
+            Delta::reasoning(ReasoningDelta::Done(piece(""))),
+        ]);
+        let items: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_item.done")
+            .map(|e| &e["item"])
+            .collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["summary"][0]["text"], "whole");
+        assert_eq!(items[1]["summary"], json!([]));
+        assert!(items[1]["encrypted_content"].is_string());
     }
 }

@@ -31,7 +31,7 @@ use super::{
     get, join_url, json_post, set_secret, Adapter, AdapterError, Kind, KindSettings, Provider,
     StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{Api, ChatRequest, ChatResponse, Native};
+use crate::canonical::{Api, ChatRequest, ChatResponse, Native, Origin};
 
 pub(super) struct Anthropic;
 
@@ -135,7 +135,8 @@ impl Adapter for Anthropic {
         target: &Target,
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
-        let mut answer = response::parse(body, request::json_mode(req), &target.model)?;
+        let origin = Origin::of(target);
+        let mut answer = response::parse(body, request::json_mode(req), &target.model, &origin)?;
         if native(req).is_some() {
             answer.native = Some(Bytes::copy_from_slice(body));
         }
@@ -154,6 +155,7 @@ impl Adapter for Anthropic {
         let own = Box::new(stream::Translator::new(
             request::json_mode(req),
             &target.model,
+            Origin::of(target),
         ));
         if native(req).is_some() {
             return Box::new(super::native::Passthrough::new(own));

@@ -2,12 +2,13 @@
 //! (shared with the stream translator).
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::error::ErrorBody;
 use super::request::JSON_TOOL;
 use crate::canonical::{
-    unix_now, ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage,
+    unix_now, ChatResponse, Choice, FunctionCall, Origin, Reasoning, ResponseMessage, ToolCall,
+    Usage,
 };
 use crate::providers::AdapterError;
 
@@ -42,9 +43,30 @@ enum Block {
         #[serde(default)]
         input: Value,
     },
-    /// thinking, redacted_thinking, server tool blocks…: not part of the answer.
+    Thinking {
+        thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
+    },
+    /// Server tool blocks and later kinds: not part of the answer.
     #[serde(other)]
     Other,
+}
+
+/// A thinking block as reasoning: its text, and the block itself to replay (Anthropic
+/// checks the signature against the exact text).
+pub(super) fn thinking(text: String, signature: String, origin: &Origin) -> Reasoning {
+    let block = json!({"type": "thinking", "thinking": text, "signature": signature});
+    Reasoning::new(text, origin.clone(), block)
+}
+
+/// A redacted thinking block: no text to show, only the data to replay.
+pub(super) fn redacted(data: String, origin: &Origin) -> Reasoning {
+    let block = json!({"type": "redacted_thinking", "data": data});
+    Reasoning::new("", origin.clone(), block)
 }
 
 /// Anthropic's usage, as in a message and (all fields optional there) in
@@ -137,11 +159,12 @@ pub(super) fn arguments(input: &Value) -> String {
 }
 
 /// A complete (non-streamed) answer. `fallback_model` names the answer when the body
-/// does not.
+/// does not; `origin` is the target that gave it, for its thinking.
 pub(super) fn parse(
     body: &[u8],
     json_mode: bool,
     fallback_model: &str,
+    origin: &Origin,
 ) -> Result<ChatResponse, AdapterError> {
     let message = match serde_json::from_slice::<Body>(body) {
         Ok(Body::Message(m)) => m,
@@ -155,8 +178,14 @@ pub(super) fn parse(
     let mut text = String::new();
     let mut json: Option<String> = None;
     let mut calls = Vec::new();
+    let mut reasoning = Vec::new();
     for block in message.content {
         match block {
+            Block::Thinking {
+                thinking: t,
+                signature,
+            } => reasoning.push(thinking(t, signature, origin)),
+            Block::RedactedThinking { data } => reasoning.push(redacted(data, origin)),
             Block::Text { text: t } => text.push_str(&t),
             Block::ToolUse { name, input, .. } if json_mode && name == JSON_TOOL => {
                 if json.is_none() {
@@ -205,7 +234,10 @@ pub(super) fn parse(
         },
         choices: vec![Choice {
             index: 0,
-            message: ResponseMessage::assistant(content, tool_calls),
+            message: ResponseMessage {
+                reasoning,
+                ..ResponseMessage::assistant(content, tool_calls)
+            },
             finish_reason: Some(finish.to_string()),
             logprobs: None,
             extra: Map::new(),
@@ -228,12 +260,20 @@ mod tests {
     const MAX_TOKENS: &str = include_str!("../../../fixtures/anthropic/response_max_tokens.json");
     const JSON_OUTPUT: &str = include_str!("../../../fixtures/anthropic/response_json_output.json");
 
+    fn origin() -> Origin {
+        Origin {
+            provider: "anthropic".into(),
+            kind: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+        }
+    }
+
     fn ok(body: &str, json_mode: bool) -> ChatResponse {
-        parse(body.as_bytes(), json_mode, "claude-sonnet-4-5").unwrap()
+        parse(body.as_bytes(), json_mode, "claude-sonnet-4-5", &origin()).unwrap()
     }
 
     #[test]
-    fn text_blocks_are_joined_and_thinking_is_ignored() {
+    fn text_blocks_are_joined_and_thinking_is_reasoning() {
         let r = ok(TEXT, false);
         assert_eq!(r.id, "msg_01XFDUDYJgAACzvnptvVoYEL");
         assert_eq!(r.object, "chat.completion");
@@ -249,6 +289,24 @@ mod tests {
         assert!(c.message.tool_calls.is_none());
         assert_eq!(c.finish_reason.as_deref(), Some("stop"));
         assert_eq!(r.usage, Some(Usage::new(12, 38)));
+        let thought = "The user greets me; answer briefly.";
+        assert_eq!(
+            c.message.reasoning,
+            [thinking(
+                thought.into(),
+                "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds".into(),
+                &origin()
+            )]
+        );
+        assert_eq!(c.message.reasoning[0].data["thinking"], thought);
+        let redacted_body = r#"{"id":"msg_1","type":"message","role":"assistant","content":[
+            {"type":"redacted_thinking","data":"EmwKAhgB"},{"type":"text","text":"ok"}],
+            "stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+        let r2 = ok(redacted_body, false);
+        assert_eq!(
+            r2.choices[0].message.reasoning[0].data,
+            json!({"type": "redacted_thinking", "data": "EmwKAhgB"})
+        );
         // The OpenAI shape, as a client receives it.
         let wire = serde_json::to_value(&r).unwrap();
         assert_eq!(wire["choices"][0]["logprobs"], Value::Null);
@@ -410,6 +468,7 @@ mod tests {
             include_bytes!("../../../fixtures/anthropic/error_overloaded.json"),
             false,
             "m",
+            &origin(),
         );
         assert!(matches!(
             e,
@@ -424,7 +483,10 @@ mod tests {
             b"",
         ] {
             assert!(
-                matches!(parse(bad, false, "m"), Err(AdapterError::Protocol(_))),
+                matches!(
+                    parse(bad, false, "m", &origin()),
+                    Err(AdapterError::Protocol(_))
+                ),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -20,6 +20,7 @@ mod request;
 mod response;
 mod schema;
 mod stream;
+mod thoughts;
 
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use super::{
     excerpt, get, join_url, json_post, set_secret, Adapter, AdapterError, FailureClass, Kind,
     KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{ChatRequest, ChatResponse, Origin};
 
 pub(super) struct Gemini;
 
@@ -51,7 +52,7 @@ impl Adapter for Gemini {
         req: &ChatRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
-        let body = serde_json::to_vec(&request::translate(req)?)
+        let body = serde_json::to_vec(&request::translate(req, target)?)
             .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
         let method = if req.is_stream() {
             "streamGenerateContent?alt=sse"
@@ -74,7 +75,7 @@ impl Adapter for Gemini {
         target: &Target,
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
-        response::parse(body, &target.model)
+        response::parse(body, &target.model, &Origin::of(target))
     }
 
     fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
@@ -85,7 +86,7 @@ impl Adapter for Gemini {
     }
 
     fn stream_translator(&self, _req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(&target.model))
+        Box::new(stream::Translator::new(&target.model, Origin::of(target)))
     }
 
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError> {

@@ -25,6 +25,10 @@
 //!   else max_tokens), stopSequences, candidateCount (n), seed (wrapped to int32),
 //!   presencePenalty, frequencyPenalty; `json_object` → responseMimeType
 //!   `application/json`, `json_schema` → that plus `responseSchema`.
+//! - Thinking (the canonical setting, else `reasoning_effort`) → `thinkingConfig`:
+//!   `thinkingBudget` (0 off, -1 dynamic) and `includeThoughts` when on. This
+//!   model's own reasoning is replayed: thought parts at the head of its turn, each
+//!   signature back on the call (or text) it came with; other models' is left out.
 //! - Dropped with a debug log: `parallel_tool_calls`, `user`, `logprobs`,
 //!   `top_logprobs`, `detail` of images, non-function tools.
 
@@ -34,11 +38,12 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::schema;
+use super::thoughts::Replay;
 use crate::canonical::{
     ChatRequest, Content as OaContent, ContentPart, ImageUrl, Message, ResponseFormat, Role,
-    ToolCall, ToolChoice,
+    Thinking, ToolCall, ToolChoice,
 };
-use crate::providers::AdapterError;
+use crate::providers::{AdapterError, Target};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +79,28 @@ enum Part {
     FileData(FileData),
     FunctionCall(FunctionCall),
     FunctionResponse(FunctionResponse),
+    /// A thought part of this model's, replayed as it came.
+    #[serde(untagged)]
+    Thought(Value),
+    /// A part with the thought signature it came with.
+    #[serde(untagged)]
+    Signed(Signed),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Signed {
+    #[serde(flatten)]
+    part: Signable,
+    thought_signature: String,
+}
+
+/// The parts a signature rides on.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+enum Signable {
+    Text(String),
+    FunctionCall(FunctionCall),
 }
 
 #[derive(Debug, Serialize)]
@@ -154,6 +181,32 @@ struct GenerationConfig {
     response_mime_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<ThinkingConfig>,
+}
+
+/// `thinkingBudget`: tokens, 0 for none, -1 for "the model decides".
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThinkingConfig {
+    thinking_budget: i64,
+    include_thoughts: bool,
+}
+
+impl ThinkingConfig {
+    /// The canonical setting: thoughts are included whenever thinking is on, so the
+    /// client sees them as its own API shows reasoning.
+    fn of(req: &ChatRequest) -> Option<ThinkingConfig> {
+        let thinking_budget = match req.thinking()? {
+            Thinking::Off => 0,
+            Thinking::Auto => -1,
+            Thinking::Budget(b) => i64::from(b),
+        };
+        Some(ThinkingConfig {
+            thinking_budget,
+            include_thoughts: thinking_budget != 0,
+        })
+    }
 }
 
 impl GenerationConfig {
@@ -168,6 +221,7 @@ impl GenerationConfig {
             && self.frequency_penalty.is_none()
             && self.response_mime_type.is_none()
             && self.response_schema.is_none()
+            && self.thinking_config.is_none()
     }
 }
 
@@ -176,7 +230,10 @@ fn invalid(msg: impl Into<String>) -> AdapterError {
 }
 
 /// The Gemini request body for `req`.
-pub(super) fn translate(req: &ChatRequest) -> Result<GenerateContentRequest, AdapterError> {
+pub(super) fn translate(
+    req: &ChatRequest,
+    target: &Target,
+) -> Result<GenerateContentRequest, AdapterError> {
     req.function_tools_only("Gemini").map_err(invalid)?;
     let mut system: Vec<Part> = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
@@ -188,10 +245,23 @@ pub(super) fn translate(req: &ChatRequest) -> Result<GenerateContentRequest, Ada
             Role::System | Role::Developer => system.extend(system_parts(m, i)),
             Role::User => push_turn(&mut contents, "user", user_parts(m, i)?),
             Role::Assistant => {
-                let mut parts = text_parts(m);
+                let mut replay = Replay::of(m.reasoning.iter().filter(|r| r.origin.is(target)));
+                let mut parts: Vec<Part> = std::mem::take(&mut replay.thoughts)
+                    .into_iter()
+                    .map(Part::Thought)
+                    .collect();
+                let mut text = text_parts(m);
+                if let (Some(first), Some(sig)) = (text.first_mut(), replay.text.clone()) {
+                    sign(first, sig);
+                }
+                parts.extend(text);
                 for call in m.tool_calls.iter().flatten() {
                     call_names.insert(call.id.as_str(), call.function.name.as_str());
-                    parts.push(Part::FunctionCall(function_call(call, i)?));
+                    let mut part = Part::FunctionCall(function_call(call, i)?);
+                    if let Some(sig) = replay.call_signature(&call.id) {
+                        sign(&mut part, sig);
+                    }
+                    parts.push(part);
                 }
                 push_turn(&mut contents, "model", parts);
             }
@@ -243,6 +313,22 @@ pub(super) fn translate(req: &ChatRequest) -> Result<GenerateContentRequest, Ada
         tool_config,
         generation_config: generation_config(req),
     })
+}
+
+/// Puts a thought signature back on the part it came with.
+fn sign(part: &mut Part, thought_signature: String) {
+    let signable = match std::mem::replace(part, Part::Text(String::new())) {
+        Part::Text(t) => Signable::Text(t),
+        Part::FunctionCall(f) => Signable::FunctionCall(f),
+        other => {
+            *part = other;
+            return;
+        }
+    };
+    *part = Part::Signed(Signed {
+        part: signable,
+        thought_signature,
+    });
 }
 
 /// Appends a turn, merging it into the previous one when the role is the same.
@@ -500,5 +586,6 @@ fn generation_config(req: &ChatRequest) -> GenerationConfig {
         frequency_penalty: req.frequency_penalty,
         response_mime_type,
         response_schema,
+        thinking_config: ThinkingConfig::of(req),
     }
 }

@@ -2,7 +2,8 @@
 //! with the stream translator: each streamed `data:` is one of these too.
 //!
 //! - candidates → choices (`index` = the candidate's index, else its position);
-//!   text parts joined, `thought: true` parts skipped; `functionCall` parts →
+//!   text parts joined, `thought: true` parts and signatures as reasoning (see
+//!   [`super::thoughts`]); `functionCall` parts →
 //!   `tool_calls` with fresh `call_…` ids and the args serialised (`{}` if absent).
 //! - finishReason: STOP (or none) → `stop`, or `tool_calls` when the turn holds
 //!   calls; MAX_TOKENS → `length`; anything else (SAFETY, RECITATION, BLOCKLIST,
@@ -20,9 +21,10 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::thoughts::Thoughts;
 use super::upstream_error_in;
 use crate::canonical::{
-    new_call_id, random_id, unix_now, ChatResponse, Choice, FunctionCall, ResponseMessage,
+    new_call_id, random_id, unix_now, ChatResponse, Choice, FunctionCall, Origin, ResponseMessage,
     ToolCall, Usage,
 };
 use crate::providers::AdapterError;
@@ -76,10 +78,16 @@ pub(super) struct Part {
     #[serde(default)]
     pub thought: Option<bool>,
     #[serde(default)]
+    pub thought_signature: Option<String>,
+    #[serde(default)]
     pub function_call: Option<FunctionCallPart>,
 }
 
 impl Part {
+    pub fn is_thought(&self) -> bool {
+        self.thought == Some(true)
+    }
+
     /// Visible answer text (thought summaries are not part of the answer).
     pub fn answer_text(&self) -> Option<&str> {
         match (&self.text, self.thought) {
@@ -193,25 +201,40 @@ pub(super) fn new_completion_id() -> String {
     random_id("chatcmpl-", 24)
 }
 
-pub(super) fn parse(body: &[u8], fallback_model: &str) -> Result<ChatResponse, AdapterError> {
+pub(super) fn parse(
+    body: &[u8],
+    fallback_model: &str,
+    origin: &Origin,
+) -> Result<ChatResponse, AdapterError> {
     let resp = decode(body)?;
     let candidates = resp.candidates.unwrap_or_default();
     let mut choices = Vec::with_capacity(candidates.len().max(1));
     for (pos, c) in candidates.iter().enumerate() {
-        let text: String = c.parts().iter().filter_map(Part::answer_text).collect();
-        let calls: Vec<ToolCall> = c
-            .parts()
-            .iter()
-            .filter_map(|p| p.function_call.as_ref())
-            .map(|f| ToolCall {
-                id: new_call_id(),
-                kind: "function".into(),
-                function: FunctionCall {
-                    name: f.name.clone(),
-                    arguments: f.arguments(),
-                },
-            })
-            .collect();
+        let mut text = String::new();
+        let mut calls = Vec::new();
+        let mut reasoning = Vec::new();
+        let mut thoughts = Thoughts::default();
+        for part in c.parts() {
+            if part.is_thought() {
+                thoughts.thought(part);
+                continue;
+            }
+            let id = part.function_call.as_ref().map(|_| new_call_id());
+            let sig = part.thought_signature.as_deref();
+            reasoning.extend(thoughts.close(sig, id.as_deref(), origin));
+            text.push_str(part.answer_text().unwrap_or_default());
+            if let (Some(f), Some(id)) = (&part.function_call, id) {
+                calls.push(ToolCall {
+                    id,
+                    kind: "function".into(),
+                    function: FunctionCall {
+                        name: f.name.clone(),
+                        arguments: f.arguments(),
+                    },
+                });
+            }
+        }
+        reasoning.extend(thoughts.close(None, None, origin));
         let finish = finish_reason(c.finish_reason.as_deref(), !calls.is_empty());
         let content = if text.is_empty() && (!calls.is_empty() || finish == "content_filter") {
             None
@@ -220,7 +243,10 @@ pub(super) fn parse(body: &[u8], fallback_model: &str) -> Result<ChatResponse, A
         };
         choices.push(Choice {
             index: c.index.unwrap_or(pos as u32),
-            message: ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls)),
+            message: ResponseMessage {
+                reasoning,
+                ..ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls))
+            },
             finish_reason: Some(finish.to_string()),
             logprobs: None,
             extra: Map::new(),

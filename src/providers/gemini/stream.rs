@@ -2,7 +2,9 @@
 //!
 //! Every `data:` is a whole `GenerateContentResponse` holding the next piece of
 //! each candidate. Per candidate (= choice) the translator sends the role chunk
-//! first, then text deltas as they come (thoughts skipped), and each `functionCall`
+//! first, then text deltas as they come (thought text as reasoning deltas, each piece
+//! of reasoning whole where visible output resumes, see [`super::thoughts`]), and
+//! each `functionCall`
 //! part as two chunks: `ToolCallDelta::start(i, call_…, name)` then
 //! `ToolCallDelta::arguments(i, <whole args JSON>)`, `i` counting the calls of that
 //! choice from 0. Gemini sends function calls whole, never in fragments.
@@ -24,14 +26,17 @@ use std::collections::BTreeMap;
 use serde_json::Map;
 
 use super::response::{decode, finish_reason, new_completion_id, Part};
+use super::thoughts::Thoughts;
 use crate::canonical::{
-    new_call_id, unix_now, ChatChunk, ChunkChoice, Delta, ToolCallDelta, Usage,
+    new_call_id, unix_now, ChatChunk, ChunkChoice, Delta, Origin, ReasoningDelta, ToolCallDelta,
+    Usage,
 };
 use crate::http::sse::Event;
 use crate::providers::{AdapterError, Flow, StreamTranslator};
 
 pub(super) struct Translator {
     fallback_model: String,
+    origin: Origin,
     created: u64,
     /// id and model, fixed by the first chunk.
     ident: Option<(String, String)>,
@@ -46,14 +51,16 @@ const BLOCKED: &str = "blocked prompt: ";
 #[derive(Default)]
 struct ChoiceState {
     calls: u32,
+    thoughts: Thoughts,
     /// Gemini's finishReason (or the prompt's blockReason), once seen.
     finish: Option<String>,
 }
 
 impl Translator {
-    pub(super) fn new(fallback_model: &str) -> Translator {
+    pub(super) fn new(fallback_model: &str, origin: Origin) -> Translator {
         Translator {
             fallback_model: fallback_model.to_string(),
+            origin,
             created: unix_now(),
             ident: None,
             choices: BTreeMap::new(),
@@ -133,6 +140,18 @@ impl StreamTranslator for Translator {
             ));
         }
         self.finished = true;
+        let mut pieces = Vec::new();
+        for (&index, state) in &mut self.choices {
+            pieces.extend(
+                state
+                    .thoughts
+                    .close(None, None, &self.origin)
+                    .map(|r| (index, r)),
+            );
+        }
+        for (index, r) in pieces {
+            out.push(self.chunk(index, Delta::reasoning(ReasoningDelta::Done(r)), None));
+        }
         for (&index, state) in &self.choices {
             if let Some(reason) = &state.finish {
                 let finish = if reason.starts_with(BLOCKED) {
@@ -154,16 +173,33 @@ impl StreamTranslator for Translator {
 }
 
 fn emit_part(tr: &mut Translator, index: u32, part: &Part, out: &mut Vec<ChatChunk>) {
+    if part.is_thought() {
+        if let Some(text) = tr.choice(index, out).thoughts.thought(part) {
+            let delta = Delta::reasoning(ReasoningDelta::Text(text.to_string()));
+            out.push(tr.chunk(index, delta, None));
+        }
+        return;
+    }
+    let id = part.function_call.as_ref().map(|_| new_call_id());
+    let origin = tr.origin.clone();
+    let sig = part.thought_signature.as_deref();
+    if let Some(r) = tr
+        .choice(index, out)
+        .thoughts
+        .close(sig, id.as_deref(), &origin)
+    {
+        out.push(tr.chunk(index, Delta::reasoning(ReasoningDelta::Done(r)), None));
+    }
     if let Some(text) = part.answer_text().filter(|t| !t.is_empty()) {
         out.push(tr.chunk(index, Delta::text(text), None));
     }
-    if let Some(call) = &part.function_call {
+    if let (Some(call), Some(id)) = (&part.function_call, id) {
         let state = tr.choice(index, out);
         let i = state.calls;
         state.calls += 1;
         out.push(tr.chunk(
             index,
-            Delta::tool_call(ToolCallDelta::start(i, new_call_id(), &call.name)),
+            Delta::tool_call(ToolCallDelta::start(i, id, &call.name)),
             None,
         ));
         out.push(tr.chunk(

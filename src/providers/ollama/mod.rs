@@ -15,7 +15,8 @@
 //! Ollama gives tool calls no ids: the proxy makes `call_<random>` ones (an id the
 //! server does send is kept). A `tool` result is matched to its call by `tool_name`,
 //! looked up from the assistant turn that made the call. `message.thinking` (the
-//! reasoning of thinking models) has no place in Chat Completions and is not shown.
+//! reasoning of thinking models) becomes reasoning, replayed to the same model only;
+//! thinking asked for (or turned off) is `think: true` (`false`).
 //!
 //! Translation lives in [`request`], [`response`] and [`stream`]; errors are read here.
 
@@ -52,7 +53,7 @@ impl Adapter for Ollama {
         req: &ChatRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
-        let body = serde_json::to_vec(&translate_request(req, &target.model)?)
+        let body = serde_json::to_vec(&translate_request(req, target)?)
             .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
         let uri = join_url(&target.provider.base_url, "/api/chat")?;
         let mut out = json_post(uri, &target.provider, body)?;

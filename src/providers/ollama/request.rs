@@ -7,9 +7,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::canonical::{
-    ChatRequest, Content, ContentPart, FunctionCall, Message, ResponseFormat, Role, ToolChoice,
+    ChatRequest, Content, ContentPart, FunctionCall, Message, ResponseFormat, Role, Thinking,
+    ToolChoice,
 };
-use crate::providers::AdapterError;
+use crate::providers::{AdapterError, Target};
 
 #[derive(Debug, Serialize)]
 pub(super) struct WireRequest<'a> {
@@ -21,6 +22,9 @@ pub(super) struct WireRequest<'a> {
     format: Option<Value>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     options: Map<String, Value>,
+    /// Thinking models think by default; `false` turns it off, `true` asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    think: Option<bool>,
     stream: bool,
 }
 
@@ -34,11 +38,15 @@ struct WireMessage {
     tool_calls: Vec<WireToolCall>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_name: Option<String>,
+    /// This model's own earlier thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<String>,
 }
 
 impl WireMessage {
     fn new(role: &'static str, content: String) -> WireMessage {
         WireMessage {
+            thinking: None,
             role,
             content,
             images: Vec::new(),
@@ -77,8 +85,9 @@ struct WireFunction<'a> {
 
 pub(super) fn translate_request<'a>(
     req: &'a ChatRequest,
-    model: &'a str,
+    target: &'a Target,
 ) -> Result<WireRequest<'a>, AdapterError> {
+    let model = target.model.as_str();
     if req.n.is_some_and(|n| n > 1) {
         return Err(AdapterError::InvalidRequest(
             "'n' greater than 1 is not supported by Ollama: it returns one choice per request"
@@ -90,10 +99,11 @@ pub(super) fn translate_request<'a>(
     log_dropped(req);
     Ok(WireRequest {
         model,
-        messages: translate_messages(&req.messages)?,
+        messages: translate_messages(&req.messages, target)?,
         tools: translate_tools(req)?,
         format: format(req),
         options: options(req),
+        think: req.thinking().map(|t| t != Thinking::Off),
         stream: req.is_stream(),
     })
 }
@@ -110,7 +120,10 @@ fn log_dropped(req: &ChatRequest) {
     }
 }
 
-fn translate_messages(messages: &[Message]) -> Result<Vec<WireMessage>, AdapterError> {
+fn translate_messages(
+    messages: &[Message],
+    target: &Target,
+) -> Result<Vec<WireMessage>, AdapterError> {
     // tool_call_id → function name, from the assistant turns seen so far.
     let mut call_names: HashMap<&str, &str> = HashMap::new();
     let mut out = Vec::with_capacity(messages.len());
@@ -124,6 +137,13 @@ fn translate_messages(messages: &[Message]) -> Result<Vec<WireMessage>, AdapterE
             }
             Role::Assistant => {
                 let mut wire = WireMessage::new("assistant", text_of(m, i)?);
+                let own: String = m
+                    .reasoning
+                    .iter()
+                    .filter(|r| r.origin.is(target))
+                    .map(|r| r.text.as_str())
+                    .collect();
+                wire.thinking = (!own.is_empty()).then_some(own);
                 for call in m.tool_calls.iter().flatten() {
                     call_names.insert(&call.id, &call.function.name);
                     wire.tool_calls.push(WireToolCall {
@@ -533,5 +553,33 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","function":{"name":"g"}}]}"#,
         );
         assert!(m.contains("custom"), "{m}");
+    }
+
+    #[test]
+    fn thinking_is_think_and_own_thinking_is_replayed() {
+        use crate::canonical::{Origin, Reasoning, Thinking};
+        let t = local("qwen3:8b");
+        let mut req = request(
+            r#"{"model":"m","reasoning_effort":"high","messages":[{"role":"user","content":"a"},
+            {"role":"assistant","content":"b"},{"role":"user","content":"c"}]}"#,
+        );
+        let body =
+            |req: &ChatRequest| serde_json::to_value(translate_request(req, &t).unwrap()).unwrap();
+        assert_eq!(body(&req)["think"], true);
+        req.thinking = Some(Thinking::Off);
+        assert_eq!(body(&req)["think"], false);
+        req.thinking = None;
+        req.reasoning_effort = None;
+        assert!(body(&req).get("think").is_none());
+        let other = Origin {
+            provider: "x".into(),
+            ..Origin::of(&t)
+        };
+        req.messages[1].reasoning = vec![
+            Reasoning::new("mine", Origin::of(&t), Value::Null),
+            Reasoning::new("theirs", other, Value::Null),
+        ];
+        assert_eq!(body(&req)["messages"][1]["thinking"], "mine");
+        assert!(body(&req)["messages"][0].get("thinking").is_none());
     }
 }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::canonical::{
-    new_call_id, random_id, unix_now, ChatResponse, Choice, FunctionCall, ResponseMessage,
-    ToolCall, Usage,
+    new_call_id, random_id, unix_now, ChatResponse, Choice, FunctionCall, Origin, Reasoning,
+    ResponseMessage, ToolCall, Usage,
 };
 use crate::providers::Target;
 use crate::providers::{AdapterError, UpstreamError};
@@ -40,6 +40,8 @@ pub(super) struct AnswerMessage {
     pub(super) content: Option<String>,
     #[serde(default)]
     pub(super) tool_calls: Option<Vec<AnswerToolCall>>,
+    #[serde(default)]
+    pub(super) thinking: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +95,12 @@ pub(super) fn parse(target: &Target, body: &[u8]) -> Result<ChatResponse, Adapte
         })
         .collect::<Result<Vec<_>, AdapterError>>()?;
     let finish = finish_reason(!calls.is_empty(), answer.done_reason.as_deref());
+    let reasoning: Vec<Reasoning> = message
+        .thinking
+        .filter(|t| !t.is_empty())
+        .map(|t| Reasoning::new(t, Origin::of(target), Value::Null))
+        .into_iter()
+        .collect();
     let content = message.content.unwrap_or_default();
     let content = (!content.is_empty() || calls.is_empty()).then_some(content);
     Ok(ChatResponse {
@@ -102,7 +110,10 @@ pub(super) fn parse(target: &Target, body: &[u8]) -> Result<ChatResponse, Adapte
         model: answered_model(answer.model, target),
         choices: vec![Choice {
             index: 0,
-            message: ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls)),
+            message: ResponseMessage {
+                reasoning,
+                ..ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls))
+            },
             finish_reason: Some(finish.into()),
             logprobs: None,
             extra: Map::new(),
@@ -276,7 +287,12 @@ mod tests {
             c.message.content.as_deref(),
             Some("Once upon a time, in a land far")
         );
-        assert!(c.message.extra.is_empty(), "thinking is not shown");
+        assert!(c.message.extra.is_empty(), "chat shows no thinking");
+        assert_eq!(c.message.reasoning.len(), 1);
+        assert_eq!(
+            c.message.reasoning[0].text,
+            "The user wants a story. Keep it short."
+        );
         assert_eq!(
             r.usage,
             Some(Usage::new(0, 10)),

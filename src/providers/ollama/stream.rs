@@ -4,7 +4,11 @@
 use super::response::{
     arguments_json, call_id, completion_id, created, finish_reason, in_band_error, Answer,
 };
-use crate::canonical::{unix_now, ChatChunk, Delta, ToolCallDelta, Usage};
+use serde_json::Value;
+
+use crate::canonical::{
+    unix_now, ChatChunk, Delta, Origin, Reasoning, ReasoningDelta, ToolCallDelta, Usage,
+};
 use crate::http::sse::Event;
 use crate::providers::Target;
 use crate::providers::{AdapterError, Flow, StreamTranslator};
@@ -16,6 +20,9 @@ pub(super) struct Translator {
     meta: Option<(u64, String)>,
     /// Tool calls started so far: the next call's `index`.
     calls: u32,
+    /// Thinking streamed so far, whole once the answer itself begins.
+    thinking: String,
+    origin: Origin,
     done: bool,
 }
 
@@ -26,8 +33,21 @@ impl Translator {
             target_model: target.model.clone(),
             meta: None,
             calls: 0,
+            thinking: String::new(),
+            origin: Origin::of(target),
             done: false,
         }
+    }
+
+    /// The thinking so far as one whole piece, when the answer itself begins.
+    fn end_thinking(&mut self, out: &mut Vec<ChatChunk>) {
+        if self.thinking.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.thinking);
+        let piece = Reasoning::new(text, self.origin.clone(), Value::Null);
+        let delta = Delta::reasoning(ReasoningDelta::Done(piece));
+        out.push(self.chunk().with_delta(delta, None));
     }
 
     fn chunk(&self) -> ChatChunk {
@@ -63,6 +83,16 @@ impl StreamTranslator for Translator {
             out.push(self.chunk().with_delta(Delta::role(), None));
         }
         if let Some(message) = line.message {
+            if let Some(t) = message.thinking.filter(|t| !t.is_empty()) {
+                self.thinking.push_str(&t);
+                let delta = Delta::reasoning(ReasoningDelta::Text(t));
+                out.push(self.chunk().with_delta(delta, None));
+            }
+            let answering = message.content.as_ref().is_some_and(|t| !t.is_empty())
+                || message.tool_calls.as_ref().is_some_and(|c| !c.is_empty());
+            if answering {
+                self.end_thinking(out);
+            }
             if let Some(text) = message.content.filter(|t| !t.is_empty()) {
                 out.push(self.chunk().with_delta(Delta::text(text), None));
             }
@@ -80,6 +110,7 @@ impl StreamTranslator for Translator {
             return Ok(Flow::Continue);
         }
         self.done = true;
+        self.end_thinking(out);
         let reason = finish_reason(self.calls > 0, line.done_reason.as_deref());
         out.push(self.chunk().with_delta(Delta::default(), Some(reason)));
         let mut usage = self.chunk();
@@ -141,11 +172,49 @@ mod tests {
         if result.is_ok() {
             result = tr.finish(&mut chunks);
         }
+        // Reasoning is not chat's: see `thinking_streams_then_ends_as_one_piece`.
         let chunks = chunks
             .iter()
+            .filter(|c| {
+                c.choices
+                    .first()
+                    .is_none_or(|c| c.delta.reasoning.is_none())
+            })
             .map(|c| serde_json::to_value(c).unwrap())
             .collect();
         (chunks, result)
+    }
+
+    #[test]
+    fn thinking_streams_then_ends_as_one_piece() {
+        let input = include_bytes!("../../../fixtures/ollama/stream_tool_call.ndjson");
+        let req =
+            request(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#);
+        let target = local("qwen3:8b");
+        let mut tr = ADAPTER.stream_translator(&req, &target);
+        let mut events = Vec::new();
+        let mut decoder = Decoder::new(Framing::Ndjson);
+        decoder.push(input, &mut events).unwrap();
+        let mut out = Vec::new();
+        for ev in &events {
+            tr.on_event(ev, &mut out).unwrap();
+        }
+        let kinds: Vec<&str> = out
+            .iter()
+            .filter_map(|c| c.choices.first())
+            .map(|c| match (&c.delta.reasoning, &c.delta.tool_calls) {
+                (Some(ReasoningDelta::Text(_)), _) => "thinking",
+                (Some(ReasoningDelta::Done(r)), _) => {
+                    assert_eq!(r.text, "I should call the weather tool.");
+                    assert_eq!(r.origin, Origin::of(&target));
+                    "piece"
+                }
+                (_, Some(_)) => "call",
+                _ => "other",
+            })
+            .collect();
+        let first_call = kinds.iter().position(|k| *k == "call").unwrap();
+        assert_eq!(&kinds[1..=first_call], ["thinking", "piece", "call"]);
     }
 
     const SPLITS: [usize; 8] = [1, 2, 3, 5, 7, 13, 64, 100_000];

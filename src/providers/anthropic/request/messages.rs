@@ -8,13 +8,14 @@ use serde_json::{Map, Value};
 use super::{
     invalid, Block, ImageSource, ResultContent, Side, Turn, IMAGE_TYPES, PLACEHOLDER_USER,
 };
-use crate::canonical::{Content, ContentPart, ImageUrl, Message, Role};
-use crate::providers::AdapterError;
+use crate::canonical::{Content, ContentPart, ImageUrl, Message, Reasoning, Role};
+use crate::providers::{AdapterError, Target};
 
 /// The top-level `system` text and the user/assistant turns.
-pub(super) fn conversation(
-    messages: &[Message],
-) -> Result<(Option<String>, Vec<Turn<'_>>), AdapterError> {
+pub(super) fn conversation<'a>(
+    messages: &'a [Message],
+    target: &Target,
+) -> Result<(Option<String>, Vec<Turn<'a>>), AdapterError> {
     let mut system: Vec<String> = Vec::new();
     let mut turns: Vec<Turn<'_>> = Vec::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
@@ -27,7 +28,7 @@ pub(super) fn conversation(
                 continue;
             }
             Role::User => (Side::User, content_blocks(i, m, true)?),
-            Role::Assistant => (Side::Assistant, assistant_blocks(i, m)?),
+            Role::Assistant => (Side::Assistant, assistant_blocks(i, m, target)?),
             Role::Tool | Role::Function => (Side::User, vec![tool_result(i, m)?]),
         };
         if blocks.is_empty() {
@@ -146,8 +147,33 @@ fn is_http_url(url: &str) -> bool {
     lower(7).as_deref() == Some("http://") || lower(8).as_deref() == Some("https://")
 }
 
-fn assistant_blocks(i: usize, m: &Message) -> Result<Vec<Block<'_>>, AdapterError> {
-    let mut out = content_blocks(i, m, false)?;
+/// This target's own thinking blocks of an assistant turn: they open it. Thinking of
+/// any other model is left out.
+fn own_thinking<'a>(m: &'a Message, target: &Target) -> Vec<Block<'a>> {
+    let str_of = |r: &'a Reasoning, key: &str| r.data.get(key).and_then(Value::as_str);
+    m.reasoning
+        .iter()
+        .filter(|r| r.origin.is(target))
+        .filter_map(|r| match str_of(r, "type") {
+            Some("thinking") => Some(Block::Thinking {
+                thinking: str_of(r, "thinking")?,
+                signature: str_of(r, "signature")?,
+            }),
+            Some("redacted_thinking") => Some(Block::RedactedThinking {
+                data: str_of(r, "data")?,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assistant_blocks<'a>(
+    i: usize,
+    m: &'a Message,
+    target: &Target,
+) -> Result<Vec<Block<'a>>, AdapterError> {
+    let mut out = own_thinking(m, target);
+    out.extend(content_blocks(i, m, false)?);
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
         let args = call.function.arguments.trim();
         let input = if args.is_empty() {

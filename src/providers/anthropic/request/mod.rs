@@ -3,6 +3,7 @@
 //! JSON mode in [`tools`].
 
 mod messages;
+mod thinking;
 mod tools;
 
 use std::borrow::Cow;
@@ -49,6 +50,8 @@ pub(super) struct MessagesRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_choice: Option<Choice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<thinking::Config>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f64>,
@@ -91,6 +94,14 @@ enum Block<'a> {
         tool_use_id: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         content: Option<ResultContent<'a>>,
+    },
+    /// This model's own thinking, replayed exactly as it came.
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    RedactedThinking {
+        data: &'a str,
     },
 }
 
@@ -161,19 +172,31 @@ pub(super) fn build<'a>(
     req.function_tools_only("Anthropic").map_err(invalid)?;
     log_dropped(req);
     let settings = super::settings(&target.provider);
-    let (system, messages) = conversation(&req.messages)?;
+    let (system, messages) = conversation(&req.messages, target)?;
     let (tools, tool_choice) = tools(req)?;
-    let (temperature, top_p) = sampling(req, settings.version.as_deref());
+    let (thinking, max_tokens) = thinking::config(
+        req,
+        req.max_output_tokens(),
+        settings.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        tool_choice.as_ref(),
+        &messages,
+    );
+    let (temperature, top_p) = if thinking.is_some() {
+        if req.temperature.is_some() || req.top_p.is_some() {
+            tracing::debug!("anthropic: dropping temperature/top_p, thinking rejects them");
+        }
+        (None, None)
+    } else {
+        sampling(req, settings.version.as_deref())
+    };
     Ok(MessagesRequest {
         model: &target.model,
-        max_tokens: req
-            .max_output_tokens()
-            .or(settings.max_tokens)
-            .unwrap_or(DEFAULT_MAX_TOKENS),
+        max_tokens,
         system,
         messages,
         tools,
         tool_choice,
+        thinking,
         temperature,
         top_p,
         stop_sequences: stop_sequences(req.stop.as_ref()),

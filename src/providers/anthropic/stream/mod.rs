@@ -5,16 +5,18 @@
 //! index (id and name first, then argument fragments; `"{}"` when it got none);
 //! `message_delta` yields the finish chunk; `message_stop` a usage-only chunk (the
 //! proxy forwards it only if the client asked for usage) and the end. In JSON mode
-//! the `json_output` tool's argument fragments are the content. Thinking, signature
-//! and citation deltas, pings and unknown events are ignored.
+//! the `json_output` tool's argument fragments are the content. A thinking block's
+//! text streams as reasoning, and the whole block (its signature came last) follows
+//! at its `content_block_stop`; a redacted one is whole at once. Citation deltas,
+//! pings and unknown events are ignored.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ErrorBody;
 use super::request::JSON_TOOL;
-use super::response::{arguments, finish_reason, AnthropicUsage};
-use crate::canonical::{unix_now, ChatChunk, Delta, ToolCallDelta};
+use super::response::{arguments, finish_reason, redacted, thinking, AnthropicUsage};
+use crate::canonical::{unix_now, ChatChunk, Delta, Origin, ReasoningDelta, ToolCallDelta};
 use crate::http::sse::Event;
 use crate::providers::{AdapterError, Flow, StreamTranslator};
 
@@ -74,6 +76,15 @@ enum StartBlock {
         #[serde(default)]
         input: Value,
     },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -88,7 +99,13 @@ enum BlockDelta {
         #[serde(default)]
         partial_json: String,
     },
-    /// thinking_delta, signature_delta, citations_delta and future kinds.
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
+    },
+    /// citations_delta and future kinds.
     #[serde(other)]
     Other,
 }
@@ -118,7 +135,16 @@ enum Block {
         sent: bool,
         input: Value,
     },
-    /// Thinking and server-tool blocks: not part of the answer.
+    /// A thinking block: its text and signature so far.
+    Thinking {
+        text: String,
+        signature: String,
+    },
+    /// A redacted thinking block, whole from its start.
+    Redacted {
+        data: String,
+    },
+    /// Server-tool blocks: not part of the answer.
     Ignored,
 }
 
@@ -131,6 +157,8 @@ struct Meta {
 
 pub(super) struct Translator {
     json_mode: bool,
+    /// The target answering, for its reasoning.
+    origin: Origin,
     fallback_model: String,
     meta: Option<Meta>,
     /// Open blocks by Anthropic's block index (few at a time; a Vec is enough).
@@ -143,9 +171,10 @@ pub(super) struct Translator {
 }
 
 impl Translator {
-    pub(super) fn new(json_mode: bool, fallback_model: &str) -> Translator {
+    pub(super) fn new(json_mode: bool, fallback_model: &str, origin: Origin) -> Translator {
         Translator {
             json_mode,
+            origin,
             fallback_model: fallback_model.to_string(),
             meta: None,
             blocks: Vec::new(),
@@ -227,6 +256,20 @@ impl Translator {
                     input,
                 }
             }
+            StartBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                if !thinking.is_empty() {
+                    let text = ReasoningDelta::Text(thinking.clone());
+                    out.push(self.chunk(Delta::reasoning(text), None)?);
+                }
+                Block::Thinking {
+                    text: thinking,
+                    signature,
+                }
+            }
+            StartBlock::RedactedThinking { data } => Block::Redacted { data },
             StartBlock::Other => Block::Ignored,
         };
         self.blocks.push((index, state));
@@ -255,8 +298,24 @@ impl Translator {
                     Delta::text(partial_json)
                 })
             }
-            (Block::Ignored, _) | (_, BlockDelta::Other) => None,
-            (Block::Text, BlockDelta::InputJsonDelta { .. })
+            (Block::Thinking { text, .. }, BlockDelta::ThinkingDelta { thinking }) => {
+                text.push_str(&thinking);
+                (!thinking.is_empty()).then(|| Delta::reasoning(ReasoningDelta::Text(thinking)))
+            }
+            (Block::Thinking { signature, .. }, BlockDelta::SignatureDelta { signature: s }) => {
+                signature.push_str(&s);
+                None
+            }
+            (Block::Ignored | Block::Redacted { .. }, _) | (_, BlockDelta::Other) => None,
+            (
+                Block::Text | Block::Tool { .. } | Block::Json { .. },
+                BlockDelta::ThinkingDelta { .. } | BlockDelta::SignatureDelta { .. },
+            )
+            | (
+                Block::Thinking { .. },
+                BlockDelta::TextDelta { .. } | BlockDelta::InputJsonDelta { .. },
+            )
+            | (Block::Text, BlockDelta::InputJsonDelta { .. })
             | (Block::Tool { .. } | Block::Json { .. }, BlockDelta::TextDelta { .. }) => {
                 return Err(AdapterError::Protocol(format!(
                     "content block {index} got a delta of another block type"
@@ -288,6 +347,13 @@ impl Translator {
                 arguments(&input),
             ))),
             Block::Json { sent: false, input } => Some(Delta::text(arguments(&input))),
+            Block::Thinking { text, signature } => Some(Delta::reasoning(ReasoningDelta::Done(
+                thinking(text, signature, &self.origin),
+            ))),
+            Block::Redacted { data } => Some(Delta::reasoning(ReasoningDelta::Done(redacted(
+                data,
+                &self.origin,
+            )))),
             _ => None,
         };
         if let Some(delta) = delta {

@@ -22,6 +22,14 @@ const JSON_OUTPUT: &str = include_str!("../../../../fixtures/anthropic/stream_js
 /// Odd split sizes: mid-line, mid-"\n\n", mid-UTF-8 character.
 const SPLITS: [usize; 8] = [1, 2, 3, 5, 7, 13, 64, 1 << 20];
 
+fn origin() -> Origin {
+    Origin {
+        provider: "anthropic".into(),
+        kind: "anthropic".into(),
+        model: "claude-sonnet-4-5".into(),
+    }
+}
+
 /// What a client would receive, and how the stream ended.
 struct Run {
     chunks: Vec<ChatChunk>,
@@ -29,7 +37,7 @@ struct Run {
 }
 
 fn run(sse: &str, json_mode: bool, split: usize) -> Run {
-    let mut tr = Translator::new(json_mode, "claude-sonnet-4-5");
+    let mut tr = Translator::new(json_mode, "claude-sonnet-4-5", origin());
     let mut dec = Decoder::new(Framing::Sse);
     let (mut chunks, mut events) = (Vec::new(), Vec::new());
     // Feeds what was decoded; `Some` once the stream ended (message_stop or error).
@@ -320,7 +328,7 @@ fn error_event_types_carry_their_status() {
         ("timeout_error", 504),
         ("brand_new_error", 500),
     ] {
-        let mut tr = Translator::new(false, "m");
+        let mut tr = Translator::new(false, "m", origin());
         let ev = Event {
             event: Some("error".into()),
             data: format!(r#"{{"type":"error","error":{{"type":"{kind}","message":"x"}}}}"#),
@@ -347,12 +355,62 @@ fn pings_are_ignored() {
 }
 
 #[test]
-fn thinking_is_not_part_of_the_answer() {
+fn thinking_streams_as_reasoning_then_the_signed_block() {
     let r = run_all(THINKING, false);
     r.end.unwrap();
     assert_eq!(content(&r.chunks), ["27 * 453 = 12,231"]);
-    assert_eq!(r.chunks.len(), 1 + 1 + 1 + 1);
+    let reasoning: Vec<&ReasoningDelta> = r
+        .chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.reasoning.as_ref())
+        .collect();
+    let text = "27 * 453: 27 * 400 = 10800, 27 * 53 = 1431. Sum 12231.";
+    let signature = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds";
+    let ReasoningDelta::Done(done) = reasoning.last().unwrap() else {
+        panic!("the block comes whole last: {reasoning:?}")
+    };
+    assert_eq!(
+        done.data,
+        json!({"type": "thinking", "thinking": text, "signature": signature})
+    );
+    assert_eq!((done.text.as_str(), &done.origin), (text, &origin()));
+    let streamed: String = reasoning
+        .iter()
+        .filter_map(|d| match d {
+            ReasoningDelta::Text(t) => Some(t.as_str()),
+            ReasoningDelta::Done(_) => None,
+        })
+        .collect();
+    assert_eq!(streamed, text);
+    assert!(r
+        .chunks
+        .iter()
+        .filter(|c| c
+            .choices
+            .first()
+            .is_some_and(|c| c.delta.reasoning.is_some()))
+        .all(|c| !c.is_content()));
     assert_eq!(usage(&r.chunks), &Usage::new(44, 87));
+}
+
+#[test]
+fn redacted_thinking_is_whole_at_its_stop() {
+    let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n\
+        event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"EmwK\"}}\n\n\
+        event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+        event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n\
+        event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    let r = run_all(sse, false);
+    r.end.unwrap();
+    let done: Vec<&ReasoningDelta> = r
+        .chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.reasoning.as_ref())
+        .collect();
+    assert_eq!(done.len(), 1);
+    assert!(
+        matches!(done[0], ReasoningDelta::Done(d) if d.data == json!({"type": "redacted_thinking", "data": "EmwK"}) && d.text.is_empty())
+    );
 }
 
 #[test]
@@ -413,7 +471,7 @@ const START: &str = r#"{"type":"message_start","message":{"id":"msg_1","type":"m
 
 #[test]
 fn unknown_events_and_delta_types_are_ignored() {
-    let mut tr = Translator::new(false, "claude-sonnet-4-5");
+    let mut tr = Translator::new(false, "claude-sonnet-4-5", origin());
     let out = events(
         &mut tr,
         &[
@@ -454,7 +512,7 @@ fn malformed_streams_are_protocol_errors() {
         &[r#"{"no_type":true}"#],
     ];
     for lines in cases {
-        let mut tr = Translator::new(false, "m");
+        let mut tr = Translator::new(false, "m", origin());
         assert!(
             matches!(events(&mut tr, lines), Err(AdapterError::Protocol(_))),
             "{lines:?}"
@@ -473,7 +531,7 @@ fn too_many_open_blocks_is_a_protocol_error() {
         .collect();
     let mut lines = vec![START];
     lines.extend(starts.iter().map(String::as_str));
-    let mut tr = Translator::new(false, "m");
+    let mut tr = Translator::new(false, "m", origin());
     assert!(matches!(
         events(&mut tr, &lines),
         Err(AdapterError::Protocol(m)) if m.contains("open at once")
@@ -490,7 +548,7 @@ fn a_stream_cut_before_message_stop_is_a_protocol_error() {
 
 #[test]
 fn message_stop_without_message_delta_still_finishes() {
-    let mut tr = Translator::new(false, "m");
+    let mut tr = Translator::new(false, "m", origin());
     let mut out = events(
         &mut tr,
         &[

@@ -41,3 +41,4 @@ mod answers;
 mod errors;
 mod requests;
 mod streams;
+mod thoughts;
