@@ -5,6 +5,7 @@
 //! the next turn can continue it whichever provider answers.
 
 mod answer;
+mod items;
 mod request;
 mod stream;
 
