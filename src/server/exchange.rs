@@ -118,6 +118,20 @@ async fn answer(
     let success = match exchange.result {
         Ok(s) => s,
         Err(err) => {
+            if let Some(stand_in) = turn.stand_in(&err) {
+                app.metrics.request(&route, 200);
+                let mut resp = json(StatusCode::OK, stand_in.body);
+                for (name, value) in stand_in.headers {
+                    resp.headers_mut().insert(name, value);
+                }
+                let h = resp.headers_mut();
+                h.insert(
+                    "x-understudy-attempts",
+                    HeaderValue::from(exchange.attempts),
+                );
+                h.insert(REQUEST_ID, request_id);
+                return resp;
+            }
             if let (Some(entry), true) = (cached.stale(), err.is_exhausted()) {
                 tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
                 app.metrics.request(&route, 200);

@@ -3,7 +3,6 @@
 
 mod admin;
 mod auth;
-mod count_tokens;
 mod exchange;
 mod respond;
 mod stored;
@@ -24,7 +23,7 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::frontdoor::chat::CHAT;
-use crate::frontdoor::messages::MESSAGES;
+use crate::frontdoor::messages::{COUNT_TOKENS, MESSAGES};
 use crate::frontdoor::responses::RESPONSES;
 use crate::frontdoor::Dialect;
 use crate::http::body::Body;
@@ -142,8 +141,6 @@ enum Route<'p> {
     Stored(&'p str),
     /// `/v1/responses/{id}/input_items`.
     InputItems(&'p str),
-    /// `POST /v1/messages/count_tokens`: an estimate.
-    CountTokens,
     Healthz,
     Readyz,
     Status,
@@ -156,7 +153,7 @@ impl<'p> Route<'p> {
             "/v1/chat/completions" => Route::Front(&CHAT),
             "/v1/responses" => Route::Front(&RESPONSES),
             "/v1/messages" => Route::Front(&MESSAGES),
-            "/v1/messages/count_tokens" => Route::CountTokens,
+            "/v1/messages/count_tokens" => Route::Front(&COUNT_TOKENS),
             "/v1/models" => Route::Models,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
@@ -180,7 +177,7 @@ impl<'p> Route<'p> {
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Front(_) | Route::CountTokens => "POST",
+            Route::Front(_) => "POST",
             Route::Stored(_) => "GET, HEAD, DELETE",
             _ => "GET, HEAD",
         }
@@ -232,7 +229,6 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Models if req.headers().contains_key("anthropic-version") => {
             admin::anthropic_models(&app)
         }
-        Route::CountTokens => count_tokens::estimate(&app, req, &request_id).await,
         Route::Models => admin::models(&app),
         Route::Model(id) => admin::model(&app, id, &request_id),
         Route::Stored(id) if method == http::Method::DELETE => {
