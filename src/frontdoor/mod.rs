@@ -36,6 +36,9 @@ pub trait Dialect: Send + Sync {
 
     /// An error in this API's shape.
     fn render_error(&self, err: &ProxyError) -> Rendered;
+
+    /// The `api` label of this front door's requests in `/metrics`.
+    fn api(&self) -> &'static str;
 }
 
 /// One client request as its front door read it: the canonical request for the walk,

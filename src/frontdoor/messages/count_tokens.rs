@@ -55,6 +55,10 @@ impl Dialect for CountTokens {
     fn render_error(&self, err: &ProxyError) -> Rendered {
         error::render(err)
     }
+
+    fn api(&self) -> &'static str {
+        "count_tokens"
+    }
 }
 
 fn begin(head: &http::request::Parts, body: Bytes) -> Result<CountTurn, ProxyError> {

@@ -71,6 +71,10 @@ impl Dialect for Messages {
     fn render_error(&self, err: &ProxyError) -> Rendered {
         error::render(err)
     }
+
+    fn api(&self) -> &'static str {
+        "messages"
+    }
 }
 
 struct MessagesTurn {

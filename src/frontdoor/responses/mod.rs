@@ -49,6 +49,10 @@ impl Dialect for Responses {
         // The Responses API reports errors in the same shape as chat completions.
         super::chat::error::render(err)
     }
+
+    fn api(&self) -> &'static str {
+        "responses"
+    }
 }
 
 async fn begin(app: &Arc<App>, body: &[u8]) -> Result<ResponsesTurn, ProxyError> {
