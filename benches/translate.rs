@@ -297,6 +297,10 @@ fn row(kind: Kind, request: (Duration, Duration), stream: (Duration, Duration), 
     );
 }
 
+/// A client API: its name in the table, its front door, its bench body (streamed or
+/// not).
+type Door = (&'static str, &'static dyn Dialect, fn(bool) -> Bytes);
+
 /// A client request read by its front door, which must not wait: no stored state is
 /// involved.
 fn turn(door: &dyn Dialect, app: &Arc<App>, body: Bytes) -> Box<dyn Turn> {
@@ -348,7 +352,7 @@ fn main() {
     let env: config::EnvLookup = Arc::new(|_| None);
     let snap = config::from_str(toml, std::path::Path::new("proxy.toml"), &env).unwrap();
     let app = App::new(snap, env);
-    let doors: [(&str, &dyn Dialect, fn(bool) -> Bytes); 2] = [
+    let doors: [Door; 2] = [
         (
             "Anthropic Messages (request: client body → canonical → upstream)",
             &MESSAGES,
