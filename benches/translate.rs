@@ -1,11 +1,16 @@
-//! Translation cost per request and per stream event, for every provider kind:
-//! `cargo bench --bench translate`.
+//! Translation cost per request and per stream event, for every provider kind and
+//! every client API: `cargo bench --bench translate`.
 //!
 //! - request: a 20-message conversation with tools (system, user turns, assistant
-//!   tool calls, tool results) → the provider's upstream request (build_request).
+//!   tool calls, tool results) → the provider's upstream request. For chat
+//!   completions, from the parsed canonical request (build_request); for Messages and
+//!   Responses, from the client's body: the front door's parse into the canonical
+//!   request, then build_request (an Anthropic-kind target gets a Messages body
+//!   natively: only its model swapped).
 //! - stream: a 200-event upstream stream in the provider's wire format → decoded,
-//!   translated, filtered and encoded as the client's SSE: the whole per-event path
-//!   the proxy runs, minus the socket.
+//!   translated and rendered as the client API's stream (chat chunks, Anthropic
+//!   events, Responses events): the whole per-event path the proxy runs, minus the
+//!   socket.
 //!
 //! Prints medians (and p99) over many samples; no assertions.
 #![allow(
@@ -19,12 +24,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use serde_json::json;
 use understudy::canonical::{ChatChunk, ChatRequest};
-use understudy::config::{Provider, Secret, Target, Timeouts};
+use understudy::config::{self, Provider, Secret, Target, Timeouts};
 use understudy::frontdoor::chat::{encode, keep};
+use understudy::frontdoor::messages::MESSAGES;
+use understudy::frontdoor::responses::RESPONSES;
+use understudy::frontdoor::{Dialect, StreamRender, Turn};
 use understudy::http::sse::Decoder;
 use understudy::providers::{adapter_for, Flow, Kind};
+use understudy::App;
 
 fn target(kind: Kind) -> Target {
     let provider = Provider {
@@ -116,8 +126,97 @@ fn stream_body(kind: Kind) -> String {
     s
 }
 
+/// The same conversation as an Anthropic Messages body.
+fn messages_body(stream: bool) -> Bytes {
+    let mut messages = Vec::new();
+    let mut i = 0;
+    while messages.len() < 19 {
+        messages.push(json!({"role": "user", "content": format!("What is the weather in city number {i}, and what time is it there?")}));
+        messages.push(json!({"role": "assistant", "content": [
+            {"type": "tool_use", "id": format!("toolu_w{i}"), "name": "get_weather", "input": {"city": format!("City {i}"), "unit": "celsius"}},
+            {"type": "tool_use", "id": format!("toolu_t{i}"), "name": "get_time", "input": {"city": format!("City {i}")}}
+        ]}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": format!("toolu_w{i}"), "content": "{\"temp\":21,\"sky\":\"clear\"}"},
+            {"type": "tool_result", "tool_use_id": format!("toolu_t{i}"), "content": "14:05"}
+        ]}));
+        messages.push(json!({"role": "assistant", "content": format!("In City {i} it is 21°C and clear; the local time is 14:05.")}));
+        i += 1;
+    }
+    messages.truncate(18);
+    messages.push(json!({"role": "user", "content": "Thanks! And tomorrow?"}));
+    let tools = json!([
+        {"name": "get_weather", "description": "Current weather for a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}},
+        {"name": "get_time", "description": "Local time in a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    ]);
+    let body = json!({"model": "default", "system": "You are a travel assistant. Be concise.",
+        "messages": messages, "tools": tools, "temperature": 0.2, "max_tokens": 512, "stream": stream});
+    Bytes::from(body.to_string())
+}
+
+/// The same conversation as a Responses body (`store: false`: no store in the path).
+fn responses_body(stream: bool) -> Bytes {
+    let mut input = Vec::new();
+    let mut i = 0;
+    while input.len() < 19 {
+        input.push(json!({"role": "user", "content": format!("What is the weather in city number {i}, and what time is it there?")}));
+        input.push(json!({"type": "function_call", "call_id": format!("call_w{i}"), "name": "get_weather", "arguments": format!("{{\"city\":\"City {i}\",\"unit\":\"celsius\"}}")}));
+        input.push(json!({"type": "function_call", "call_id": format!("call_t{i}"), "name": "get_time", "arguments": format!("{{\"city\":\"City {i}\"}}")}));
+        input.push(json!({"type": "function_call_output", "call_id": format!("call_w{i}"), "output": "{\"temp\":21,\"sky\":\"clear\"}"}));
+        input.push(json!({"type": "function_call_output", "call_id": format!("call_t{i}"), "output": "14:05"}));
+        input.push(json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": format!("In City {i} it is 21°C and clear; the local time is 14:05."), "annotations": []}]}));
+        i += 1;
+    }
+    input.truncate(18);
+    input.push(json!({"role": "user", "content": "Thanks! And tomorrow?"}));
+    let tools = json!([
+        {"type": "function", "name": "get_weather", "description": "Current weather for a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}},
+        {"type": "function", "name": "get_time", "description": "Local time in a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    ]);
+    let body = json!({"model": "default", "instructions": "You are a travel assistant. Be concise.",
+        "input": input, "tools": tools, "temperature": 0.2, "max_output_tokens": 512,
+        "store": false, "stream": stream});
+    Bytes::from(body.to_string())
+}
+
+/// Where translated chunks go: the client API's stream renderer.
+enum Sink<'a> {
+    Chat,
+    Door(&'a mut dyn StreamRender),
+}
+
+impl Sink<'_> {
+    fn chunk(&mut self, mut c: ChatChunk, out: &mut BytesMut) {
+        match self {
+            Sink::Chat => {
+                if keep(&mut c, false) {
+                    encode(&c, out);
+                }
+            }
+            Sink::Door(r) => r.chunk(c, out),
+        }
+    }
+
+    fn done(&mut self, out: &mut BytesMut) {
+        match self {
+            Sink::Chat => out.extend_from_slice(b"data: [DONE]\n\n"),
+            Sink::Door(r) => r.done(out),
+        }
+    }
+}
+
 /// The proxy's per-event path over a whole upstream body, fed in 512-byte pieces.
-fn translate_stream(kind: Kind, req: &ChatRequest, target: &Target, body: &[u8]) -> (usize, usize) {
+fn translate_stream(
+    kind: Kind,
+    req: &ChatRequest,
+    target: &Target,
+    body: &[u8],
+    mut sink: Sink<'_>,
+) -> (usize, usize) {
     let adapter = adapter_for(kind);
     let mut decoder = Decoder::new(adapter.framing());
     let mut tr = adapter.stream_translator(req, target);
@@ -133,10 +232,8 @@ fn translate_stream(kind: Kind, req: &ChatRequest, target: &Target, body: &[u8])
                 done = true;
             }
         }
-        for mut c in chunks.drain(..) {
-            if keep(&mut c, false) {
-                encode(&c, &mut out);
-            }
+        for c in chunks.drain(..) {
+            sink.chunk(c, &mut out);
         }
     }
     decoder.finish(&mut events).expect("decodes");
@@ -147,11 +244,10 @@ fn translate_stream(kind: Kind, req: &ChatRequest, target: &Target, body: &[u8])
     if !done {
         tr.finish(&mut chunks).expect("finishes");
     }
-    for mut c in chunks.drain(..) {
-        if keep(&mut c, false) {
-            encode(&c, &mut out);
-        }
+    for c in chunks.drain(..) {
+        sink.chunk(c, &mut out);
     }
+    sink.done(&mut out);
     (n_events, out.len())
 }
 
@@ -174,36 +270,127 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn main() {
+const KINDS: [Kind; 5] = [
+    Kind::Openai,
+    Kind::Azure,
+    Kind::Anthropic,
+    Kind::Gemini,
+    Kind::Ollama,
+];
+
+fn header(api: &str) {
+    println!();
+    println!("client API: {api}");
     println!("kind        request (20 msgs + tools)   stream (200 events)          per event");
     println!("            median      p99             median       p99             median");
-    for kind in [
-        Kind::Openai,
-        Kind::Azure,
-        Kind::Anthropic,
-        Kind::Gemini,
-        Kind::Ollama,
-    ] {
+}
+
+fn row(kind: Kind, request: (Duration, Duration), stream: (Duration, Duration), events: usize) {
+    println!(
+        "{:<10}  {:>7.1} us  {:>7.1} us      {:>8.1} us  {:>8.1} us     {:>6.2} us   ({events} events)",
+        kind.as_str(),
+        us(request.0),
+        us(request.1),
+        us(stream.0),
+        us(stream.1),
+        us(stream.0) / events as f64
+    );
+}
+
+/// A client API: its name in the table, its front door, its bench body (streamed or
+/// not).
+type Door = (&'static str, &'static dyn Dialect, fn(bool) -> Bytes);
+
+/// A client request read by its front door, which must not wait: no stored state is
+/// involved.
+fn turn(door: &dyn Dialect, app: &Arc<App>, body: Bytes) -> Box<dyn Turn> {
+    let (head, ()) = http::Request::post("/")
+        .header("anthropic-version", "2023-06-01")
+        .body(())
+        .unwrap()
+        .into_parts();
+    door.begin(app, &head, body)
+        .now_or_never()
+        .expect("no stored state to wait for")
+        .expect("a valid bench request")
+}
+
+fn main() {
+    header("chat completions (request: from the parsed canonical request)");
+    for kind in KINDS {
         let t = target(kind);
         let adapter = adapter_for(kind);
         let req = conversation(false);
-        let (rq50, rq99) = measure(2000, || {
+        let request = measure(2000, || {
             std::hint::black_box(adapter.build_request(&req, &t).expect("builds"));
         });
         let sreq = conversation(true);
         let body = stream_body(kind);
-        let (events, _) = translate_stream(kind, &sreq, &t, body.as_bytes());
-        let (s50, s99) = measure(500, || {
-            std::hint::black_box(translate_stream(kind, &sreq, &t, body.as_bytes()));
+        let (events, _) = translate_stream(kind, &sreq, &t, body.as_bytes(), Sink::Chat);
+        let stream = measure(500, || {
+            std::hint::black_box(translate_stream(
+                kind,
+                &sreq,
+                &t,
+                body.as_bytes(),
+                Sink::Chat,
+            ));
         });
-        println!(
-            "{:<10}  {:>7.1} us  {:>7.1} us      {:>8.1} us  {:>8.1} us     {:>6.2} us   ({events} events)",
-            kind.as_str(),
-            us(rq50),
-            us(rq99),
-            us(s50),
-            us(s99),
-            us(s50) / events as f64
-        );
+        row(kind, request, stream, events);
+    }
+    let raw = conversation(false).raw.clone();
+    let (p50, p99) = measure(2000, || {
+        std::hint::black_box(ChatRequest::parse(raw.clone()).expect("parses"));
+    });
+    println!(
+        "(parsing that chat body into the canonical request: {:.1} us median, {:.1} us p99)",
+        us(p50),
+        us(p99)
+    );
+
+    let toml = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[[routes]]\nmodel = \"default\"\ntargets = [\"p/x\"]\n";
+    let env: config::EnvLookup = Arc::new(|_| None);
+    let snap = config::from_str(toml, std::path::Path::new("proxy.toml"), &env).unwrap();
+    let app = App::new(snap, env);
+    let doors: [Door; 2] = [
+        (
+            "Anthropic Messages (request: client body → canonical → upstream)",
+            &MESSAGES,
+            messages_body,
+        ),
+        (
+            "Responses (request: client body → canonical → upstream)",
+            &RESPONSES,
+            responses_body,
+        ),
+    ];
+    for (name, door, body_of) in doors {
+        header(name);
+        let plain = body_of(false);
+        let streamed = turn(door, &app, body_of(true));
+        for kind in KINDS {
+            let t = target(kind);
+            let adapter = adapter_for(kind);
+            let request = measure(2000, || {
+                let turn = turn(door, &app, plain.clone());
+                std::hint::black_box(adapter.build_request(turn.request(), &t).expect("builds"));
+            });
+            let body = stream_body(kind);
+            let sreq = streamed.request();
+            let mut render = streamed.stream_renderer();
+            let (events, _) =
+                translate_stream(kind, sreq, &t, body.as_bytes(), Sink::Door(render.as_mut()));
+            let stream = measure(500, || {
+                let mut render = streamed.stream_renderer();
+                std::hint::black_box(translate_stream(
+                    kind,
+                    sreq,
+                    &t,
+                    body.as_bytes(),
+                    Sink::Door(render.as_mut()),
+                ));
+            });
+            row(kind, request, stream, events);
+        }
     }
 }

@@ -9,7 +9,10 @@
 # Runs: a steady ~20 req/s (wrk's delay() hook, 1 connection) for p50/p99 latency,
 # direct and through the proxy; then full load (64 connections) for throughput and
 # latency — chat completions, and the same conversation through /v1/responses —
-# and the proxy's RSS at idle and its peak after the load (VmHWM).
+# then an Anthropic-kind upstream (nginx answering a fixed Message) reached through
+# /v1/messages (passed through natively) and through /v1/chat/completions
+# (translated both ways), and the proxy's RSS at idle and its peak after the load
+# (VmHWM).
 # Usage: scripts/bench.sh [steady_seconds] [load_seconds]   (defaults 30, 20)
 # Needs root for apt-get the first time (wrk, nginx).
 set -euo pipefail
@@ -35,6 +38,9 @@ up_port=$(free_port)
 proxy_port=$(free_port)
 
 answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+# A real-shaped Anthropic Message (what POST /v1/messages answers), for the
+# Anthropic-kind provider at /anthropic.
+anthropic_answer='{"id":"msg_01Bench5cQ3Zk7XaYd2LmPq","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hello! How can I help you today?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9,"service_tier":"standard"}}'
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -48,6 +54,7 @@ http {
   server {
     listen 127.0.0.1:$up_port;
     location / { default_type application/json; return 200 '$answer'; }
+    location /anthropic/ { default_type application/json; return 200 '$anthropic_answer'; }
   }
 }
 NGINX
@@ -61,9 +68,16 @@ listen = "127.0.0.1:$proxy_port"
 kind = "openai"
 base_url = "http://127.0.0.1:$up_port/v1"
 api_key_env = "BENCH_UPSTREAM_KEY"
+[providers.claude]
+kind = "anthropic"
+base_url = "http://127.0.0.1:$up_port/anthropic"
+api_key_env = "BENCH_UPSTREAM_KEY"
 [[routes]]
 model = "default"
 targets = ["upstream/gpt-4o"]
+[[routes]]
+model = "claude"
+targets = ["claude/claude-sonnet-4-5"]
 TOML
 BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn taskset -c 0 "$bin" --config "$work/proxy.toml" 2>"$work/proxy.log" &
 proxy_pid=$!
@@ -86,6 +100,15 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"default","instructions":"You are a helpful assistant.","input":"Hello!","store":false}'
 LUA
+# The same conversation to the Anthropic-kind provider: as a Messages request
+# (passed through, only the model swapped) and as a chat request (translated).
+cat > "$work/messages.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.body = '{"model":"claude","max_tokens":256,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"Hello!"}]}'
+LUA
+sed 's/"model":"default"/"model":"claude"/' "$work/post.lua" > "$work/chat_claude.lua"
 cat "$work/post.lua" > "$work/steady.lua"
 echo 'function delay() return 50 end' >> "$work/steady.lua"   # one connection: ~20 req/s
 
@@ -122,6 +145,18 @@ responses=$(run -t1 -c64 -d"${load}s" -s "$work/responses.lua" "http://127.0.0.1
 echo "proxied /v1/responses (translated): $(echo "$responses" | awk '/Requests\/sec/ {print $2}') req/s  p50 $(echo "$responses" | pct 50%)  p99 $(echo "$responses" | pct 99%)"
 errors=$(echo "$responses" | awk '/Non-2xx|Socket errors/ {print}')
 [ -n "$errors" ] && echo "responses errors: $errors"
+
+row() { # label, wrk output
+  echo "$1: $(echo "$2" | awk '/Requests\/sec/ {print $2}') req/s  p50 $(echo "$2" | pct 50%)  p99 $(echo "$2" | pct 99%)"
+  local errors; errors=$(echo "$2" | awk '/Non-2xx|Socket errors/ {print}')
+  [ -n "$errors" ] && echo "  errors: $errors"
+  return 0
+}
+echo "== full load, Anthropic-kind upstream: 64 connections, ${load}s"
+row "proxied /v1/messages (passthrough)" \
+  "$(run -t1 -c64 -d"${load}s" -s "$work/messages.lua" "http://127.0.0.1:$proxy_port/v1/messages")"
+row "proxied /v1/chat/completions (translated)" \
+  "$(run -t1 -c64 -d"${load}s" -s "$work/chat_claude.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")"
 
 echo "== proxy memory"
 echo "RSS at idle (after warm-up): $idle_rss"

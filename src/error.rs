@@ -13,6 +13,10 @@ use crate::providers::UpstreamError;
 pub enum ProxyError {
     #[error("{0}")]
     BadRequest(String),
+    /// A bad request whose fault is one field, named the way OpenAI's `param` names
+    /// it (`input[3].type`), so a client can point at it.
+    #[error("{message}")]
+    InvalidParam { param: String, message: String },
     /// The upstream refused the request itself (400/422): returned, not failed over.
     #[error("{provider}: {}", error.message)]
     ProviderRejected {
@@ -201,9 +205,10 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         use ProxyError::*;
         match self {
-            BadRequest(_) | ProviderRejected { .. } | PreviousResponseNotFound(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            BadRequest(_)
+            | InvalidParam { .. }
+            | ProviderRejected { .. }
+            | PreviousResponseNotFound(_) => StatusCode::BAD_REQUEST,
             ResponseNotFound(_) => StatusCode::NOT_FOUND,
             StateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Unauthorized => StatusCode::UNAUTHORIZED,

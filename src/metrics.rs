@@ -9,10 +9,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// `understudy_requests_total`'s labels: DESIGN §6's `route` and `status`, then the
+/// client API the request came in by (`chat`, `responses`, `messages`,
+/// `count_tokens`), so the front doors can be told apart; sums over `api` give the
+/// contract's series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteStatus {
     pub route: String,
     pub status: u16,
+    pub api: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,7 +123,7 @@ impl Default for Metrics {
         let state_errors = Counter::default();
         registry.register(
             "understudy_requests",
-            "Client requests by route and final status",
+            "Client requests by route, final status and client API",
             requests.clone(),
         );
         registry.register(
@@ -196,7 +201,8 @@ impl Metrics {
             .inc();
     }
 
-    pub fn request(&self, route: &str, status: u16) {
+    /// One client request of `api` (the front door's [`crate::frontdoor::Dialect::api`]).
+    pub fn request(&self, api: &'static str, route: &str, status: u16) {
         let class = match status {
             200..=299 => 0,
             400..=499 => 1,
@@ -208,6 +214,7 @@ impl Metrics {
             .get_or_create(&RouteStatus {
                 route: route.to_string(),
                 status,
+                api,
             })
             .inc();
     }

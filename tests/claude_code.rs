@@ -1,8 +1,8 @@
 //! Claude Code as a judge of the Messages front door (DESIGN §8): `claude -p` with
 //! `ANTHROPIC_BASE_URL` at the proxy and a client key as `ANTHROPIC_API_KEY`, nothing
-//! but loopback. The proxy's lead target (Anthropic-kind) is overloaded; an upstream
-//! behind it — OpenAI-kind (translated) or Anthropic-kind (native) — answers what
-//! Claude Code asks, tool calls included. The pinned Claude Code
+//! but loopback. The proxy's lead target (Anthropic-kind) is overloaded, or absent; an
+//! upstream — OpenAI-kind (translated) or Anthropic-kind (native) — answers what
+//! Claude Code asks, tool calls (`Read`, `Bash`) included. The pinned Claude Code
 //! (`tests/claude/package.json`) is installed by `scripts/test.sh`.
 #![allow(
     clippy::unwrap_used,
@@ -33,6 +33,10 @@ const READ_MARKER: &str = "READ_THE_FILE";
 const PONG: &str = "PONG from understudy";
 const FINAL: &str = "The file holds the secret.";
 const SECRET: &str = "the-secret-is-42";
+/// In a prompt: the upstream answers with a call of Claude Code's `Bash` tool, then
+/// with [`BASH_SAID`] and what the command printed.
+const BASH_MARKER: &str = "RUN_THE_COMMAND";
+const BASH_SAID: &str = "The command printed:";
 
 /// Claude Code's native binary: `$UNDERSTUDY_TEST_CLAUDE`, else the platform package
 /// `scripts/test.sh` installed under `tests/claude/node_modules` (used directly, so
@@ -67,10 +71,21 @@ fn claude_bin() -> PathBuf {
 // ---------------------------------------------------------------------------------
 // An OpenAI-kind upstream that answers what it is asked
 
-/// Chat completions (or Anthropic's Messages, by path): a `Read` call of `read_path`
-/// when the conversation holds [`READ_MARKER`] and no tool result yet, [`FINAL`] once
-/// it holds one, else [`PONG`]; streamed when the request says so. Every request body
-/// is kept.
+/// What the upstream's tool calls ask for.
+#[derive(Clone)]
+struct Script {
+    /// The file `Read` is called with.
+    read_path: String,
+    /// The command `Bash` is called with.
+    command: String,
+}
+
+/// Chat completions (or Anthropic's Messages, by path): a `Read` call of the script's
+/// file when the conversation holds [`READ_MARKER`] and no tool result yet, [`FINAL`]
+/// once it holds one; a `Bash` call of the script's command when it holds
+/// [`BASH_MARKER`] and the request offers `Bash`, then [`BASH_SAID`] and the tool's
+/// output; else [`PONG`]; streamed when the request says so. Every request body is
+/// kept.
 #[derive(Clone)]
 struct Upstream {
     addr: SocketAddr,
@@ -78,7 +93,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    async fn start(read_path: String) -> Upstream {
+    async fn start(script: Script) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -92,19 +107,19 @@ impl Upstream {
                     return;
                 };
                 let received = received.clone();
-                let read_path = read_path.clone();
+                let script = script.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let received = received.clone();
-                        let read_path = read_path.clone();
+                        let script = script.clone();
                         async move {
                             let messages_api = req.uri().path().starts_with("/v1/messages");
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                             let reply = if messages_api {
-                                anthropic_answer(&body, &read_path)
+                                anthropic_answer(&body, &script)
                             } else {
-                                answer(&body, &read_path)
+                                answer(&body, &script)
                             };
                             received.lock().unwrap().push(body);
                             Ok::<_, Infallible>(reply)
@@ -128,23 +143,41 @@ impl Upstream {
     }
 }
 
-fn answer(req: &Value, read_path: &str) -> http::Response<Full<Bytes>> {
+fn answer(req: &Value, script: &Script) -> http::Response<Full<Bytes>> {
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    let has_result = messages.iter().any(|m| m["role"] == "tool");
-    let wants_read = req["messages"].to_string().contains(READ_MARKER);
+    let result = messages.iter().find(|m| m["role"] == "tool");
+    let conversation = req["messages"].to_string();
+    let wants_read = conversation.contains(READ_MARKER);
+    // Side calls (a title, say) quote the prompt too, but offer no tools.
+    let wants_bash =
+        conversation.contains(BASH_MARKER) && tool_names(req).iter().any(|n| n == "Bash");
     let model = "gpt-4o-2024-08-06";
-    let (text, calls, finish) = if wants_read && !has_result {
-        let args = json!({"file_path": read_path}).to_string();
-        (
+    let call = |id: &str, name: &str, args: Value| {
+        Some(json!([{"id": id, "type": "function",
+            "function": {"name": name, "arguments": args.to_string()}}]))
+    };
+    let bash_said;
+    let (text, calls, finish) = match result {
+        None if wants_bash => (
             None,
-            Some(json!([{"id": "call_read1", "type": "function",
-                "function": {"name": "Read", "arguments": args}}])),
+            call(
+                "call_bash1",
+                "Bash",
+                json!({"command": script.command, "description": "Print a marker"}),
+            ),
             "tool_calls",
-        )
-    } else if has_result {
-        (Some(FINAL), None, "stop")
-    } else {
-        (Some(PONG), None, "stop")
+        ),
+        None if wants_read => (
+            None,
+            call("call_read1", "Read", json!({"file_path": script.read_path})),
+            "tool_calls",
+        ),
+        Some(tool) if wants_bash => {
+            bash_said = format!("{BASH_SAID} {}", text_of(&tool["content"]).trim());
+            (Some(bash_said.as_str()), None, "stop")
+        }
+        Some(_) => (Some(FINAL), None, "stop"),
+        None => (Some(PONG), None, "stop"),
     };
     let usage = json!({"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107});
     if req["stream"] != true {
@@ -167,11 +200,12 @@ fn answer(req: &Value, read_path: &str) -> http::Response<Full<Bytes>> {
         }
     }
     if let Some(c) = calls {
-        let args = c[0]["function"]["arguments"].as_str().unwrap().to_string();
+        let f = &c[0]["function"];
+        let args = f["arguments"].as_str().unwrap().to_string();
         let (a, b) = args.split_at(args.len() / 2);
         deltas.push(
-            json!({"tool_calls": [{"index": 0, "id": "call_read1", "type": "function",
-            "function": {"name": "Read", "arguments": ""}}]}),
+            json!({"tool_calls": [{"index": 0, "id": c[0]["id"], "type": "function",
+            "function": {"name": f["name"], "arguments": ""}}]}),
         );
         deltas.push(json!({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}));
         deltas.push(json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}));
@@ -197,13 +231,13 @@ fn answer(req: &Value, read_path: &str) -> http::Response<Full<Bytes>> {
 }
 
 /// The same script in Anthropic's Messages shape (an Anthropic-kind target).
-fn anthropic_answer(req: &Value, read_path: &str) -> http::Response<Full<Bytes>> {
+fn anthropic_answer(req: &Value, script: &Script) -> http::Response<Full<Bytes>> {
     let conversation = req["messages"].to_string();
     let has_result = conversation.contains("\"tool_result\"");
     let wants_read = conversation.contains(READ_MARKER);
     let block = if wants_read && !has_result {
         json!({"type": "tool_use", "id": "toolu_read1", "name": "Read",
-            "input": {"file_path": read_path}})
+            "input": {"file_path": script.read_path}})
     } else if has_result {
         json!({"type": "text", "text": FINAL})
     } else {
@@ -268,11 +302,18 @@ struct Judge {
     proxy: Proxy,
     /// Claude Code's HOME and working directory.
     dir: TempDir,
+    /// What the `Bash` call prints: `understudy-bash-<random>`.
+    marker: String,
 }
 
 /// An overloaded Anthropic-kind lead, then the [`Upstream`] as a target of `kind`
 /// (`openai` or `anthropic`); the `*` route takes whatever model Claude Code asks for.
 async fn judge(kind: &str) -> Judge {
+    judge_with(kind, true).await
+}
+
+/// Like [`judge`]; without `overloaded_lead` the [`Upstream`] leads the route.
+async fn judge_with(kind: &str, overloaded_lead: bool) -> Judge {
     let dir = TempDir::new();
     std::fs::create_dir_all(dir.path.join("home")).unwrap();
     std::fs::create_dir_all(dir.path.join("work")).unwrap();
@@ -283,7 +324,21 @@ async fn judge(kind: &str) -> Judge {
         529,
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     ));
-    let upstream = Upstream::start(secret.display().to_string()).await;
+    let marker = format!("understudy-bash-{:016x}", fastrand::u64(..));
+    let upstream = Upstream::start(Script {
+        read_path: secret.display().to_string(),
+        command: format!("echo {marker}"),
+    })
+    .await;
+    let model = match kind {
+        "openai" => "gpt-4o",
+        _ => "claude-opus-4-1",
+    };
+    let targets = if overloaded_lead {
+        format!("\"busy/claude-sonnet-4-5\", \"backup/{model}\"")
+    } else {
+        format!("\"backup/{model}\"")
+    };
     let toml = format!(
         r#"
 [server]
@@ -298,17 +353,13 @@ base_url = "{}"
 api_key_env = "UPSTREAM_KEY"
 [[routes]]
 model = "*"
-targets = ["busy/claude-sonnet-4-5", "backup/{}"]
+targets = [{targets}]
 "#,
         busy.url(),
         match kind {
             "openai" => format!("{}/v1", upstream.url()),
             _ => upstream.url(),
         },
-        match kind {
-            "openai" => "gpt-4o",
-            _ => "claude-opus-4-1",
-        }
     );
     let proxy = Proxy::start(
         &toml,
@@ -320,6 +371,7 @@ targets = ["busy/claude-sonnet-4-5", "backup/{}"]
         upstream,
         proxy,
         dir,
+        marker,
     }
 }
 
@@ -355,6 +407,15 @@ async fn claude(j: &Judge, prompt: &str, extra: &[&str]) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// The text of a chat message's content: a string, or its parts' texts.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => String::new(),
+    }
 }
 
 /// The tool names of a chat request.
@@ -466,5 +527,51 @@ async fn claude_code_runs_a_tool_round_trip_through_an_openai_target() {
     assert!(
         tool["content"].to_string().contains(SECRET),
         "Claude Code read the file: {tool}"
+    );
+}
+
+#[tokio::test]
+async fn claude_code_runs_its_bash_tool_through_an_openai_lead() {
+    let j = judge_with("openai", false).await;
+    // `echo` may need no permission today; the flag keeps the test about the round
+    // trip should a later Claude Code ask for one.
+    let result = claude(
+        &j,
+        &format!("{BASH_MARKER}: run the command and tell me what it printed."),
+        &["--allowedTools", "Bash(echo *)"],
+    )
+    .await;
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(
+        result["result"],
+        format!("{BASH_SAID} {}", j.marker),
+        "the command's output went up and the answer came back: {result}"
+    );
+    assert_eq!(j.busy.count(), 0, "the OpenAI-kind target leads");
+    let got = j.upstream.received();
+    let second = got
+        .iter()
+        .find(|r| {
+            r["messages"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|m| m["role"] == "tool"))
+        })
+        .unwrap_or_else(|| panic!("a turn with the tool result: {got:?}"));
+    let msgs = second["messages"].as_array().unwrap();
+    let call = msgs
+        .iter()
+        .find_map(|m| m["tool_calls"].as_array().map(|c| c[0].clone()))
+        .unwrap_or_else(|| panic!("the assistant's call: {second}"));
+    assert_eq!(call["id"], "call_bash1");
+    assert_eq!(call["function"]["name"], "Bash");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["command"], format!("echo {}", j.marker));
+    let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap();
+    assert_eq!(tool["tool_call_id"], "call_bash1");
+    assert_eq!(
+        text_of(&tool["content"]).trim(),
+        j.marker,
+        "Claude Code ran the command: {tool}"
     );
 }

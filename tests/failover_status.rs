@@ -183,7 +183,8 @@ async fn a_malformed_200_is_a_protocol_failure_that_fails_over() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("understudy_requests_total{route=\"default\",status=\"200\"} 1"),
+        metrics
+            .contains("understudy_requests_total{route=\"default\",status=\"200\",api=\"chat\"} 1"),
         "{metrics}"
     );
     assert!(

@@ -2,7 +2,8 @@
 //! every kind of input item (roles, text, images, calls and their outputs, reasoning),
 //! tool_choice, parallel_tool_calls, user / safety_identifier, reasoning.effort, and
 //! the fields real clients send that a translated target cannot take (accepted, not
-//! forwarded). One OpenAI-kind mock upstream.
+//! forwarded); every input item type of the API accepted, any other a 400 naming
+//! it. One OpenAI-kind mock upstream.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -182,4 +183,117 @@ async fn json_object_and_function_outputs_as_parts_are_translated() {
     let msgs = up["messages"].as_array().unwrap();
     assert_eq!(roles(msgs), ["assistant", "tool", "user"], "{msgs:?}");
     assert_eq!(text_of(&msgs[1]), "part one two");
+}
+
+/// The `type` of every member of the pinned `openai` SDK's `ResponseInputItemParam`.
+async fn sdk_input_item_types() -> Vec<String> {
+    let script = r#"
+import json, re, sys, typing
+from openai.types.responses.response_input_item_param import ResponseInputItemParam
+types = set()
+for member in typing.get_args(ResponseInputItemParam):
+    m = re.search(r"Literal\['(\w+)'\]", str(member.__annotations__["type"]))
+    types.add(m.group(1))
+print(json.dumps(sorted(types)))
+"#;
+    let v = run_json(
+        sdk_python(),
+        vec!["-c".into(), script.into()],
+        json!(null),
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_input_item_type_of_the_sdk_is_accepted_and_left_out_for_a_translated_target() {
+    let types = sdk_input_item_types().await;
+    assert!(types.len() >= 30, "the SDK's union: {types:?}");
+    let m = Mock::start().await;
+    let p = openai_proxy(&m).await;
+    m.push(Reply::json(200, completion(GPT, "first")));
+    m.push(Reply::json(200, completion(GPT, "second")));
+    let first = create(&p, &json!({"model": "default", "input": "hi"})).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let stored_msg = items_of(&first.json(), "message")[0]["id"].clone();
+    let mut input = vec![json!({"role": "user", "content": "before"})];
+    for t in &types {
+        input.push(match t.as_str() {
+            "message" => json!({"type": "message", "role": "user", "content": "a message"}),
+            "function_call" => json!({"type": "function_call", "call_id": "call_x",
+                "name": "f", "arguments": "{}"}),
+            "function_call_output" => {
+                json!({"type": "function_call_output", "call_id": "call_x", "output": "done"})
+            }
+            "item_reference" => json!({"type": "item_reference", "id": stored_msg}),
+            // what the chat translation has no form for: any shape passes
+            other => json!({"type": other, "id": format!("x_{other}"), "status": "completed"}),
+        });
+    }
+    input.push(json!({"role": "user", "content": "after"}));
+    let r = create(&p, &json!({"model": "default", "input": input})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(output_text(&r.json()), "second");
+    let msgs = chat_messages(&m.received()[1]);
+    let texts: Vec<String> = msgs.iter().map(text_of).collect();
+    assert_eq!(
+        texts.first().map(String::as_str),
+        Some("before"),
+        "{msgs:?}"
+    );
+    assert_eq!(texts.last().map(String::as_str), Some("after"), "{msgs:?}");
+    assert!(
+        texts.iter().any(|t| t == "first"),
+        "the referenced item: {msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m["tool_call_id"] == "call_x"),
+        "{msgs:?}"
+    );
+    let raw = serde_json::to_string(&msgs).unwrap();
+    for t in &types {
+        assert!(
+            !raw.contains(&format!("x_{t}")),
+            "{t} has no chat form and is left out: {raw}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_input_item_type_outside_the_api_is_a_400_naming_it() {
+    let m = Mock::start().await;
+    let p = openai_proxy(&m).await;
+    let r = create(
+        &p,
+        &json!({"model": "default", "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "x"},
+            {"type": "function_call_result", "call_id": "c", "output": "x"}
+        ]}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let e = &r.json()["error"];
+    assert_eq!(e["type"], "invalid_request_error");
+    assert_eq!(e["param"], "input[3].type", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("'function_call_result'") && msg.contains("function_call_output"),
+        "{msg}"
+    );
+    // a message with a role outside the API names that field
+    let r = create(
+        &p,
+        &json!({"model": "default", "input": [{"role": "tool", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["param"], "input[0].role");
+    assert_eq!(m.count(), 0, "no upstream call");
 }

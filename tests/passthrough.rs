@@ -264,7 +264,9 @@ async fn the_sdk_moderates_transcribes_speaks_and_manages_files_through_the_pass
 
     let metrics = get(&p.url("/metrics")).await.text();
     assert!(
-        metrics.contains("understudy_requests_total{route=\"passthrough\",status=\"200\"} 5"),
+        metrics.contains(
+            "understudy_requests_total{route=\"passthrough\",status=\"200\",api=\"passthrough\"} 5"
+        ),
         "{metrics}"
     );
     assert!(

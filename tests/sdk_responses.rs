@@ -3,8 +3,9 @@
 //! (`responses.create`, the `responses.stream` helper, retrieve, delete,
 //! input_items; every answer and event validated with its pydantic types),
 //! openai-agents' `Runner` with a function tool, and the Vercel AI SDK's default
-//! `openai()` provider (`generateText`, `streamText`) under Node. Mock upstreams of
-//! the openai and anthropic kinds answer behind the proxy.
+//! `openai()` provider (`generateText`, `streamText`, a tool loop, `generateObject`
+//! and `streamObject`) under Node. Mock upstreams of the openai, anthropic and gemini
+//! kinds answer behind the proxy.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -459,4 +460,117 @@ async fn the_vercel_ai_sdk_continues_a_turn_that_had_text_and_a_tool_call() {
         assistant.contains("Let me check.") && assistant.contains("call_t1"),
         "the referenced text item and the call are replayed: {msgs:?}"
     );
+}
+
+#[tokio::test]
+async fn the_vercel_ai_sdk_generates_and_streams_objects_through_translated_targets() {
+    // generateObject / streamObject send `text.format` json_schema: Anthropic gets it
+    // as the forced `json_output` tool, Gemini as its response schema.
+    let ant = Mock::start().await;
+    let gem = Mock::start().await;
+    let p = proxy_over(
+        &[
+            Target {
+                name: "anthropic",
+                kind: "anthropic",
+                mock: &ant,
+                model: "claude-sonnet-4-5",
+            },
+            Target {
+                name: "gemini",
+                kind: "gemini",
+                mock: &gem,
+                model: "gemini-2.0-flash",
+            },
+        ],
+        "",
+    )
+    .await;
+    ant.push(Reply::json(
+        200,
+        include_str!("../fixtures/anthropic/response_json_output.json"),
+    ));
+    ant.push(Reply::split(
+        200,
+        "text/event-stream",
+        include_str!("../fixtures/anthropic/stream_json_output.sse"),
+    ));
+    // then Anthropic is overloaded and Gemini answers with JSON text
+    ant.push(Reply::json(
+        529,
+        include_str!("../fixtures/anthropic/error_overloaded.json"),
+    ));
+    let mut gemini: Value =
+        serde_json::from_str(include_str!("../fixtures/gemini/response_text.json")).unwrap();
+    gemini["candidates"][0]["content"]["parts"] = json!([
+        {"text": "{\"name\": \"Bake sale\", \"date\": \"Sunday\", "},
+        {"text": "\"participants\": [\"Carol\"]}"}
+    ]);
+    gem.push(Reply::json(200, gemini.to_string()));
+    let results = ai_sdk(
+        &p,
+        json!([
+            {"kind": "object", "prompt": "Plan the science fair."},
+            {"kind": "stream_object", "prompt": "Plan the science fair."},
+            {"kind": "object", "prompt": "Plan the bake sale."},
+        ]),
+    )
+    .await;
+    let fair = json!({"name": "Science fair", "date": "Friday", "participants": ["Alice", "Bob"]});
+    let g = &results[0];
+    ok(g);
+    assert_eq!(g["object"], fair, "{g:#}");
+    assert_eq!(g["finishReason"], "stop", "{g:#}");
+    assert_eq!(g["headers"]["x-understudy-provider"], "anthropic");
+    assert!(
+        g["responseId"].as_str().unwrap_or("").starts_with("resp_"),
+        "{g:#}"
+    );
+    let s = &results[1];
+    ok(s);
+    assert_eq!(s["object"], fair, "{s:#}");
+    assert!(
+        s["partials"].as_u64().unwrap() >= 2,
+        "streamed in pieces: {s:#}"
+    );
+    assert_eq!(s["finishReason"], "stop", "{s:#}");
+    let b = &results[2];
+    ok(b);
+    assert_eq!(
+        b["object"],
+        json!({"name": "Bake sale", "date": "Sunday", "participants": ["Carol"]}),
+        "{b:#}"
+    );
+    assert_eq!(b["headers"]["x-understudy-provider"], "gemini");
+
+    // what the upstreams were asked: the SDK's schema, in each kind's own form
+    let sent = ant.received();
+    assert_eq!(sent.len(), 3);
+    for (i, r) in sent.iter().enumerate() {
+        let body = r.json();
+        let tools = body["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 1, "request {i}: {body}");
+        assert_eq!(tools[0]["name"], "json_output");
+        let schema = &tools[0]["input_schema"];
+        assert_eq!(schema["type"], "object", "{schema}");
+        assert_eq!(
+            schema["required"],
+            json!(["name", "date", "participants"]),
+            "{schema}"
+        );
+        assert_eq!(schema["properties"]["participants"]["type"], "array");
+        assert_eq!(body["tool_choice"]["type"], "tool");
+        assert_eq!(body["tool_choice"]["name"], "json_output");
+        assert_eq!(body["stream"] == true, i == 1, "request {i}: {body}");
+    }
+    let g = gem.received()[0].json();
+    let config = &g["generationConfig"];
+    assert_eq!(config["responseMimeType"], "application/json", "{g}");
+    let schema = &config["responseSchema"];
+    assert_eq!(
+        schema["required"],
+        json!(["name", "date", "participants"]),
+        "{g}"
+    );
+    assert!(schema["properties"]["participants"].is_object(), "{schema}");
 }

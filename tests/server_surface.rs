@@ -214,7 +214,7 @@ async fn direct_targets_share_one_metric_label_and_odd_models_are_refused() {
     }
     let metrics = get(&p.url("/metrics")).await.text();
     assert!(
-        metrics.contains("understudy_requests_total{route=\"b/*\",status=\"200\"} 3"),
+        metrics.contains("understudy_requests_total{route=\"b/*\",status=\"200\",api=\"chat\"} 3"),
         "{metrics}"
     );
     assert!(!metrics.contains("model-1"), "{metrics}");

@@ -43,3 +43,63 @@ async fn status_counts_requests_attempts_failovers_and_cache_results() {
     assert_eq!(c["cache"]["stale"], 0, "{c}");
     assert_eq!(a.count() + b.count(), 2);
 }
+
+#[tokio::test]
+async fn metrics_tell_the_client_apis_apart() {
+    let ant = Mock::start().await;
+    let toml = format!(
+        "[providers.ant]\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key_env = \"TEST_KEY\"\n\
+         [[routes]]\nmodel = \"default\"\ntargets = [\"ant/claude-sonnet-4-5\"]\n",
+        ant.url()
+    );
+    let p = Proxy::start(&toml, &[KEY]).await;
+    let message = include_str!("../fixtures/anthropic/response_text.json");
+    for _ in 0..3 {
+        ant.push(Reply::json(200, message));
+    }
+    ant.push(Reply::json(200, r#"{"input_tokens":12}"#));
+    let post = |path: &str, body: serde_json::Value| {
+        let url = p.url(path);
+        async move {
+            send(
+                &url,
+                "POST",
+                &[("anthropic-version", "2023-06-01")],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    assert_eq!(p.chat(user("default")).await.status, 200);
+    let hi = serde_json::json!([{"role": "user", "content": "hi"}]);
+    let r = post(
+        "/v1/responses",
+        serde_json::json!({"model": "default", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(
+        "/v1/responses",
+        serde_json::json!({"model": "nope", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let msg = serde_json::json!({"model": "default", "max_tokens": 10, "messages": hi});
+    assert_eq!(post("/v1/messages", msg).await.status, 200);
+    let count = serde_json::json!({"model": "default", "messages": hi});
+    assert_eq!(post("/v1/messages/count_tokens", count).await.status, 200);
+    assert_eq!(ant.count(), 4);
+
+    let metrics = get(&p.url("/metrics")).await.text();
+    for line in [
+        r#"understudy_requests_total{route="default",status="200",api="chat"} 1"#,
+        r#"understudy_requests_total{route="default",status="200",api="responses"} 1"#,
+        r#"understudy_requests_total{route="unrouted",status="404",api="responses"} 1"#,
+        r#"understudy_requests_total{route="default",status="200",api="messages"} 1"#,
+        r#"understudy_requests_total{route="default",status="200",api="count_tokens"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let c = &get(&p.url("/status")).await.json()["counters"];
+    assert_eq!(c["requests"], 5, "/status sums every API: {c}");
+}

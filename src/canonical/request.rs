@@ -355,6 +355,8 @@ pub struct JsonSchemaFormat {
 pub enum Api {
     /// Anthropic's Messages API.
     Messages,
+    /// Anthropic's token count of a Messages request (`/v1/messages/count_tokens`).
+    CountTokens,
     /// OpenAI's Responses API.
     Responses,
 }

@@ -36,6 +36,9 @@ pub trait Dialect: Send + Sync {
 
     /// An error in this API's shape.
     fn render_error(&self, err: &ProxyError) -> Rendered;
+
+    /// The `api` label of this front door's requests in `/metrics`.
+    fn api(&self) -> &'static str;
 }
 
 /// One client request as its front door read it: the canonical request for the walk,
@@ -58,6 +61,19 @@ pub trait Turn: Send + Sync {
     fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         Vec::new()
     }
+
+    /// What answers instead of the walk's `err`, when this API has something better
+    /// than the error (a token count's estimate). Checked before the cache's stale
+    /// answer and the static fallback, which are answers of another shape.
+    fn stand_in(&self, _err: &ProxyError) -> Option<StandIn> {
+        None
+    }
+}
+
+/// A 200 JSON answer standing in for a failed walk, with its own headers.
+pub struct StandIn {
+    pub body: Vec<u8>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Renders one streamed answer's canonical chunks as this API's stream events.

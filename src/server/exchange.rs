@@ -61,7 +61,8 @@ async fn answer(
     let snap = app.config.load_full();
     let fail = |route: &str, err: ProxyError| {
         let resp = error_response(door, &err, &request_id);
-        app.metrics.request(route, resp.status().as_u16());
+        app.metrics
+            .request(door.api(), route, resp.status().as_u16());
         resp
     };
 
@@ -106,7 +107,7 @@ async fn answer(
 
     let cached = app.cache.lookup(&route, chat).await;
     if let Some(entry) = cached.fresh() {
-        app.metrics.request(&route, 200);
+        app.metrics.request(door.api(), &route, 200);
         return from_cache(turn.as_ref(), entry, CacheResult::Hit, 0, request_id);
     }
 
@@ -118,9 +119,23 @@ async fn answer(
     let success = match exchange.result {
         Ok(s) => s,
         Err(err) => {
+            if let Some(stand_in) = turn.stand_in(&err) {
+                app.metrics.request(door.api(), &route, 200);
+                let mut resp = json(StatusCode::OK, stand_in.body);
+                for (name, value) in stand_in.headers {
+                    resp.headers_mut().insert(name, value);
+                }
+                let h = resp.headers_mut();
+                h.insert(
+                    "x-understudy-attempts",
+                    HeaderValue::from(exchange.attempts),
+                );
+                h.insert(REQUEST_ID, request_id);
+                return resp;
+            }
             if let (Some(entry), true) = (cached.stale(), err.is_exhausted()) {
                 tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
-                app.metrics.request(&route, 200);
+                app.metrics.request(door.api(), &route, 200);
                 return from_cache(
                     turn.as_ref(),
                     entry,
@@ -140,7 +155,7 @@ async fn answer(
                     HeaderValue::from(exchange.attempts),
                 );
                 h.insert(REQUEST_ID, request_id.clone());
-                app.metrics.request(&route, 200);
+                app.metrics.request(door.api(), &route, 200);
                 return resp;
             }
             tracing::info!(%route, attempts = exchange.attempts, error = %err, "request failed");
@@ -152,7 +167,7 @@ async fn answer(
             return resp;
         }
     };
-    app.metrics.request(&route, 200);
+    app.metrics.request(door.api(), &route, 200);
     // For a stream this is the time to its first content event.
     tracing::info!(
         %route,

@@ -3,7 +3,6 @@
 
 mod admin;
 mod auth;
-mod count_tokens;
 mod exchange;
 mod passthrough;
 mod respond;
@@ -25,7 +24,7 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::error::ProxyError;
 use crate::frontdoor::chat::CHAT;
-use crate::frontdoor::messages::MESSAGES;
+use crate::frontdoor::messages::{COUNT_TOKENS, MESSAGES};
 use crate::frontdoor::responses::RESPONSES;
 use crate::frontdoor::Dialect;
 use crate::http::body::Body;
@@ -144,8 +143,6 @@ enum Route<'p> {
     Stored(&'p str),
     /// `/v1/responses/{id}/input_items`.
     InputItems(&'p str),
-    /// `POST /v1/messages/count_tokens`: an estimate.
-    CountTokens,
     Healthz,
     Readyz,
     Status,
@@ -158,7 +155,7 @@ impl<'p> Route<'p> {
             "/v1/chat/completions" => Route::Front(&CHAT),
             "/v1/responses" => Route::Front(&RESPONSES),
             "/v1/messages" => Route::Front(&MESSAGES),
-            "/v1/messages/count_tokens" => Route::CountTokens,
+            "/v1/messages/count_tokens" => Route::Front(&COUNT_TOKENS),
             "/v1/models" => Route::Models,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
@@ -182,7 +179,7 @@ impl<'p> Route<'p> {
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Front(_) | Route::CountTokens => "POST",
+            Route::Front(_) => "POST",
             Route::Stored(_) => "GET, HEAD, DELETE",
             _ => "GET, HEAD",
         }
@@ -252,7 +249,6 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Models if req.headers().contains_key("anthropic-version") => {
             admin::anthropic_models(&app)
         }
-        Route::CountTokens => count_tokens::estimate(&app, req, &request_id).await,
         Route::Models => admin::models(&app),
         Route::Model(id) => admin::model(&app, id, &request_id),
         Route::Stored(id) if method == http::Method::DELETE => {

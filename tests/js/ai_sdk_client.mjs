@@ -4,10 +4,13 @@
 // Usage: node ai_sdk_client.mjs BASE_URL API_KEY  (scenarios as a JSON list on stdin)
 // Scenario: {"kind": "generate" | "stream", "prompt": str, "tools": bool,
 //            "previous": N (continue scenario N's response via previousResponseId)}
+//        or {"kind": "object" | "stream_object", "prompt": str}: generateObject /
+//            streamObject with the `event` schema (a zod object), which the provider
+//            sends as `text.format` json_schema.
 // Prints a JSON list with one result per scenario. Any error the SDK reports (a
 // thrown error, an `error` part in a stream) is a result with "ok": false.
 import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, stepCountIs, streamText, tool } from "ai";
+import { generateObject, generateText, stepCountIs, streamObject, streamText, tool } from "ai";
 import { z } from "zod";
 
 const [baseURL, apiKey] = process.argv.slice(2);
@@ -124,6 +127,52 @@ async function stream(sc, results) {
   };
 }
 
+// What generateObject / streamObject ask for.
+const event = z.object({
+  name: z.string(),
+  date: z.string(),
+  participants: z.array(z.string()),
+});
+
+function objectOptions(sc) {
+  return { model: openai("default"), prompt: sc.prompt, schema: event, schemaName: "event", maxRetries: 0 };
+}
+
+async function object(sc) {
+  const r = await generateObject(objectOptions(sc));
+  return {
+    ok: true,
+    object: r.object,
+    finishReason: r.finishReason,
+    usage: r.usage,
+    responseId: r.providerMetadata?.openai?.responseId ?? null,
+    headers: understudyHeaders(r.response?.headers),
+    warnings: (r.warnings ?? []).map((w) => JSON.stringify(w)),
+  };
+}
+
+async function streamedObject(sc) {
+  const errors = [];
+  const s = streamObject({ ...objectOptions(sc), onError: ({ error }) => errors.push(error) });
+  const partials = [];
+  for await (const partial of s.partialObjectStream) {
+    partials.push(partial);
+    if (partials.length > 10000) break; // bounded, whatever the proxy sends
+  }
+  if (errors.length) return describe(errors[0]);
+  const response = await s.response;
+  return {
+    ok: true,
+    object: await s.object,
+    partials: partials.length,
+    finishReason: await s.finishReason,
+    usage: await s.usage,
+    headers: understudyHeaders(response?.headers),
+  };
+}
+
+const KINDS = { generate, stream, object, stream_object: streamedObject };
+
 async function main() {
   let input = "";
   for await (const chunk of process.stdin) input += chunk;
@@ -133,7 +182,9 @@ async function main() {
     sent = [];
     let result;
     try {
-      result = await (sc.kind === "stream" ? stream : generate)(sc, results);
+      const run = KINDS[sc.kind];
+      if (!run) throw new Error(`unknown scenario kind ${sc.kind}`);
+      result = await run(sc, results);
     } catch (e) {
       result = describe(e);
     }

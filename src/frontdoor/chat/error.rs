@@ -12,7 +12,7 @@ use crate::providers::UpstreamError;
 pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
     use ProxyError::*;
     let (kind, code) = match err {
-        BadRequest(_) => ("invalid_request_error", "invalid_request"),
+        BadRequest(_) | InvalidParam { .. } => ("invalid_request_error", "invalid_request"),
         ProviderRejected { error, .. } => {
             let code = error.code.clone();
             return (
@@ -73,6 +73,7 @@ pub fn body(err: &ProxyError) -> serde_json::Value {
     let (kind, code) = type_and_code(err);
     let param = match err {
         ProxyError::PreviousResponseNotFound(_) => Some("previous_response_id"),
+        ProxyError::InvalidParam { param, .. } => Some(param.as_str()),
         _ => None,
     };
     json!({"error": {"message": err.to_string(), "type": kind, "param": param, "code": code}})
@@ -235,5 +236,20 @@ mod tests {
             Some(Duration::from_millis(1500)),
         ));
         assert_eq!(r.retry_after.unwrap(), "2");
+    }
+
+    #[test]
+    fn a_field_at_fault_is_named_in_param() {
+        let err = ProxyError::InvalidParam {
+            param: "input[3].type".into(),
+            message: "input[3].type: unknown".into(),
+        };
+        let r = render(&err);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(r.status.as_u16(), 400);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "invalid_request");
+        assert_eq!(body["error"]["param"], "input[3].type");
+        assert_eq!(body["error"]["message"], "input[3].type: unknown");
     }
 }

@@ -34,6 +34,10 @@ impl Dialect for Chat {
     fn render_error(&self, err: &ProxyError) -> Rendered {
         error::render(err)
     }
+
+    fn api(&self) -> &'static str {
+        "chat"
+    }
 }
 
 struct ChatTurn {

@@ -4,6 +4,7 @@
 //! answer comes back as a `Message` or Anthropic's event stream.
 
 mod answer;
+mod count_tokens;
 mod error;
 mod request;
 mod stream;
@@ -16,13 +17,29 @@ use super::{BoxFuture, Dialect, Rendered, StreamRender, Turn};
 use crate::app::App;
 use crate::canonical::{Api, ChatRequest, ChatResponse, Native};
 
+use crate::error::ProxyError;
+pub use count_tokens::COUNT_TOKENS;
+use request::MessagesRequest;
+
 /// Headers an Anthropic-kind target receives from the client as they were sent.
 const FORWARDED: [http::HeaderName; 2] = [
     http::HeaderName::from_static("anthropic-version"),
     http::HeaderName::from_static("anthropic-beta"),
 ];
-use crate::error::ProxyError;
-use request::MessagesRequest;
+
+/// The client's own request for Anthropic-kind targets: its body (the adapter swaps
+/// the model), its version and beta headers, its query (`?beta=true`).
+fn native(api: Api, head: &http::request::Parts, body: Bytes) -> Native {
+    Native {
+        api,
+        headers: FORWARDED
+            .iter()
+            .filter_map(|h| head.headers.get(h).map(|v| (h.clone(), v.clone())))
+            .collect(),
+        query: head.uri.query().map(str::to_string),
+        body,
+    }
+}
 
 pub struct Messages;
 
@@ -54,21 +71,21 @@ impl Dialect for Messages {
             }
             // Anthropic-kind targets get the client's body itself (model swapped) and
             // its version and beta headers.
-            canonical.native = Some(Arc::new(Native {
-                api: Api::Messages,
-                headers: FORWARDED
-                    .iter()
-                    .filter_map(|h| head.headers.get(h).map(|v| (h.clone(), v.clone())))
-                    .collect(),
-                query: head.uri.query().map(str::to_string),
-                body: without_sealed_thinking(&req, body)?,
-            }));
+            canonical.native = Some(Arc::new(native(
+                Api::Messages,
+                head,
+                without_sealed_thinking(&req, body)?,
+            )));
             Ok(Box::new(MessagesTurn { canonical }) as Box<dyn Turn>)
         })
     }
 
     fn render_error(&self, err: &ProxyError) -> Rendered {
         error::render(err)
+    }
+
+    fn api(&self) -> &'static str {
+        "messages"
     }
 }
 

@@ -5,6 +5,7 @@
 //! the next turn can continue it whichever provider answers.
 
 mod answer;
+mod items;
 mod request;
 mod stream;
 
@@ -47,6 +48,10 @@ impl Dialect for Responses {
     fn render_error(&self, err: &ProxyError) -> Rendered {
         // The Responses API reports errors in the same shape as chat completions.
         super::chat::error::render(err)
+    }
+
+    fn api(&self) -> &'static str {
+        "responses"
     }
 }
 

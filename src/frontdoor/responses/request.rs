@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::items;
 use crate::canonical::Reasoning;
 use crate::error::ProxyError;
 
@@ -99,26 +100,36 @@ impl ResponsesRequest {
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| normalize_item(item).map_err(|e| bad(format!("input[{i}]: {e}"))))
+                .map(|(i, item)| normalize_item(i, item))
                 .collect(),
             Some(_) => Err(bad("'input' must be a string or an array of items")),
         }
     }
 }
 
-/// An item in its full form: `{"role", "content"}` without a type is a message, and
-/// string content becomes one text part.
-fn normalize_item(item: &Value) -> Result<Value, String> {
+/// An item in its full form: `{"role", "content"}` without a type is a message,
+/// string content becomes one text part, and `{"id"}` alone is an item reference
+/// (the API's `type` is optional there). A type outside the API is a 400 naming it.
+fn normalize_item(i: usize, item: &Value) -> Result<Value, ProxyError> {
     let Some(obj) = item.as_object() else {
-        return Err("an input item must be an object".into());
+        return Err(bad(format!("input[{i}]: an input item must be an object")));
     };
-    let kind = obj.get("type").and_then(Value::as_str);
+    let kind = match obj.get("type").filter(|t| !t.is_null()) {
+        Some(t) => Some(items::checked_type(i, t)?),
+        None => None,
+    };
     if kind.is_none_or(|k| k == "message") && obj.contains_key("role") {
         let mut m = obj.clone();
         m.insert("type".into(), "message".into());
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         if !matches!(role, "user" | "assistant" | "system" | "developer") {
-            return Err(format!("unknown message role {role:?}"));
+            let param = format!("input[{i}].role");
+            return Err(ProxyError::InvalidParam {
+                message: format!(
+                    "{param}: unknown message role {role:?}; one of user, assistant, system, developer"
+                ),
+                param,
+            });
         }
         if let Some(Value::String(s)) = m.get("content") {
             let part = if role == "assistant" {
@@ -132,7 +143,14 @@ fn normalize_item(item: &Value) -> Result<Value, String> {
     }
     match kind {
         Some(_) => Ok(item.clone()),
-        None => Err("an input item needs a 'type' (or a 'role', for a message)".into()),
+        None if obj.get("id").is_some_and(Value::is_string) => {
+            let mut r = obj.clone();
+            r.insert("type".into(), "item_reference".into());
+            Ok(Value::Object(r))
+        }
+        None => Err(bad(format!(
+            "input[{i}]: an input item needs a 'type' (or a 'role', for a message)"
+        ))),
     }
 }
 

@@ -17,6 +17,7 @@
 //!   unless the client named a tool. A forced tool call comes without text around it;
 //!   an answer that calls no tool (a refusal) passes its text on as the content.
 
+mod count_tokens;
 mod error;
 mod request;
 mod response;
@@ -82,9 +83,11 @@ fn authorize(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), 
     Ok(())
 }
 
-/// The client's own Messages request, when it sent one.
+/// The client's own Messages request (or token count), when it sent one.
 fn native(req: &ChatRequest) -> Option<&Native> {
-    req.native.as_deref().filter(|n| n.api == Api::Messages)
+    req.native
+        .as_deref()
+        .filter(|n| matches!(n.api, Api::Messages | Api::CountTokens))
 }
 
 impl Adapter for Anthropic {
@@ -108,9 +111,13 @@ impl Adapter for Anthropic {
             // The client speaks Messages too: its body, only the model swapped, and
             // its version and beta headers.
             let body = super::native::with_model(&n.body, &target.model)?;
+            let path = match n.api {
+                Api::CountTokens => count_tokens::PATH,
+                _ => "/v1/messages",
+            };
             let path = match &n.query {
-                Some(q) => format!("/v1/messages?{q}"),
-                None => "/v1/messages".to_string(),
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_string(),
             };
             let uri = join_url(&target.provider.base_url, &path)?;
             let mut out = json_post(uri, &target.provider, body)?;
@@ -135,6 +142,9 @@ impl Adapter for Anthropic {
         target: &Target,
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
+        if native(req).is_some_and(|n| n.api == Api::CountTokens) {
+            return count_tokens::parse(body, &target.model);
+        }
         let origin = Origin::of(target);
         let mut answer = response::parse(body, request::json_mode(req), &target.model, &origin)?;
         if native(req).is_some() {
@@ -233,6 +243,42 @@ mod tests {
         assert_eq!(probe.headers()["x-api-key"], "sk-secret");
         assert_eq!(probe.headers()["anthropic-version"], "2023-06-01");
         assert_eq!(probe.headers()["x-extra"], "1");
+    }
+
+    #[test]
+    fn a_token_count_goes_to_count_tokens_with_the_clients_headers_and_query() {
+        let t = anthropic(|_| {});
+        let mut req = request(r#"{"model":"m","messages":[{"role":"user","content":""}]}"#);
+        req.native = Some(std::sync::Arc::new(Native {
+            api: Api::CountTokens,
+            body: Bytes::from_static(
+                br#"{"model":"default","messages":[{"role":"user","content":"Hi"}]}"#,
+            ),
+            headers: vec![(
+                HeaderName::from_static("anthropic-beta"),
+                HeaderValue::from_static("token-counting-2024-11-01"),
+            )],
+            query: Some("beta=true".into()),
+        }));
+        assert!(ADAPTER.native(&req, &t));
+        let out = ADAPTER.build_request(&req, &t).unwrap();
+        assert_eq!(
+            out.uri(),
+            "https://api.anthropic.com/v1/messages/count_tokens?beta=true"
+        );
+        assert_eq!(out.headers()["anthropic-beta"], "token-counting-2024-11-01");
+        assert_eq!(out.headers()["x-api-key"], "sk-secret");
+        assert_eq!(out.headers()["anthropic-version"], "2023-06-01");
+        let body: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(body["model"], "claude-sonnet-4-5");
+        assert_eq!(body["messages"][0]["content"], "Hi");
+        let answer = ADAPTER
+            .parse_response(&req, &t, br#"{"input_tokens":14}"#)
+            .unwrap();
+        assert_eq!(
+            answer.native.as_deref(),
+            Some(&br#"{"input_tokens":14}"#[..])
+        );
     }
 
     #[test]

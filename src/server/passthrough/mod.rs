@@ -71,7 +71,7 @@ pub async fn forward(
             (error_response(&CHAT, &err, &request_id), attempted)
         }
     };
-    app.metrics.request(ROUTE, resp.status().as_u16());
+    app.metrics.request(ROUTE, ROUTE, resp.status().as_u16());
     let h = resp.headers_mut();
     if attempted {
         if let Ok(v) = HeaderValue::from_str(&provider.name) {
