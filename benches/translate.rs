@@ -49,6 +49,7 @@ fn target(kind: Kind) -> Target {
         settings: adapter_for(kind)
             .settings(Default::default())
             .expect("no settings are valid settings"),
+        egress: Arc::new(understudy::upstream::Egress::direct().expect("default egress")),
     };
     Target::new(Arc::new(provider), "bench-model", 1, Timeouts::default())
 }

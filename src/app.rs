@@ -49,6 +49,8 @@ impl App {
     pub fn new(snapshot: Snapshot, env: EnvLookup) -> Arc<App> {
         let engine = EngineSlot::default();
         let policy = snapshot.state.clone();
+        let upstream = Upstream::new();
+        upstream.prepare(&snapshot);
         let app = Arc::new(App {
             cache: AnswerCache::new(snapshot.cache.as_ref()).shared_through(engine.clone()),
             responses: Arc::new(SharedResponses::new(engine.clone())),
@@ -56,7 +58,7 @@ impl App {
             engine,
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
-            upstream: Upstream::new(),
+            upstream,
             metrics: Metrics::default(),
             reload: Mutex::new(ReloadStatus::default()),
             env,

@@ -18,6 +18,7 @@ pub mod failover;
 pub mod frontdoor;
 pub mod http;
 pub mod metrics;
+pub mod pem;
 pub mod providers;
 pub mod server;
 pub mod state;

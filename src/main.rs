@@ -258,6 +258,11 @@ fn log_startup(s: &config::Snapshot, addr: &str) {
             pt.provider.name
         );
     }
+    for p in &s.providers {
+        if let Some(proxy) = p.proxy_shown() {
+            tracing::info!("provider {} reached through proxy {proxy}", p.name);
+        }
+    }
     for p in s.providers.iter().filter(|p| !p.enabled()) {
         tracing::warn!(
             "provider {} is disabled: {}",

@@ -252,6 +252,20 @@ pub struct RawProvider {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    /// `"http://[user:pass@]host:port"` or `"none"`; unset: the `*_PROXY` variables.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// A PEM bundle of CA certificates trusted on top of `tls_roots`.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// `webpki` (default), `native` or `both`.
+    #[serde(default)]
+    pub tls_roots: Option<String>,
+    /// PEM certificate (chain) and key for mutual TLS.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    #[serde(default)]
+    pub client_key: Option<String>,
     #[serde(flatten)]
     pub settings: toml::Table,
 }

@@ -42,6 +42,7 @@ pub fn reload(app: &App) -> bool {
             app.health.retain(&new);
             app.cache.apply(new.cache.as_ref());
             app.apply_state(&new.state);
+            app.upstream.prepare(&new);
             app.config.store(Arc::new(new));
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.reloads += 1;

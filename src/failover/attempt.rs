@@ -49,7 +49,13 @@ pub(super) async fn attempt(
     let asked = format!("{} {}", upstream_req.method(), upstream_req.uri().path());
     let resp = app
         .upstream
-        .send(upstream_req, t.connect, started + t.first_byte, total)
+        .send(
+            upstream_req,
+            &target.provider.egress,
+            t.connect,
+            started + t.first_byte,
+            total,
+        )
         .await
         .map_err(Outcome::from)?;
     head.notify_one(); // a response head: no reason to hedge this attempt

@@ -81,7 +81,13 @@ pub async fn check(upstream: &Upstream, p: &Provider) -> Probe {
     let t = p.timeouts;
     let start = Instant::now();
     match upstream
-        .send(req, t.connect, start + t.first_byte, start + t.total)
+        .send(
+            req,
+            &p.egress,
+            t.connect,
+            start + t.first_byte,
+            start + t.total,
+        )
         .await
     {
         Ok(resp) if resp.status().is_success() => Probe::Ok,

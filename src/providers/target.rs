@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::{Kind, KindSettings};
+use crate::upstream::Egress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -61,6 +62,9 @@ pub struct Provider {
     pub timeouts: Timeouts,
     /// The kind's own keys (`version`, `api_version`, …), typed by its adapter.
     pub settings: Box<dyn KindSettings>,
+    /// Proxy, trust and client certificate (`proxy`, `ca_file`, `tls_roots`,
+    /// `client_cert`, `client_key`): how its requests and probes leave the process.
+    pub egress: Arc<Egress>,
 }
 
 impl Provider {
@@ -73,6 +77,13 @@ impl Provider {
 
     pub fn enabled(&self) -> bool {
         self.disabled_reason.is_none()
+    }
+
+    /// `host:port` of the proxy its base URL is reached through, if any (never the
+    /// proxy's credentials).
+    pub fn proxy_shown(&self) -> Option<String> {
+        let base: http::Uri = self.base_url.parse().ok()?;
+        self.egress.proxy.shown_for(&base)
     }
 
     /// Health state (circuit, cooldowns) is keyed by this, so it survives a reload

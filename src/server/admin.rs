@@ -138,6 +138,7 @@ pub fn status(app: &App) -> Response<Body> {
                 "name": p.name, "kind": p.kind.as_str(), "enabled": p.enabled(),
                 "disabled_reason": p.disabled_reason, "circuit": circuit,
                 "consecutive_failures": failures,
+                "proxy": p.proxy_shown(),
             })
         })
         .collect();

@@ -2,26 +2,14 @@
 
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
 
 /// Reads the PEM files and builds the acceptor; the error names the file at fault.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| format!("cert {}: {e}", files.cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cert {}: {e}", files.cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "cert {}: no certificate found",
-            files.cert.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("key {}: {e}", files.key.display()))?;
+    let certs = crate::pem::certificates(&files.cert).map_err(|e| format!("cert {e}"))?;
+    let key = crate::pem::private_key(&files.key).map_err(|e| format!("key {e}"))?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

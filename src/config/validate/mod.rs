@@ -142,6 +142,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     let state = state_policy(&raw.state, env.as_ref())?;
 
     let mut providers = Vec::with_capacity(raw.providers.len());
+    let mut egresses = egress::Egresses::new(path, env);
     for (name, p) in &raw.providers {
         let key = format!("providers.{name}");
         if name.is_empty() || name.contains('/') {
@@ -192,6 +193,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             settings: adapter_for(p.kind)
                 .settings(p.settings.clone())
                 .map_err(|e| format!("{key}: {e}"))?,
+            egress: egresses.provider(&key, p)?,
         };
         providers.push(Arc::new(provider));
     }
@@ -463,5 +465,6 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
     })
 }
 
+mod egress;
 #[cfg(test)]
 mod tests;

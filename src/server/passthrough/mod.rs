@@ -130,9 +130,9 @@ async fn exchange(
     let t = provider.timeouts;
     let total = started + t.total;
     let mut head_due = uploaded.then(|| Instant::now() + t.first_byte);
-    let sending = app
-        .upstream
-        .send_streamed(upstream_req.map(|_| body), t.connect);
+    let sending =
+        app.upstream
+            .send_streamed(upstream_req.map(|_| body), &provider.egress, t.connect);
     tokio::pin!(sending, ended);
     let resp = loop {
         let due = head_due.map_or(total, |d| d.min(total));
