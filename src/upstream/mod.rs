@@ -250,3 +250,72 @@ fn classify(e: &hyper_util::client::legacy::Error) -> SendError {
         SendError::Reset(chain)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{from_str, EnvLookup};
+
+    fn load(dir: &std::path::Path, text: &str) -> Snapshot {
+        let env: EnvLookup = Arc::new(|_| None);
+        from_str(text, &dir.join("proxy.toml"), &env).unwrap()
+    }
+
+    fn pem() -> String {
+        rcgen::generate_simple_self_signed(vec!["ca.test".into()])
+            .unwrap()
+            .cert
+            .pem()
+    }
+
+    #[test]
+    fn a_reload_keeps_the_pool_of_an_unchanged_egress_and_rebuilds_a_changed_one() {
+        let dir = std::env::temp_dir().join(format!("understudy-pools-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), pem()).unwrap();
+        let text = "[providers.a]\nkind = \"openai\"\nbase_url = \"https://a.test\"\nca_file = \"ca.pem\"\n\
+                    [providers.b]\nkind = \"openai\"\nbase_url = \"https://b.test\"\n\
+                    [[routes]]\nmodel = \"m\"\ntargets = [\"a/x\", { target = \"b/y\", timeouts = { connect = \"1s\" } }]\n";
+        let up = Upstream::new();
+        let first = load(&dir, text);
+        up.prepare(&first);
+        let a = |s: &Snapshot| s.provider("a").unwrap().clone();
+        let b = |s: &Snapshot| s.provider("b").unwrap().clone();
+        let connect = a(&first).timeouts.connect;
+        let pool_a = up.client(&a(&first).egress, connect);
+        let pool_b = up.client(&b(&first).egress, Duration::from_secs(1));
+        // a and b at the default connect timeout, b at the route's 1s
+        assert_eq!(up.clients.lock().unwrap().len(), 3);
+
+        let same = load(&dir, text);
+        up.prepare(&same);
+        assert!(Arc::ptr_eq(&pool_a, &up.client(&a(&same).egress, connect)));
+
+        // Same path, new contents: a new pool for a, b's kept.
+        std::fs::write(dir.join("ca.pem"), pem()).unwrap();
+        let changed = load(
+            &dir,
+            &text.replace("connect = \"1s\"", "connect = \"1s\", idle = \"2s\""),
+        );
+        up.prepare(&changed);
+        assert!(!Arc::ptr_eq(
+            &pool_a,
+            &up.client(&a(&changed).egress, connect)
+        ));
+        assert!(Arc::ptr_eq(
+            &pool_b,
+            &up.client(&b(&changed).egress, Duration::from_secs(1))
+        ));
+
+        // b's 1s target gone: its pool is dropped.
+        up.prepare(&load(
+            &dir,
+            &text.replace(
+                ", { target = \"b/y\", timeouts = { connect = \"1s\" } }",
+                "",
+            ),
+        ));
+        assert_eq!(up.clients.lock().unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
