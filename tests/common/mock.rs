@@ -209,6 +209,7 @@ impl std::fmt::Debug for Gate {
 
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub version: http::Version,
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
@@ -236,16 +237,31 @@ pub struct Mock {
     state: Arc<Mutex<MockState>>,
     /// Streamed bodies dropped before their end (the client went away).
     pub cancelled: Arc<AtomicUsize>,
+    /// Connections that got as far as HTTP (past the TLS handshake, for an HTTPS mock).
+    pub connections: Arc<AtomicUsize>,
+    scheme: &'static str,
 }
 
 impl Mock {
     pub async fn start() -> Mock {
+        Mock::serve(None).await
+    }
+
+    /// An HTTPS mock: `tls` decides its certificate, ALPN and whether it wants a
+    /// client certificate (see `tls.rs`).
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Mock {
+        Mock::serve(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Mock {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mock = Mock {
             addr,
             state: Arc::default(),
             cancelled: Arc::default(),
+            connections: Arc::default(),
+            scheme: if tls.is_some() { "https" } else { "http" },
         };
         let m = mock.clone();
         tokio::spawn(async move {
@@ -254,22 +270,39 @@ impl Mock {
                     return;
                 };
                 let m = m.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let m = m.clone();
-                        async move { Ok::<_, Infallible>(m.respond(req).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    match tls {
+                        None => m.serve_connection(TokioIo::new(stream)).await,
+                        // A refused handshake (no client certificate) ends here.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                m.serve_connection(TokioIo::new(stream)).await
+                            }
+                        }
+                    }
                 });
             }
         });
         mock
     }
 
+    async fn serve_connection<I>(self, io: TokioIo<I>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        let svc = service_fn(move |req| {
+            let m = self.clone();
+            async move { Ok::<_, Infallible>(m.respond(req).await) }
+        });
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(io, svc)
+            .await;
+    }
+
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn push(&self, reply: Reply) -> &Mock {
@@ -291,6 +324,7 @@ impl Mock {
     }
 
     async fn respond(&self, req: http::Request<Incoming>) -> http::Response<MockBody> {
+        let version = req.version();
         let method = req.method().to_string();
         let path = req
             .uri()
@@ -311,6 +345,7 @@ impl Mock {
         let reply = {
             let mut st = self.state.lock().unwrap();
             st.received.push(Received {
+                version,
                 method,
                 path,
                 headers,

@@ -5,12 +5,16 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod http_proxy;
 pub mod mock;
 pub mod proxy;
 pub mod redis;
 pub mod sdk;
 pub mod sse;
+pub mod tls;
 pub mod wait;
 
 #[allow(unused_imports)]
-pub use self::{client::*, mock::*, proxy::*, redis::*, sdk::*, sse::*, wait::*};
+pub use self::{
+    client::*, http_proxy::*, mock::*, proxy::*, redis::*, sdk::*, sse::*, tls::*, wait::*,
+};

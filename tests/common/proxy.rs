@@ -66,9 +66,14 @@ pub async fn two_with_a_timeouts(timeouts: &str, extra: &str) -> (Mock, Mock, Pr
 
 /// `toml` with `timeouts` (`connect = "200ms"`, …) set for provider `name` alone.
 pub fn with_timeouts(toml: &str, name: &str, timeouts: &str) -> String {
+    with_keys(toml, name, &format!("timeouts = {{ {timeouts} }}"))
+}
+
+/// `toml` with `keys` (TOML lines) added to provider `name`'s table.
+pub fn with_keys(toml: &str, name: &str, keys: &str) -> String {
     let table = format!("[providers.{name}]\n");
     assert!(toml.contains(&table), "no {table} in {toml}");
-    toml.replacen(&table, &format!("{table}timeouts = {{ {timeouts} }}\n"), 1)
+    toml.replacen(&table, &format!("{table}{keys}\n"), 1)
 }
 
 pub struct Proxy {
@@ -97,6 +102,18 @@ impl Proxy {
 
     pub async fn start_with_env(toml: &str, env: EnvLookup) -> Proxy {
         let dir = TempDir::new();
+        let config_path = dir.path.join("proxy.toml");
+        std::fs::write(&config_path, toml).unwrap();
+        Proxy::start_at(dir, config_path, env).await
+    }
+
+    /// Like [`Proxy::start_with_env`], with `files` (name, contents) written beside the
+    /// config first: keys that name files resolve against its directory.
+    pub async fn start_with_files(toml: &str, files: &[(&str, String)], env: EnvLookup) -> Proxy {
+        let dir = TempDir::new();
+        for (name, text) in files {
+            std::fs::write(dir.path.join(name), text).unwrap();
+        }
         let config_path = dir.path.join("proxy.toml");
         std::fs::write(&config_path, toml).unwrap();
         Proxy::start_at(dir, config_path, env).await
