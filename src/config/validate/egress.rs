@@ -196,7 +196,8 @@ mod tests {
     fn errors_name_the_key_and_never_show_proxy_credentials() {
         let f = Files::new();
         let missing = f.dir.join("missing.pem").display().to_string();
-        let cases: Vec<(&str, Vec<(&str, &str)>, String)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
+        let cases: Vec<Case> = vec![
             (
                 "tls_roots = \"system\"",
                 vec![],
