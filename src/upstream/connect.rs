@@ -65,34 +65,24 @@ impl Service<Uri> for Connector {
         };
         let proxy = shown(&via);
         let timeout = self.timeout;
-        if dst.scheme() == Some(&http::uri::Scheme::HTTPS) {
-            let connecting = tunnel(self.http.clone(), via, dst);
+        // https: a tunnel, TLS inside it; http: requests in absolute form to the proxy.
+        let forwarding = dst.scheme() != Some(&http::uri::Scheme::HTTPS);
+        let connecting: Pin<Box<dyn Future<Output = Result<_, String>> + Send>> = if forwarding {
+            let tcp = self.http.call(via.uri().clone());
             Box::pin(async move {
-                match tokio::time::timeout_at(deadline, connecting).await {
-                    Err(_) => Err(stalled(proxy, timeout)),
-                    Ok(Err(what)) => Err(Box::new(ProxyFailure { proxy, what }) as BoxError),
-                    Ok(Ok(io)) => Ok(Conn {
-                        io,
-                        forwarding: false,
-                    }),
-                }
+                tcp.await
+                    .map_err(|e| format!("cannot connect: {}", chain(&e)))
             })
         } else {
-            let connecting = self.http.call(via.uri().clone());
-            Box::pin(async move {
-                match tokio::time::timeout_at(deadline, connecting).await {
-                    Err(_) => Err(stalled(proxy, timeout)),
-                    Ok(Err(e)) => Err(Box::new(ProxyFailure {
-                        proxy,
-                        what: format!("cannot connect: {}", chain(&e)),
-                    }) as BoxError),
-                    Ok(Ok(io)) => Ok(Conn {
-                        io,
-                        forwarding: true,
-                    }),
-                }
-            })
-        }
+            Box::pin(tunnel(self.http.clone(), via, dst))
+        };
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline, connecting).await {
+                Err(_) => Err(stalled(proxy, timeout)),
+                Ok(Err(what)) => Err(Box::new(ProxyFailure { proxy, what }) as BoxError),
+                Ok(Ok(io)) => Ok(Conn { io, forwarding }),
+            }
+        })
     }
 }
 
