@@ -1,0 +1,128 @@
+//! Embeddings: native `POST {base_url}/api/embed` (`model`, `input` as a list of
+//! texts, `dimensions` — the ollama SDK's `EmbedRequest`), answered with
+//! `embeddings` in input order, the `model` and `prompt_eval_count` (the usage).
+//! `user` is dropped; token-id input cannot be sent (each model has its own
+//! tokenizer), so an Ollama target is skipped for it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
+use crate::providers::{one_vector_per_input, AdapterError, Target};
+
+#[derive(Serialize)]
+struct Request<'a> {
+    model: &'a str,
+    input: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<u32>,
+}
+
+pub(super) fn request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
+    let input = req.texts().map_err(AdapterError::InvalidRequest)?;
+    serde_json::to_vec(&Request {
+        model,
+        input,
+        dimensions: req.dimensions,
+    })
+    .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    model: Option<String>,
+    embeddings: Vec<Vec<f64>>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+}
+
+pub(super) fn parse(
+    req: &EmbedRequest,
+    target: &Target,
+    body: &[u8],
+) -> Result<EmbedResponse, AdapterError> {
+    let answer: Answer = serde_json::from_slice(body)
+        .map_err(|e| AdapterError::Protocol(format!("embed answer: {e}")))?;
+    one_vector_per_input(req, answer.embeddings.len())?;
+    if answer.embeddings.iter().any(Vec::is_empty) {
+        return Err(AdapterError::Protocol("an empty embedding".into()));
+    }
+    Ok(EmbedResponse {
+        model: answer
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| target.model.clone()),
+        vectors: answer.embeddings.into_iter().map(Vector::Floats).collect(),
+        usage: EmbedUsage::of_prompt(answer.prompt_eval_count.unwrap_or(0)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::providers::ollama::tests::local;
+    use crate::providers::Adapter;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/fixtures/ollama/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn req(json: &str) -> EmbedRequest {
+        EmbedRequest::parse(Bytes::from(json.to_string())).unwrap()
+    }
+
+    #[test]
+    fn texts_go_to_api_embed_as_a_list_with_dimensions() {
+        let t = local("nomic-embed-text");
+        let r = req(
+            r#"{"model":"docs","input":["What is the meaning of life?","How do I bake bread?"],
+                "dimensions":3,"encoding_format":"base64","user":"u"}"#,
+        );
+        let out = super::super::ADAPTER.build_embeddings(&r, &t).unwrap();
+        assert_eq!(out.uri(), "http://127.0.0.1:11434/api/embed");
+        assert!(out.headers().get("authorization").is_none());
+        let body: Value = serde_json::from_slice(out.body()).unwrap();
+        let want: Value = serde_json::from_str(&fixture("embed_request.json")).unwrap();
+        assert_eq!(body, want);
+
+        let one: Value = serde_json::from_slice(
+            &request(&req(r#"{"model":"m","input":"x"}"#), "all-minilm").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            one,
+            serde_json::json!({"model": "all-minilm", "input": ["x"]})
+        );
+        let tokens = super::super::ADAPTER.build_embeddings(&req(r#"{"model":"m","input":[1,2]}"#), &t);
+        assert!(matches!(tokens, Err(AdapterError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn embeddings_become_vectors_with_prompt_eval_count_as_usage() {
+        let t = local("nomic-embed-text:latest");
+        let r = req(r#"{"model":"docs","input":["a","b"]}"#);
+        let a = parse(&r, &t, fixture("embed_response.json").as_bytes()).unwrap();
+        assert_eq!(a.model, "nomic-embed-text");
+        assert_eq!(a.usage, EmbedUsage::of_prompt(16));
+        assert!(
+            matches!(&a.vectors[1], Vector::Floats(f) if f == &[-0.0098027075, 0.06042469, 0.025257962])
+        );
+        let bare = br#"{"embeddings":[[1],[2]]}"#;
+        let a = parse(&r, &t, bare).unwrap();
+        assert_eq!(
+            (a.model.as_str(), a.usage),
+            ("nomic-embed-text:latest", EmbedUsage::default())
+        );
+        for bad in [
+            &br#"{"embeddings":[[1]]}"#[..],
+            br#"{"embeddings":[[1],[]]}"#,
+            br#"{"error":"model not found"}"#,
+        ] {
+            assert!(matches!(parse(&r, &t, bad), Err(AdapterError::Protocol(_))));
+        }
+    }
+}

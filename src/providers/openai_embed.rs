@@ -1,0 +1,232 @@
+//! Embeddings on the OpenAI wire (OpenAI, Azure, compatible servers). The client's
+//! body goes up with only `model` swapped, so `encoding_format`, `dimensions`, token
+//! ids and fields the proxy does not know all reach the provider. Each vector of the
+//! answer is kept as the upstream wrote it when it is in the format the client asked
+//! for — no number is parsed and printed again, which is most of the cost of a large
+//! answer — and converted when a compatible server ignored `encoding_format`.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{one_vector_per_input, AdapterError, Target};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat, Vector};
+
+/// The client's body with `model` replaced by the target's.
+pub(super) fn body(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
+    super::native::with_model(&req.raw, model)
+}
+
+/// OpenAI's `CreateEmbeddingResponse`.
+#[derive(Deserialize)]
+struct Answer {
+    data: Vec<Item>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    index: usize,
+    embedding: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
+}
+
+pub(super) fn parse(
+    req: &EmbedRequest,
+    target: &Target,
+    body: &[u8],
+) -> Result<EmbedResponse, AdapterError> {
+    let answer: Answer = serde_json::from_slice(body)
+        .map_err(|e| AdapterError::Protocol(format!("embeddings answer: {e}")))?;
+    one_vector_per_input(req, answer.data.len())?;
+    // Placed by `index`, so the answer is in input order whatever order it came in.
+    let mut slots: Vec<Option<Vector>> = (0..answer.data.len()).map(|_| None).collect();
+    for item in answer.data {
+        let slot = slots.get_mut(item.index).ok_or_else(|| {
+            AdapterError::Protocol(format!("embedding index {} out of range", item.index))
+        })?;
+        if slot.is_some() {
+            return Err(AdapterError::Protocol(format!(
+                "embedding index {} given twice",
+                item.index
+            )));
+        }
+        *slot = Some(vector(item.embedding, req.encoding_format)?);
+    }
+    let usage = answer.usage.map_or_else(EmbedUsage::default, |u| EmbedUsage {
+        prompt_tokens: u.prompt_tokens,
+        total_tokens: u.total_tokens,
+    });
+    Ok(EmbedResponse {
+        model: answer
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| target.model.clone()),
+        // Every index in 0..n was filled exactly once.
+        vectors: slots.into_iter().flatten().collect(),
+        usage,
+    })
+}
+
+/// One vector, checked without parsing its numbers: a list of numbers is only number
+/// characters inside one pair of brackets; base64 only its alphabet.
+fn vector(raw: Box<RawValue>, want: EncodingFormat) -> Result<Vector, AdapterError> {
+    let text = raw.get();
+    let bad = || AdapterError::Protocol("an embedding is neither numbers nor base64".into());
+    match (text.as_bytes().first(), want) {
+        (Some(b'['), EncodingFormat::Float) if is_number_list(text) => Ok(Vector::Raw(raw)),
+        (Some(b'"'), EncodingFormat::Base64) if is_base64(text) => Ok(Vector::Raw(raw)),
+        (Some(b'['), EncodingFormat::Base64) => serde_json::from_str::<Vec<f64>>(text)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Vector::Floats)
+            .ok_or_else(bad),
+        (Some(b'"'), EncodingFormat::Float) if is_base64(text) => {
+            let bytes = STANDARD
+                .decode(&text[1..text.len() - 1])
+                .map_err(|_| bad())?;
+            if bytes.len() % 4 != 0 {
+                return Err(bad());
+            }
+            Ok(Vector::Floats(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    .collect(),
+            ))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn is_number_list(text: &str) -> bool {
+    let inner = text
+        .trim_end()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'));
+    inner.is_some_and(|t| {
+        t.bytes().any(|b| b.is_ascii_digit())
+            && t.bytes().all(|b| {
+                b.is_ascii_digit() || b".,-+eE".contains(&b) || b.is_ascii_whitespace()
+            })
+    })
+}
+
+fn is_base64(text: &str) -> bool {
+    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+    inner.is_some_and(|t| {
+        !t.is_empty()
+            && t.len() % 4 == 0
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use super::*;
+    use crate::providers::testing::target;
+    use crate::providers::Kind;
+
+    fn req(v: serde_json::Value) -> EmbedRequest {
+        EmbedRequest::parse(Bytes::from(v.to_string())).unwrap()
+    }
+
+    fn b64(v: &[f32]) -> String {
+        let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+        STANDARD.encode(bytes)
+    }
+
+    fn raw(v: &Vector) -> &str {
+        match v {
+            Vector::Raw(r) => r.get(),
+            Vector::Floats(f) => panic!("expected raw, got floats {f:?}"),
+        }
+    }
+
+    #[test]
+    fn vectors_in_the_asked_format_stay_as_written_and_in_input_order() {
+        let t = target(Kind::Openai, "http://x/v1");
+        let r = req(json!({"model": "e", "input": ["a", "b"]}));
+        let body = br#"{"object":"list","data":[
+            {"object":"embedding","index":1,"embedding":[0.25, -1.5e-3]},
+            {"object":"embedding","index":0,"embedding":[0.10000000149011612,2]}],
+            "model":"text-embedding-3-small","usage":{"prompt_tokens":4,"total_tokens":4}}"#;
+        let a = parse(&r, &t, body).unwrap();
+        assert_eq!(a.model, "text-embedding-3-small");
+        assert_eq!(raw(&a.vectors[0]), "[0.10000000149011612,2]");
+        assert_eq!(raw(&a.vectors[1]), "[0.25, -1.5e-3]");
+        assert_eq!(a.usage, EmbedUsage::of_prompt(4));
+
+        let r = req(json!({"model": "e", "input": "a", "encoding_format": "base64"}));
+        let s = b64(&[0.5, -2.0]);
+        let body = json!({"data": [{"index": 0, "embedding": s}], "model": ""}).to_string();
+        let a = parse(&r, &t, body.as_bytes()).unwrap();
+        assert_eq!(raw(&a.vectors[0]), format!("\"{s}\""));
+        assert_eq!(a.model, "gpt-4o", "no model reported: the target's");
+        assert_eq!(a.usage, EmbedUsage::default());
+    }
+
+    #[test]
+    fn a_server_that_ignored_encoding_format_is_converted() {
+        let t = target(Kind::Openai, "http://x/v1");
+        let asked_b64 = req(json!({"model": "e", "input": "a", "encoding_format": "base64"}));
+        let body = br#"{"data":[{"index":0,"embedding":[0.5,-2]}],"model":"m"}"#;
+        let a = parse(&asked_b64, &t, body).unwrap();
+        assert!(matches!(&a.vectors[0], Vector::Floats(f) if f == &[0.5, -2.0]));
+
+        let asked_float = req(json!({"model": "e", "input": "a"}));
+        let body = json!({"data": [{"index": 0, "embedding": b64(&[0.1, 3.0])}], "model": "m"});
+        let a = parse(&asked_float, &t, body.to_string().as_bytes()).unwrap();
+        assert!(
+            matches!(&a.vectors[0], Vector::Floats(f) if f == &[f64::from(0.1f32), 3.0]),
+            "{:?}",
+            a.vectors
+        );
+    }
+
+    #[test]
+    fn answers_that_do_not_answer_this_request_are_protocol_errors() {
+        let t = target(Kind::Openai, "http://x/v1");
+        let two = req(json!({"model": "e", "input": ["a", "b"]}));
+        let b64 = req(json!({"model": "e", "input": "a", "encoding_format": "base64"}));
+        let one = req(json!({"model": "e", "input": "a"}));
+        let cases: [(&EmbedRequest, &str); 9] = [
+            (&two, r#"{"data":[{"index":0,"embedding":[1]}]}"#),
+            (
+                &two,
+                r#"{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[2]}]}"#,
+            ),
+            (
+                &two,
+                r#"{"data":[{"index":0,"embedding":[1]},{"index":2,"embedding":[2]}]}"#,
+            ),
+            (&one, r#"{"data":[{"index":0,"embedding":["x"]}]}"#),
+            (&one, r#"{"data":[{"index":0,"embedding":[[1]]}]}"#),
+            (&one, r#"{"data":[{"index":0,"embedding":[]}]}"#),
+            (&b64, r#"{"data":[{"index":0,"embedding":"not base64!"}]}"#),
+            (&one, r#"{"data":[{"index":0,"embedding":{"a":1}}]}"#),
+            (&one, r#"{"error":{"message":"x"}}"#),
+        ];
+        for (r, body) in cases {
+            assert!(
+                matches!(parse(r, &t, body.as_bytes()), Err(AdapterError::Protocol(_))),
+                "{body}"
+            );
+        }
+    }
+}
