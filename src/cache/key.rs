@@ -1,12 +1,13 @@
-//! The cache key: a keyed hash of the route and the body as canonical JSON, so how a
-//! request is spelled (key order, `0` vs `0.0`) cannot split one question in two.
+//! The cache key: a keyed hash of the kind of request, its route and its body as
+//! canonical JSON, so how a request is spelled (key order, `0` vs `0.0`) cannot split
+//! one question in two, and a chat body can never address an embeddings answer.
 
 use std::hash::BuildHasher;
 
 use serde_json::{Map, Value};
 
 use super::Store;
-use crate::canonical::ChatRequest;
+use crate::canonical::{ChatRequest, EmbedRequest};
 use crate::config::CacheMode;
 
 /// Top-level request fields left out of the key: how the answer is delivered
@@ -25,6 +26,11 @@ const IGNORED: &[&str] = &[
     "prompt_cache_key",
 ];
 
+/// Embeddings fields left out of the key: `user` (abuse monitoring) does not change
+/// the vectors. `encoding_format` stays in: an answer is kept in the format it was
+/// asked in.
+const EMBEDDINGS_IGNORED: &[&str] = &["user"];
+
 /// 128 bits of keyed SipHash over the canonical request. The keys are random per
 /// process, so nobody can craft a request that collides with another one's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,13 +38,24 @@ pub struct Key(u64, u64);
 
 impl Store {
     pub(super) fn key(&self, route: &str, req: &ChatRequest) -> Option<Key> {
-        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.raw) else {
+        self.key_of("chat", route, &req.raw, IGNORED)
+    }
+
+    pub(super) fn embeddings_key(&self, route: &str, req: &EmbedRequest) -> Option<Key> {
+        self.key_of("embeddings", route, &req.raw, EMBEDDINGS_IGNORED)
+    }
+
+    /// `space`, the route and the body without `ignored`, hashed.
+    fn key_of(&self, space: &str, route: &str, raw: &[u8], ignored: &[&str]) -> Option<Key> {
+        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(raw) else {
             return None;
         };
-        let mut buf = Vec::with_capacity(req.raw.len() + route.len() + 1);
-        buf.extend_from_slice(route.as_bytes());
-        buf.push(0);
-        canonical_object(&body, IGNORED, &mut buf);
+        let mut buf = Vec::with_capacity(space.len() + route.len() + raw.len() + 2);
+        for part in [space, route] {
+            buf.extend_from_slice(part.as_bytes());
+            buf.push(0);
+        }
+        canonical_object(&body, ignored, &mut buf);
         let (a, b) = &self.shelf.hash;
         Some(Key(a.hash_one(&buf), b.hash_one(&buf)))
     }
@@ -197,6 +214,39 @@ mod tests {
         assert_ne!(
             key_of(&s, "default", with("tools", tool)),
             key_of(&s, "default", with("tools", other_tool))
+        );
+    }
+
+    #[test]
+    fn embeddings_have_their_own_key_space_and_ignore_only_user() {
+        let s = store();
+        let embed = |v: Value| {
+            s.embeddings_key(
+                "default",
+                &EmbedRequest::parse(v.to_string().into()).unwrap(),
+            )
+            .unwrap()
+        };
+        let k = embed(json!({"model": "default", "input": ["a", "b"]}));
+        assert_eq!(
+            embed(json!({"input": ["a", "b"], "model": "default", "user": "u-1"})),
+            k
+        );
+        for other in [
+            json!({"model": "default", "input": ["b", "a"]}),
+            json!({"model": "default", "input": ["a", "b"], "dimensions": 8}),
+            json!({"model": "default", "input": ["a", "b"], "encoding_format": "base64"}),
+        ] {
+            assert_ne!(embed(other.clone()), k, "{other}");
+        }
+        // the same body as a chat request is another key
+        let same = json!({"model": "default", "input": ["a", "b"], "messages": [{"role": "user", "content": "a"}]});
+        assert_ne!(
+            s.key("default", &req(same.clone())),
+            s.embeddings_key(
+                "default",
+                &EmbedRequest::parse(same.to_string().into()).unwrap()
+            )
         );
     }
 

@@ -9,6 +9,10 @@
 //! `key` computes the key, `store` holds the entries; stream assembly and replay are
 //! canonical-type work and live in [`crate::canonical`].
 //!
+//! Embeddings answers share the shelf in a key space of their own. They are
+//! deterministic, so every embeddings request is cached while the cache is on,
+//! whatever `mode` says about chat.
+//!
 //! Entries are fresh for `ttl`; past it they are kept until `stale_ttl` and served
 //! only when every target failed. The store is a bounded `moka` cache that lives in
 //! [`App`](crate::App), outside the config snapshot, so it survives reloads.
@@ -20,7 +24,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
+use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use crate::config::{CachePolicy, Target};
 use crate::failover::stream::StreamTap;
 use store::Shelf;
@@ -29,7 +33,7 @@ use store::Shelf;
 /// paths stay so callers of `cache::{Assembler, replay}` need not change.
 pub use crate::canonical::{replay, Assembler};
 pub use key::Key;
-pub use store::{Entry, Store};
+pub use store::{Cacheable, Entry, Shelved, Store};
 
 /// What `x-understudy-cache` says, and the `result` label of `understudy_cache_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,53 +115,68 @@ impl AnswerCache {
         let Some(key) = store.key(route, req) else {
             return Lookup::Pass;
         };
-        let found = store.shelf.entries.get(&key);
-        let (fresh, stale) = match found {
-            Some(e) => {
-                let age = e.stored.elapsed();
-                if age < store.policy.ttl {
-                    (Some(e), None)
-                } else if age < store.policy.stale_ttl {
-                    (None, Some(e))
-                } else {
-                    (None, None)
-                }
-            }
-            None => (None, None),
+        find(store, key)
+    }
+
+    /// What the cache holds for this embeddings request.
+    pub fn lookup_embeddings(&self, route: &str, req: &EmbedRequest) -> Lookup<EmbedResponse> {
+        let Some(store) = self.store() else {
+            return Lookup::Off;
         };
-        if let Some(entry) = fresh {
-            return Lookup::Fresh(entry);
+        match store.embeddings_key(route, req) {
+            Some(key) => find(store, key),
+            None => Lookup::Pass,
         }
-        Lookup::Miss { store, key, stale }
     }
 }
 
+fn find<A: Cacheable>(store: Arc<Store>, key: Key) -> Lookup<A> {
+    let found = store.shelf.entries.get(&key);
+    let (fresh, stale) = match found.as_ref().and_then(A::unshelve) {
+        Some(e) => {
+            let age = e.stored.elapsed();
+            if age < store.policy.ttl {
+                (Some(e.clone()), None)
+            } else if age < store.policy.stale_ttl {
+                (None, Some(e.clone()))
+            } else {
+                (None, None)
+            }
+        }
+        None => (None, None),
+    };
+    if let Some(entry) = fresh {
+        return Lookup::Fresh(entry);
+    }
+    Lookup::Miss { store, key, stale }
+}
+
 /// The cache's view of one request.
-pub enum Lookup {
+pub enum Lookup<A = ChatResponse> {
     /// The cache is off: no header, nothing stored.
     Off,
     /// The cache is on but this request is not cached (a temperature other than 0 in
     /// `temperature-zero` mode): it answers `miss` and nothing is stored.
     Pass,
-    Fresh(Arc<Entry>),
+    Fresh(Arc<Entry<A>>),
     /// Not fresh: the answer will be stored; `stale` is what may stand in if every
     /// target fails.
     Miss {
         store: Arc<Store>,
         key: Key,
-        stale: Option<Arc<Entry>>,
+        stale: Option<Arc<Entry<A>>>,
     },
 }
 
-impl Lookup {
-    pub fn fresh(&self) -> Option<&Arc<Entry>> {
+impl<A: Cacheable + Clone> Lookup<A> {
+    pub fn fresh(&self) -> Option<&Arc<Entry<A>>> {
         match self {
             Lookup::Fresh(e) => Some(e),
             _ => None,
         }
     }
 
-    pub fn stale(&self) -> Option<&Arc<Entry>> {
+    pub fn stale(&self) -> Option<&Arc<Entry<A>>> {
         match self {
             Lookup::Miss { stale, .. } => stale.as_ref(),
             _ => None,
@@ -165,12 +184,14 @@ impl Lookup {
     }
 
     /// Stores a whole (non-streamed) answer.
-    pub fn store(&self, answer: &ChatResponse, target: &Target) {
+    pub fn store(&self, answer: &A, target: &Target) {
         if let Lookup::Miss { store, key, .. } = self {
             store.insert(*key, answer.clone(), target);
         }
     }
+}
 
+impl Lookup {
     /// A tap that stores the stream's answer if it ends with `[DONE]`.
     pub fn recorder(&self, target: &Arc<Target>) -> Option<Box<dyn StreamTap>> {
         match self {
@@ -314,6 +335,43 @@ mod tests {
             e.answer.choices[0].finish_reason.as_deref(),
             Some("tool_calls")
         );
+    }
+
+    #[test]
+    fn embeddings_are_cached_in_any_mode_unless_too_large() {
+        use crate::canonical::{EmbedUsage, Vector};
+        let cache = AnswerCache::new(Some(&policy(CacheMode::TemperatureZero)));
+        let r = EmbedRequest::parse(Bytes::from_static(br#"{"model":"e","input":"hi"}"#)).unwrap();
+        let answer = |dims: usize| EmbedResponse {
+            model: "e-1".into(),
+            vectors: vec![Vector::Floats(vec![0.5; dims])],
+            usage: EmbedUsage::of_prompt(1),
+        };
+        let l = cache.lookup_embeddings("e", &r);
+        assert!(
+            matches!(l, Lookup::Miss { .. }),
+            "deterministic: cached without temperature"
+        );
+        l.store(&answer(4), &target());
+        let hit = cache.lookup_embeddings("e", &r);
+        let e = hit.fresh().unwrap();
+        assert_eq!((e.answer.model.as_str(), e.provider.as_str()), ("e-1", "p"));
+        // a chat request never finds it
+        assert!(cache.lookup("e", &req(base())).fresh().is_none());
+
+        let big =
+            EmbedRequest::parse(Bytes::from_static(br#"{"model":"e","input":"big"}"#)).unwrap();
+        cache
+            .lookup_embeddings("e", &big)
+            .store(&answer(2 * 1024 * 1024), &target());
+        assert!(
+            cache.lookup_embeddings("e", &big).fresh().is_none(),
+            "16 MiB is not kept"
+        );
+        assert!(matches!(
+            AnswerCache::new(None).lookup_embeddings("e", &r),
+            Lookup::Off
+        ));
     }
 
     #[test]

@@ -7,24 +7,74 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::Key;
-use crate::canonical::{complete, ChatResponse};
+use crate::canonical::{complete, ChatResponse, EmbedResponse, RECORD_LIMIT};
 use crate::config::{CachePolicy, Target};
 
 /// A cached answer and where it came from.
 #[derive(Debug)]
-pub struct Entry {
-    pub answer: ChatResponse,
+pub struct Entry<A = ChatResponse> {
+    pub answer: A,
     /// The provider's name and the target's model, for the x-understudy headers.
     pub provider: String,
     pub model: String,
     pub(super) stored: Instant,
 }
 
+/// One shelf holds every kind of answer, so `max_entries` bounds them together; each
+/// kind has its own key space (see `key`), so a lookup finds only its own kind.
+#[derive(Debug, Clone)]
+pub enum Shelved {
+    Chat(Arc<Entry<ChatResponse>>),
+    Embeddings(Arc<Entry<EmbedResponse>>),
+}
+
+/// An answer the cache can hold.
+pub trait Cacheable: Sized {
+    fn shelve(entry: Arc<Entry<Self>>) -> Shelved;
+    fn unshelve(shelved: &Shelved) -> Option<&Arc<Entry<Self>>>;
+    /// Worth repeating: finished, and not too large to hold.
+    fn storable(&self) -> bool;
+}
+
+impl Cacheable for ChatResponse {
+    fn shelve(entry: Arc<Entry<Self>>) -> Shelved {
+        Shelved::Chat(entry)
+    }
+
+    fn unshelve(shelved: &Shelved) -> Option<&Arc<Entry<Self>>> {
+        match shelved {
+            Shelved::Chat(e) => Some(e),
+            Shelved::Embeddings(_) => None,
+        }
+    }
+
+    fn storable(&self) -> bool {
+        complete(self)
+    }
+}
+
+impl Cacheable for EmbedResponse {
+    fn shelve(entry: Arc<Entry<Self>>) -> Shelved {
+        Shelved::Embeddings(entry)
+    }
+
+    fn unshelve(shelved: &Shelved) -> Option<&Arc<Entry<Self>>> {
+        match shelved {
+            Shelved::Embeddings(e) => Some(e),
+            Shelved::Chat(_) => None,
+        }
+    }
+
+    fn storable(&self) -> bool {
+        self.size() <= RECORD_LIMIT
+    }
+}
+
 /// The entries and the hash keys that address them; shared by every [`Store`] built
 /// with the same capacity and `stale_ttl`.
 #[derive(Clone)]
 pub(super) struct Shelf {
-    pub(super) entries: moka::sync::Cache<Key, Arc<Entry>>,
+    pub(super) entries: moka::sync::Cache<Key, Shelved>,
     pub(super) hash: (RandomState, RandomState),
 }
 
@@ -47,19 +97,17 @@ pub struct Store {
 }
 
 impl Store {
-    pub(super) fn insert(&self, key: Key, answer: ChatResponse, target: &Target) {
-        if !complete(&answer) {
+    pub(super) fn insert<A: Cacheable>(&self, key: Key, answer: A, target: &Target) {
+        if !answer.storable() {
             return;
         }
-        self.shelf.entries.insert(
-            key,
-            Arc::new(Entry {
-                answer,
-                provider: target.provider.name.clone(),
-                model: target.model.clone(),
-                stored: Instant::now(),
-            }),
-        );
+        let entry = Arc::new(Entry {
+            answer,
+            provider: target.provider.name.clone(),
+            model: target.model.clone(),
+            stored: Instant::now(),
+        });
+        self.shelf.entries.insert(key, A::shelve(entry));
     }
 }
 

@@ -262,10 +262,7 @@ mod tests {
                 serde_json::json!({"model": "e", "input": null}),
                 "'input' is required",
             ),
-            (
-                serde_json::json!({"model": "e", "input": []}),
-                "empty list",
-            ),
+            (serde_json::json!({"model": "e", "input": []}), "empty list"),
             (
                 serde_json::json!({"model": "e", "input": ""}),
                 "empty string",
@@ -290,10 +287,7 @@ mod tests {
                 serde_json::json!({"model": "e", "input": [1, "a"]}),
                 "token id",
             ),
-            (
-                serde_json::json!({"model": "e", "input": [-1]}),
-                "token id",
-            ),
+            (serde_json::json!({"model": "e", "input": [-1]}), "token id"),
             (
                 serde_json::json!({"model": "e", "input": [[1], 2]}),
                 "must be a string",
@@ -302,10 +296,7 @@ mod tests {
                 serde_json::json!({"model": "e", "input": [{"text": "a"}]}),
                 "must be a string",
             ),
-            (
-                serde_json::json!({"input": "a"}),
-                "missing field `model`",
-            ),
+            (serde_json::json!({"input": "a"}), "missing field `model`"),
             (
                 serde_json::json!({"model": "e", "input": "a", "encoding_format": "int8"}),
                 "encoding_format",

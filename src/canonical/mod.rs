@@ -18,8 +18,8 @@ mod request;
 pub(crate) mod testing;
 
 pub use answer::*;
-pub(crate) use assemble::complete;
 pub use assemble::Assembler;
+pub(crate) use assemble::{complete, RECORD_LIMIT};
 pub use chunk::*;
 pub use embed::*;
 pub use ids::*;

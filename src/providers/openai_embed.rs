@@ -64,10 +64,12 @@ pub(super) fn parse(
         }
         *slot = Some(vector(item.embedding, req.encoding_format)?);
     }
-    let usage = answer.usage.map_or_else(EmbedUsage::default, |u| EmbedUsage {
-        prompt_tokens: u.prompt_tokens,
-        total_tokens: u.total_tokens,
-    });
+    let usage = answer
+        .usage
+        .map_or_else(EmbedUsage::default, |u| EmbedUsage {
+            prompt_tokens: u.prompt_tokens,
+            total_tokens: u.total_tokens,
+        });
     Ok(EmbedResponse {
         model: answer
             .model
@@ -117,9 +119,8 @@ fn is_number_list(text: &str) -> bool {
         .and_then(|t| t.strip_suffix(']'));
     inner.is_some_and(|t| {
         t.bytes().any(|b| b.is_ascii_digit())
-            && t.bytes().all(|b| {
-                b.is_ascii_digit() || b".,-+eE".contains(&b) || b.is_ascii_whitespace()
-            })
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || b".,-+eE".contains(&b) || b.is_ascii_whitespace())
     })
 }
 
@@ -224,7 +225,10 @@ mod tests {
         ];
         for (r, body) in cases {
             assert!(
-                matches!(parse(r, &t, body.as_bytes()), Err(AdapterError::Protocol(_))),
+                matches!(
+                    parse(r, &t, body.as_bytes()),
+                    Err(AdapterError::Protocol(_))
+                ),
                 "{body}"
             );
         }

@@ -77,7 +77,11 @@ impl Adapter for Gemini {
         req: &EmbedRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
-        post(target, "batchEmbedContents", embed::request(req, &target.model)?)
+        post(
+            target,
+            "batchEmbedContents",
+            embed::request(req, &target.model)?,
+        )
     }
 
     fn parse_embeddings(

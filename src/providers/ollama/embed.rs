@@ -97,7 +97,8 @@ mod tests {
             one,
             serde_json::json!({"model": "all-minilm", "input": ["x"]})
         );
-        let tokens = super::super::ADAPTER.build_embeddings(&req(r#"{"model":"m","input":[1,2]}"#), &t);
+        let tokens =
+            super::super::ADAPTER.build_embeddings(&req(r#"{"model":"m","input":[1,2]}"#), &t);
         assert!(matches!(tokens, Err(AdapterError::InvalidRequest(_))));
     }
 
