@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod count_tokens;
+mod embeddings;
 mod exchange;
 mod respond;
 mod stored;
@@ -144,6 +145,8 @@ enum Route<'p> {
     InputItems(&'p str),
     /// `POST /v1/messages/count_tokens`: an estimate.
     CountTokens,
+    /// `POST /v1/embeddings`.
+    Embeddings,
     Healthz,
     Readyz,
     Status,
@@ -157,6 +160,7 @@ impl<'p> Route<'p> {
             "/v1/responses" => Route::Front(&RESPONSES),
             "/v1/messages" => Route::Front(&MESSAGES),
             "/v1/messages/count_tokens" => Route::CountTokens,
+            "/v1/embeddings" => Route::Embeddings,
             "/v1/models" => Route::Models,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
@@ -180,7 +184,7 @@ impl<'p> Route<'p> {
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Front(_) | Route::CountTokens => "POST",
+            Route::Front(_) | Route::CountTokens | Route::Embeddings => "POST",
             Route::Stored(_) => "GET, HEAD, DELETE",
             _ => "GET, HEAD",
         }
@@ -217,14 +221,23 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
             .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
         return resp;
     }
+    // Every log line of a proxied request carries the id the client sees.
+    let span = || {
+        tracing::info_span!(
+            "request",
+            id = %String::from_utf8_lossy(request_id.as_bytes())
+        )
+    };
     match route {
         Route::Front(door) => {
-            // Every log line of this request carries the id the client sees.
-            let span = tracing::info_span!(
-                "request",
-                id = %String::from_utf8_lossy(request_id.as_bytes())
-            );
+            let span = span();
             exchange::handle(app, req, request_id, door)
+                .instrument(span)
+                .await
+        }
+        Route::Embeddings => {
+            let span = span();
+            embeddings::handle(app, req, request_id)
                 .instrument(span)
                 .await
         }
