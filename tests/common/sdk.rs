@@ -1,4 +1,4 @@
-//! The official openai SDK as the judge.
+//! The official openai SDK as the judge: Python clients in `tests/sdk/`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,9 +27,21 @@ pub async fn openai_sdk(
     api_key: &str,
     scenarios: serde_json::Value,
 ) -> Vec<serde_json::Value> {
+    python_sdk("tests/sdk/openai_client.py", proxy, api_key, scenarios).await
+}
+
+/// Runs `scenarios` through `script` (a client of `tests/sdk/`, given the proxy's
+/// `/v1` URL and `api_key`, scenarios on stdin); one JSON result per scenario.
+/// Bounded: 90 s.
+pub async fn python_sdk(
+    script: &str,
+    proxy: &Proxy,
+    api_key: &str,
+    scenarios: serde_json::Value,
+) -> Vec<serde_json::Value> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/openai_client.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
     let base = proxy.url("/v1");
     let key = api_key.to_string();
     let run = tokio::task::spawn_blocking(move || {
