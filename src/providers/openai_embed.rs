@@ -183,6 +183,38 @@ mod tests {
     }
 
     #[test]
+    fn the_recorded_answers_read_the_same_in_either_format() {
+        let fixture = |name: &str| {
+            let path = format!("{}/fixtures/openai/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read(path).unwrap()
+        };
+        let t = target(Kind::Openai, "http://x/v1");
+        let float = req(json!({"model": "e", "input": ["a", "b"]}));
+        let a = parse(&float, &t, &fixture("embeddings_float.json")).unwrap();
+        let floats: Vec<Vec<f64>> = a
+            .vectors
+            .iter()
+            .map(|v| serde_json::from_str(raw(v)).unwrap())
+            .collect();
+        assert_eq!(
+            (a.model.as_str(), a.usage.total_tokens),
+            ("text-embedding-3-small", 8)
+        );
+        let b64 = req(json!({"model": "e", "input": ["a", "b"], "encoding_format": "base64"}));
+        let a = parse(&b64, &t, &fixture("embeddings_base64.json")).unwrap();
+        for (v, want) in a.vectors.iter().zip(&floats) {
+            let text: String = serde_json::from_str(raw(v)).unwrap();
+            let bytes = STANDARD.decode(text).unwrap();
+            let got: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            let want: Vec<f32> = want.iter().map(|f| *f as f32).collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn a_server_that_ignored_encoding_format_is_converted() {
         let t = target(Kind::Openai, "http://x/v1");
         let asked_b64 = req(json!({"model": "e", "input": "a", "encoding_format": "base64"}));
