@@ -128,16 +128,7 @@ async fn token_ids_go_only_to_openai_kind_targets() {
 
 #[tokio::test]
 async fn bad_bodies_are_400s_in_openais_shape_without_any_upstream_call() {
-    let oa = Mock::start().await;
-    let p = proxy(
-        "",
-        &[
-            provider("oa", "openai", &oa),
-            route("docs", &["oa/text-embedding-3-small"]),
-        ]
-        .concat(),
-    )
-    .await;
+    let (oa, p) = openai_docs("").await;
     let cases = [
         (json!({"model": "docs"}), "'input' is required"),
         (json!({"model": "docs", "input": []}), "empty list"),
@@ -270,17 +261,8 @@ async fn a_malformed_answer_fails_over_and_a_refusal_is_returned() {
 }
 
 #[tokio::test]
-async fn a_repeated_request_is_a_cache_hit_when_the_cache_is_on() {
-    let oa = Mock::start().await;
-    let p = proxy(
-        "[cache]\nenabled = true\n",
-        &[
-            provider("oa", "openai", &oa),
-            route("docs", &["oa/text-embedding-3-small"]),
-        ]
-        .concat(),
-    )
-    .await;
+async fn a_repeated_request_is_a_cache_hit_and_a_stale_one_stands_in_for_failures() {
+    let (oa, p) = openai_docs("[cache]\nenabled = true\nttl = \"1h\"\n").await;
     let v = vectors(2, 4);
     oa.push(openai_answer("text-embedding-3-small", &v, true, 7));
     oa.push(openai_answer("text-embedding-3-small", &v, false, 7));
@@ -315,13 +297,33 @@ async fn a_repeated_request_is_a_cache_hit_when_the_cache_is_on() {
     assert_eq!(third.header("x-understudy-cache"), Some("miss"));
     assert_eq!(third.json()["data"][1]["embedding"], json!(v[1]));
     assert_eq!(oa.count(), 2);
+
+    // Past ttl, with every target failing: the stale answer stands in.
+    skip(std::time::Duration::from_secs(3601)).await;
+    oa.always(Reply::json(
+        500,
+        r#"{"error":{"message":"down","type":"server_error"}}"#,
+    ));
+    let stale = embed(
+        &p,
+        json!({"model": "docs", "input": ["alpha", "beta"], "encoding_format": "base64"}),
+    )
+    .await;
+    assert_eq!(stale.status, 200, "{}", stale.text());
+    assert_eq!(stale.header("x-understudy-cache"), Some("stale"));
+    assert_eq!(stale.header("x-understudy-attempts"), Some("1"));
+    assert_eq!(stale.json(), first.json());
     let metrics = get(&p.url("/metrics")).await.text();
     assert!(
         metrics.contains(r#"understudy_cache_total{result="hit"} 1"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"understudy_requests_total{route="docs",status="200"} 3"#),
+        metrics.contains(r#"understudy_cache_total{result="stale"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"understudy_requests_total{route="docs",status="200"} 4"#),
         "{metrics}"
     );
 }

@@ -193,9 +193,30 @@ fn cannot(e: AdapterError) -> String {
     }
 }
 
+/// The model the upstream reported, else the target's.
+pub(crate) fn reported_model(reported: Option<String>, target: &Target) -> String {
+    reported
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| target.model.clone())
+}
+
+/// An embeddings answer in a kind's wire type (`what` names it in the error), holding
+/// `count(answer)` vectors: one per input, or it is not an answer to this request.
+pub(crate) fn embeddings_answer<T: serde::de::DeserializeOwned>(
+    req: &EmbedRequest,
+    body: &[u8],
+    what: &str,
+    count: impl FnOnce(&T) -> usize,
+) -> Result<T, AdapterError> {
+    let answer: T =
+        serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(format!("{what}: {e}")))?;
+    one_vector_per_input(req, count(&answer))?;
+    Ok(answer)
+}
+
 /// An answer must hold one vector per input: anything else is not an answer to
 /// this request.
-pub(crate) fn one_vector_per_input(req: &EmbedRequest, got: usize) -> Result<(), AdapterError> {
+fn one_vector_per_input(req: &EmbedRequest, got: usize) -> Result<(), AdapterError> {
     let want = req.input.len();
     if got == want {
         Ok(())

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{one_vector_per_input, AdapterError, Target};
+use super::{embeddings_answer, reported_model, AdapterError, Target};
 use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat, Vector};
 
 /// The client's body with `model` replaced by the target's.
@@ -47,9 +47,8 @@ pub(super) fn parse(
     target: &Target,
     body: &[u8],
 ) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer = serde_json::from_slice(body)
-        .map_err(|e| AdapterError::Protocol(format!("embeddings answer: {e}")))?;
-    one_vector_per_input(req, answer.data.len())?;
+    let answer: Answer =
+        embeddings_answer(req, body, "embeddings answer", |a: &Answer| a.data.len())?;
     // Placed by `index`, so the answer is in input order whatever order it came in.
     let mut slots: Vec<Option<Vector>> = (0..answer.data.len()).map(|_| None).collect();
     for item in answer.data {
@@ -71,10 +70,7 @@ pub(super) fn parse(
             total_tokens: u.total_tokens,
         });
     Ok(EmbedResponse {
-        model: answer
-            .model
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| target.model.clone()),
+        model: reported_model(answer.model, target),
         // Every index in 0..n was filled exactly once.
         vectors: slots.into_iter().flatten().collect(),
         usage,

@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::exchange::{
-    cached_headers, failed, origin_headers, read_body, with_cache_header, UNROUTED,
+    cached_headers, failed, read_body, stand_in, target_headers, with_cache_header, UNROUTED,
 };
 use super::respond::{error_response, json};
 use crate::app::App;
@@ -68,9 +68,7 @@ async fn answer(
     let success = match exchange.result {
         Ok(s) => s,
         Err(err) => {
-            if let (Some(entry), true) = (cached.stale(), err.is_exhausted()) {
-                tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
-                app.metrics.request(&route, 200);
+            if let Some(entry) = stand_in(app, &cached, &err, &route) {
                 let resp = json(StatusCode::OK, render(&entry.answer, format));
                 return cached_headers(
                     resp,
@@ -96,12 +94,6 @@ async fn answer(
     );
     cached.store(&success.answer, target);
     let mut resp = json(StatusCode::OK, render(&success.answer, format));
-    origin_headers(
-        &mut resp,
-        &target.provider.name,
-        &target.model,
-        exchange.attempts,
-        request_id,
-    );
+    target_headers(&mut resp, target, exchange.attempts, request_id);
     resp
 }

@@ -12,9 +12,9 @@ use hyper::body::Incoming;
 
 use super::respond::{error_response, json, REQUEST_ID};
 use crate::app::App;
-use crate::cache::{CacheResult, Entry};
+use crate::cache::{CacheResult, Cacheable, Entry, Lookup};
 use crate::canonical::{random_id, unix_now, ChatResponse, Choice, ResponseMessage, Usage};
-use crate::config::Snapshot;
+use crate::config::{Snapshot, Target};
 use crate::error::ProxyError;
 use crate::failover::{self, Answer, Call};
 use crate::frontdoor::{replay_stream, Dialect, Turn};
@@ -104,9 +104,7 @@ async fn answer(
     let success = match exchange.result {
         Ok(s) => s,
         Err(err) => {
-            if let (Some(entry), true) = (cached.stale(), err.is_exhausted()) {
-                tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
-                app.metrics.request(&route, 200);
+            if let Some(entry) = stand_in(app, &cached, &err, &route) {
                 return from_cache(
                     turn.as_ref(),
                     entry,
@@ -159,15 +157,38 @@ async fn answer(
     for (name, value) in turn.headers() {
         resp.headers_mut().insert(name, value);
     }
-    let target = &success.target;
+    target_headers(&mut resp, &success.target, exchange.attempts, request_id);
+    resp
+}
+
+/// The headers of the target that answered, and how many attempts it took.
+pub(super) fn target_headers(
+    resp: &mut Response<Body>,
+    target: &Target,
+    attempts: u32,
+    request_id: HeaderValue,
+) {
     origin_headers(
-        &mut resp,
+        resp,
         &target.provider.name,
         &target.model,
-        exchange.attempts,
+        attempts,
         request_id,
     );
-    resp
+}
+
+/// The stale answer that stands in when every target failed, if the cache has one
+/// (logged, and counted as a 200).
+pub(super) fn stand_in<'l, A: Cacheable + Clone>(
+    app: &App,
+    cached: &'l Lookup<A>,
+    err: &ProxyError,
+    route: &str,
+) -> Option<&'l Arc<Entry<A>>> {
+    let entry = cached.stale().filter(|_| err.is_exhausted())?;
+    tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
+    app.metrics.request(route, 200);
+    Some(entry)
 }
 
 /// A client body within `max_body_bytes` and `body_timeout`.
@@ -213,7 +234,7 @@ pub(super) fn failed(
     resp
 }
 
-pub(super) fn origin_headers(
+fn origin_headers(
     resp: &mut Response<Body>,
     provider: &str,
     model: &str,

@@ -45,6 +45,18 @@ pub async fn proxy(extra: &str, rest: &str) -> Proxy {
     Proxy::start(&toml, &[UPSTREAM_KEY, ("CLIENT_KEYS", CLIENT_KEY)]).await
 }
 
+/// One OpenAI mock behind the route `docs` (`oa/text-embedding-3-small`).
+pub async fn openai_docs(extra: &str) -> (Mock, Proxy) {
+    let oa = Mock::start().await;
+    let rest = [
+        provider("oa", "openai", &oa),
+        route("docs", &["oa/text-embedding-3-small"]),
+    ]
+    .concat();
+    let p = proxy(extra, &rest).await;
+    (oa, p)
+}
+
 /// The vectors the mocks answer with: values with an exact f32 form and values
 /// without (0.1), so a float that went through f32 would show.
 pub fn vectors(inputs: usize, dims: usize) -> Vec<Vec<f64>> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model_name;
 use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
-use crate::providers::{one_vector_per_input, AdapterError, Target};
+use crate::providers::{embeddings_answer, AdapterError, Target};
 
 #[derive(Serialize)]
 struct Batch<'a> {
@@ -85,9 +85,10 @@ pub(super) fn parse(
     target: &Target,
     body: &[u8],
 ) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer = serde_json::from_slice(body)
-        .map_err(|e| AdapterError::Protocol(format!("batchEmbedContents answer: {e}")))?;
-    one_vector_per_input(req, answer.embeddings.len())?;
+    let answer: Answer =
+        embeddings_answer(req, body, "batchEmbedContents answer", |a: &Answer| {
+            a.embeddings.len()
+        })?;
     if answer.embeddings.iter().any(|e| e.values.is_empty()) {
         return Err(AdapterError::Protocol("an embedding without values".into()));
     }

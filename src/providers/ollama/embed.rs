@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
-use crate::providers::{one_vector_per_input, AdapterError, Target};
+use crate::providers::{embeddings_answer, reported_model, AdapterError, Target};
 
 #[derive(Serialize)]
 struct Request<'a> {
@@ -41,17 +41,13 @@ pub(super) fn parse(
     target: &Target,
     body: &[u8],
 ) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer = serde_json::from_slice(body)
-        .map_err(|e| AdapterError::Protocol(format!("embed answer: {e}")))?;
-    one_vector_per_input(req, answer.embeddings.len())?;
+    let answer: Answer =
+        embeddings_answer(req, body, "embed answer", |a: &Answer| a.embeddings.len())?;
     if answer.embeddings.iter().any(Vec::is_empty) {
         return Err(AdapterError::Protocol("an empty embedding".into()));
     }
     Ok(EmbedResponse {
-        model: answer
-            .model
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| target.model.clone()),
+        model: reported_model(answer.model, target),
         vectors: answer.embeddings.into_iter().map(Vector::Floats).collect(),
         usage: EmbedUsage::of_prompt(answer.prompt_eval_count.unwrap_or(0)),
     })
