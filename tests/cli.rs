@@ -88,7 +88,10 @@ fn the_shipped_proxy_toml_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("2 route(s) [default, *]"), "{stdout}");
+    assert!(
+        stdout.contains("3 route(s) [default, embeddings, *]"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("anthropic (ANTHROPIC_API_KEY is not set)"),
         "{stdout}"
