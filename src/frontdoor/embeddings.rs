@@ -30,8 +30,11 @@ pub fn render(answer: &EmbedResponse, format: EncodingFormat) -> Vec<u8> {
             total_tokens: answer.usage.total_tokens,
         },
     };
-    // Serialising our own types cannot fail.
-    serde_json::to_vec(&list).unwrap_or_default()
+    // Sized up front: a large answer is not copied again as the buffer grows.
+    let mut out = Vec::with_capacity(answer.size() + 64 * answer.vectors.len() + 128);
+    // Serialising our own types into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &list);
+    out
 }
 
 #[derive(serde::Serialize)]

@@ -18,6 +18,7 @@ mod settings;
 mod target;
 #[cfg(test)]
 pub(crate) mod testing;
+mod vectors;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -198,33 +199,6 @@ pub(crate) fn reported_model(reported: Option<String>, target: &Target) -> Strin
     reported
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| target.model.clone())
-}
-
-/// An embeddings answer in a kind's wire type (`what` names it in the error), holding
-/// `count(answer)` vectors: one per input, or it is not an answer to this request.
-pub(crate) fn embeddings_answer<T: serde::de::DeserializeOwned>(
-    req: &EmbedRequest,
-    body: &[u8],
-    what: &str,
-    count: impl FnOnce(&T) -> usize,
-) -> Result<T, AdapterError> {
-    let answer: T =
-        serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(format!("{what}: {e}")))?;
-    one_vector_per_input(req, count(&answer))?;
-    Ok(answer)
-}
-
-/// An answer must hold one vector per input: anything else is not an answer to
-/// this request.
-fn one_vector_per_input(req: &EmbedRequest, got: usize) -> Result<(), AdapterError> {
-    let want = req.input.len();
-    if got == want {
-        Ok(())
-    } else {
-        Err(AdapterError::Protocol(format!(
-            "{got} embeddings for {want} inputs"
-        )))
-    }
 }
 
 /// The path part of a base URL (`v1` of `https://api.openai.com/v1`), for hints.

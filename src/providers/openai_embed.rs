@@ -1,17 +1,16 @@
 //! Embeddings on the OpenAI wire (OpenAI, Azure, compatible servers). The client's
 //! body goes up with only `model` swapped, so `encoding_format`, `dimensions`, token
-//! ids and fields the proxy does not know all reach the provider. Each vector of the
-//! answer is kept as the upstream wrote it when it is in the format the client asked
-//! for — no number is parsed and printed again, which is most of the cost of a large
-//! answer — and converted when a compatible server ignored `encoding_format`.
+//! ids and fields the proxy does not know all reach the provider. The answer's
+//! vectors are placed by `index` and read by [`vector`]: kept as written when they
+//! are in the format the client asked for, converted when a compatible server
+//! ignored `encoding_format`.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{embeddings_answer, reported_model, AdapterError, Target};
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat, Vector};
+use super::vectors::{embeddings_answer, vector};
+use super::{reported_model, AdapterError, Target};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
 
 /// The client's body with `model` replaced by the target's.
 pub(super) fn body(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
@@ -77,61 +76,10 @@ pub(super) fn parse(
     })
 }
 
-/// One vector, checked without parsing its numbers: a list of numbers is only number
-/// characters inside one pair of brackets; base64 only its alphabet.
-fn vector(raw: Box<RawValue>, want: EncodingFormat) -> Result<Vector, AdapterError> {
-    let text = raw.get();
-    let bad = || AdapterError::Protocol("an embedding is neither numbers nor base64".into());
-    match (text.as_bytes().first(), want) {
-        (Some(b'['), EncodingFormat::Float) if is_number_list(text) => Ok(Vector::Raw(raw)),
-        (Some(b'"'), EncodingFormat::Base64) if is_base64(text) => Ok(Vector::Raw(raw)),
-        (Some(b'['), EncodingFormat::Base64) => serde_json::from_str::<Vec<f64>>(text)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Vector::Floats)
-            .ok_or_else(bad),
-        (Some(b'"'), EncodingFormat::Float) if is_base64(text) => {
-            let bytes = STANDARD
-                .decode(&text[1..text.len() - 1])
-                .map_err(|_| bad())?;
-            if bytes.len() % 4 != 0 {
-                return Err(bad());
-            }
-            Ok(Vector::Floats(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                    .collect(),
-            ))
-        }
-        _ => Err(bad()),
-    }
-}
-
-fn is_number_list(text: &str) -> bool {
-    let inner = text
-        .trim_end()
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'));
-    inner.is_some_and(|t| {
-        t.bytes().any(|b| b.is_ascii_digit())
-            && t.bytes()
-                .all(|b| b.is_ascii_digit() || b".,-+eE".contains(&b) || b.is_ascii_whitespace())
-    })
-}
-
-fn is_base64(text: &str) -> bool {
-    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
-    inner.is_some_and(|t| {
-        !t.is_empty()
-            && t.len() % 4 == 0
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
     use bytes::Bytes;
     use serde_json::json;
 

@@ -44,10 +44,9 @@ async fn answer(
         resp
     };
     let (head, body) = req.into_parts();
-    let req = match read_body(&snap, &head, body).await {
-        Ok(body) => EmbedRequest::parse(body).map_err(ProxyError::BadRequest),
-        Err(e) => Err(e),
-    };
+    let req = read_body(&snap, &head, body)
+        .await
+        .and_then(|body| EmbedRequest::parse(body).map_err(ProxyError::BadRequest));
     let req = match req {
         Ok(r) => r,
         Err(e) => return fail(UNROUTED, e),

@@ -4,15 +4,18 @@
 //! place and is dropped; token-id input cannot be sent (Gemini has its own
 //! tokenizer), so a Gemini target is skipped for it.
 //!
-//! The answer's `embeddings[i].values` are input i's vector. Gemini does not name the
-//! model that answered, so the answer carries the target's; usage is
-//! `usageMetadata.promptTokenCount` when Gemini reports it, else 0.
+//! The answer's `embeddings[i].values` are input i's vector, kept as written when the
+//! client asked for floats. Gemini does not name the model that answered, so the
+//! answer carries the target's; usage is `usageMetadata.promptTokenCount` when Gemini
+//! reports it, else 0.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::model_name;
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
-use crate::providers::{embeddings_answer, AdapterError, Target};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage};
+use crate::providers::vectors::{embeddings_answer, numbers};
+use crate::providers::{AdapterError, Target};
 
 #[derive(Serialize)]
 struct Batch<'a> {
@@ -70,7 +73,7 @@ struct Answer {
 
 #[derive(Deserialize)]
 struct Embedding {
-    values: Vec<f64>,
+    values: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -89,16 +92,13 @@ pub(super) fn parse(
         embeddings_answer(req, body, "batchEmbedContents answer", |a: &Answer| {
             a.embeddings.len()
         })?;
-    if answer.embeddings.iter().any(|e| e.values.is_empty()) {
-        return Err(AdapterError::Protocol("an embedding without values".into()));
-    }
     Ok(EmbedResponse {
         model: target.model.clone(),
         vectors: answer
             .embeddings
             .into_iter()
-            .map(|e| Vector::Floats(e.values))
-            .collect(),
+            .map(|e| numbers(e.values, req.encoding_format))
+            .collect::<Result<_, _>>()?,
         usage: EmbedUsage::of_prompt(answer.usage_metadata.map_or(0, |u| u.prompt_token_count)),
     })
 }
@@ -109,6 +109,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::canonical::Vector;
     use crate::providers::testing::target_with;
     use crate::providers::{Adapter, Kind};
 
@@ -184,6 +185,17 @@ mod tests {
             .collect();
         assert_eq!(floats[0], &vec![0.013168523, -0.008711934, -0.046782676]);
         assert_eq!(floats[1], &vec![-0.02094339, 0.0031240203, 0.0125]);
+        let float = req(r#"{"model":"m","input":["a","b"]}"#);
+        let a = parse(
+            &float,
+            &embed_target(),
+            fixture("embed_response.json").as_bytes(),
+        )
+        .unwrap();
+        assert!(
+            matches!(&a.vectors[0], Vector::Raw(v) if v.get() == "[0.013168523, -0.008711934, -0.046782676]"),
+            "floats asked: kept as written"
+        );
 
         let no_usage = br#"{"embeddings":[{"values":[1]},{"values":[2]}]}"#;
         assert_eq!(

@@ -1,13 +1,16 @@
 //! Embeddings: native `POST {base_url}/api/embed` (`model`, `input` as a list of
 //! texts, `dimensions` — the ollama SDK's `EmbedRequest`), answered with
-//! `embeddings` in input order, the `model` and `prompt_eval_count` (the usage).
+//! `embeddings` in input order (kept as written when the client asked for floats),
+//! the `model` and `prompt_eval_count` (the usage).
 //! `user` is dropped; token-id input cannot be sent (each model has its own
 //! tokenizer), so an Ollama target is skipped for it.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
-use crate::providers::{embeddings_answer, reported_model, AdapterError, Target};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage};
+use crate::providers::vectors::{embeddings_answer, numbers};
+use crate::providers::{reported_model, AdapterError, Target};
 
 #[derive(Serialize)]
 struct Request<'a> {
@@ -31,7 +34,7 @@ pub(super) fn request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Adapte
 struct Answer {
     #[serde(default)]
     model: Option<String>,
-    embeddings: Vec<Vec<f64>>,
+    embeddings: Vec<Box<RawValue>>,
     #[serde(default)]
     prompt_eval_count: Option<u64>,
 }
@@ -43,12 +46,13 @@ pub(super) fn parse(
 ) -> Result<EmbedResponse, AdapterError> {
     let answer: Answer =
         embeddings_answer(req, body, "embed answer", |a: &Answer| a.embeddings.len())?;
-    if answer.embeddings.iter().any(Vec::is_empty) {
-        return Err(AdapterError::Protocol("an empty embedding".into()));
-    }
     Ok(EmbedResponse {
         model: reported_model(answer.model, target),
-        vectors: answer.embeddings.into_iter().map(Vector::Floats).collect(),
+        vectors: answer
+            .embeddings
+            .into_iter()
+            .map(|v| numbers(v, req.encoding_format))
+            .collect::<Result<_, _>>()?,
         usage: EmbedUsage::of_prompt(answer.prompt_eval_count.unwrap_or(0)),
     })
 }
@@ -59,6 +63,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::canonical::Vector;
     use crate::providers::ollama::tests::local;
     use crate::providers::Adapter;
 
@@ -103,7 +108,14 @@ mod tests {
         assert_eq!(a.model, "nomic-embed-text");
         assert_eq!(a.usage, EmbedUsage::of_prompt(16));
         assert!(
-            matches!(&a.vectors[1], Vector::Floats(f) if f == &[-0.0098027075, 0.06042469, 0.025257962])
+            matches!(&a.vectors[1], Vector::Raw(v) if v.get() == "[-0.0098027075, 0.06042469, 0.025257962]"),
+            "floats asked: kept as written"
+        );
+        let b64 = req(r#"{"model":"docs","input":["a","b"],"encoding_format":"base64"}"#);
+        let a = parse(&b64, &t, fixture("embed_response.json").as_bytes()).unwrap();
+        assert!(
+            matches!(&a.vectors[1], Vector::Floats(f) if f == &[-0.0098027075, 0.06042469, 0.025257962]),
+            "base64 asked: read, for the front door to encode"
         );
         let bare = br#"{"embeddings":[[1],[2]]}"#;
         let a = parse(&r, &t, bare).unwrap();
