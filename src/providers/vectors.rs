@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::AdapterError;
@@ -10,7 +11,7 @@ use crate::canonical::{EmbedRequest, EncodingFormat, Vector};
 
 /// An embeddings answer in a kind's wire type (`what` names it in the error), holding
 /// `count(answer)` vectors: one per input, or it is not an answer to this request.
-pub(super) fn embeddings_answer<T: serde::de::DeserializeOwned>(
+pub(super) fn embeddings_answer<T: DeserializeOwned>(
     req: &EmbedRequest,
     body: &[u8],
     what: &str,
@@ -68,14 +69,32 @@ pub(super) fn vector(raw: Box<RawValue>, want: EncodingFormat) -> Result<Vector,
     }
 }
 
-/// A vector of a kind that writes numbers only (Gemini, Ollama): [`vector`] of a list.
-pub(super) fn numbers(raw: Box<RawValue>, want: EncodingFormat) -> Result<Vector, AdapterError> {
-    if raw.get().starts_with('[') {
-        vector(raw, want)
-    } else {
-        Err(AdapterError::Protocol(
-            "an embedding is not a list of numbers".into(),
-        ))
+/// A vector of a kind that writes numbers only (Gemini, Ollama), read the way the
+/// client's format needs it — kept as written for floats (`Box<RawValue>`), parsed
+/// for base64 (`Vec<f64>`) — chosen before the answer is parsed, so no vector is
+/// scanned twice.
+pub(super) trait Numbers: DeserializeOwned {
+    fn into_vector(self) -> Result<Vector, AdapterError>;
+}
+
+impl Numbers for Box<RawValue> {
+    fn into_vector(self) -> Result<Vector, AdapterError> {
+        if is_number_list(self.get()) {
+            Ok(Vector::Raw(self))
+        } else {
+            Err(AdapterError::Protocol(
+                "an embedding is not a list of numbers".into(),
+            ))
+        }
+    }
+}
+
+impl Numbers for Vec<f64> {
+    fn into_vector(self) -> Result<Vector, AdapterError> {
+        if self.is_empty() {
+            return Err(AdapterError::Protocol("an empty embedding".into()));
+        }
+        Ok(Vector::Floats(self))
     }
 }
 
@@ -141,8 +160,12 @@ mod tests {
 
     #[test]
     fn a_kind_that_writes_numbers_only_is_held_to_it() {
-        assert!(numbers(raw("[1]"), EncodingFormat::Float).is_ok());
-        assert!(numbers(raw("\"AACAPw==\""), EncodingFormat::Float).is_err());
+        assert!(matches!(raw("[1]").into_vector(), Ok(Vector::Raw(_))));
+        assert!(matches!(vec![1.0].into_vector(), Ok(Vector::Floats(_))));
+        for bad in ["\"AACAPw==\"", "[]", "[\"1\"]"] {
+            assert!(raw(bad).into_vector().is_err(), "{bad}");
+        }
+        assert!(Vec::<f64>::new().into_vector().is_err());
     }
 
     #[test]

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::model_name;
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage};
-use crate::providers::vectors::{embeddings_answer, numbers};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat};
+use crate::providers::vectors::{embeddings_answer, Numbers};
 use crate::providers::{AdapterError, Target};
 
 #[derive(Serialize)]
@@ -64,16 +64,16 @@ pub(super) fn request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Adapte
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Answer {
-    #[serde(default)]
-    embeddings: Vec<Embedding>,
+struct Answer<V> {
+    #[serde(default = "Vec::new")]
+    embeddings: Vec<Embedding<V>>,
     #[serde(default)]
     usage_metadata: Option<Usage>,
 }
 
 #[derive(Deserialize)]
-struct Embedding {
-    values: Box<RawValue>,
+struct Embedding<V> {
+    values: V,
 }
 
 #[derive(Deserialize)]
@@ -88,8 +88,19 @@ pub(super) fn parse(
     target: &Target,
     body: &[u8],
 ) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer =
-        embeddings_answer(req, body, "batchEmbedContents answer", |a: &Answer| {
+    match req.encoding_format {
+        EncodingFormat::Float => read::<Box<RawValue>>(req, target, body),
+        EncodingFormat::Base64 => read::<Vec<f64>>(req, target, body),
+    }
+}
+
+fn read<V: Numbers>(
+    req: &EmbedRequest,
+    target: &Target,
+    body: &[u8],
+) -> Result<EmbedResponse, AdapterError> {
+    let answer: Answer<V> =
+        embeddings_answer(req, body, "batchEmbedContents answer", |a: &Answer<V>| {
             a.embeddings.len()
         })?;
     Ok(EmbedResponse {
@@ -97,7 +108,7 @@ pub(super) fn parse(
         vectors: answer
             .embeddings
             .into_iter()
-            .map(|e| numbers(e.values, req.encoding_format))
+            .map(|e| e.values.into_vector())
             .collect::<Result<_, _>>()?,
         usage: EmbedUsage::of_prompt(answer.usage_metadata.map_or(0, |u| u.prompt_token_count)),
     })

@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage};
-use crate::providers::vectors::{embeddings_answer, numbers};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat};
+use crate::providers::vectors::{embeddings_answer, Numbers};
 use crate::providers::{reported_model, AdapterError, Target};
 
 #[derive(Serialize)]
@@ -31,10 +31,10 @@ pub(super) fn request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Adapte
 }
 
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<V> {
     #[serde(default)]
     model: Option<String>,
-    embeddings: Vec<Box<RawValue>>,
+    embeddings: Vec<V>,
     #[serde(default)]
     prompt_eval_count: Option<u64>,
 }
@@ -44,14 +44,26 @@ pub(super) fn parse(
     target: &Target,
     body: &[u8],
 ) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer =
-        embeddings_answer(req, body, "embed answer", |a: &Answer| a.embeddings.len())?;
+    match req.encoding_format {
+        EncodingFormat::Float => read::<Box<RawValue>>(req, target, body),
+        EncodingFormat::Base64 => read::<Vec<f64>>(req, target, body),
+    }
+}
+
+fn read<V: Numbers>(
+    req: &EmbedRequest,
+    target: &Target,
+    body: &[u8],
+) -> Result<EmbedResponse, AdapterError> {
+    let answer: Answer<V> = embeddings_answer(req, body, "embed answer", |a: &Answer<V>| {
+        a.embeddings.len()
+    })?;
     Ok(EmbedResponse {
         model: reported_model(answer.model, target),
         vectors: answer
             .embeddings
             .into_iter()
-            .map(|v| numbers(v, req.encoding_format))
+            .map(Numbers::into_vector)
             .collect::<Result<_, _>>()?,
         usage: EmbedUsage::of_prompt(answer.prompt_eval_count.unwrap_or(0)),
     })
