@@ -20,22 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need nginx; then
-  apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null
-fi
-if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores to pin proxy and load apart" >&2; exit 1; fi
-
-cargo build --release --quiet
-bin=target/release/understudy
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-up_port=$(free_port)
-proxy_port=$(free_port)
+# shellcheck source=scripts/bench_setup.sh
+. scripts/bench_setup.sh
 
 # The answers and the request bodies.
 python3 - "$work" <<'PY'
@@ -165,7 +151,6 @@ assert n == 100, f"{sys.argv[1]}: {n} vectors"
 PY
 }
 
-pct() { awk -v p="$1" '$1==p {print $2}'; }
 to_ms() { python3 -c "import sys; v=sys.argv[1]
 for u,f in (('us',1e-3),('ms',1),('s',1e3)):
     if v.endswith(u) and not (u=='s' and v.endswith(('us','ms'))): print(round(float(v[:-len(u)])*f,2)); break" "$1"; }

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::vectors::{embeddings_answer, vector};
+use super::vectors::{one_vector_per_input, parse_answer, vector};
 use super::{reported_model, AdapterError, Target};
 use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, Vector};
 
@@ -46,8 +46,8 @@ pub(super) fn parse(
     target: &Target,
     body: &[u8],
 ) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer =
-        embeddings_answer(req, body, "embeddings answer", |a: &Answer| a.data.len())?;
+    let answer: Answer = parse_answer(body, "embeddings answer")?;
+    one_vector_per_input(req, answer.data.len())?;
     // Placed by `index`, so the answer is in input order whatever order it came in.
     let mut slots: Vec<Option<Vector>> = (0..answer.data.len()).map(|_| None).collect();
     for item in answer.data {

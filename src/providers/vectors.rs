@@ -6,26 +6,20 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::AdapterError;
-use crate::canonical::{EmbedRequest, EncodingFormat, Vector};
+use super::{reported_model, AdapterError, Target};
+use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat, Vector};
 
-/// An embeddings answer in a kind's wire type (`what` names it in the error), holding
-/// `count(answer)` vectors: one per input, or it is not an answer to this request.
-pub(super) fn embeddings_answer<T: DeserializeOwned>(
-    req: &EmbedRequest,
+/// An embeddings answer in a kind's wire type (`what` names it in the error).
+pub(super) fn parse_answer<T: DeserializeOwned>(
     body: &[u8],
     what: &str,
-    count: impl FnOnce(&T) -> usize,
 ) -> Result<T, AdapterError> {
-    let answer: T =
-        serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(format!("{what}: {e}")))?;
-    one_vector_per_input(req, count(&answer))?;
-    Ok(answer)
+    serde_json::from_slice(body).map_err(|e| AdapterError::Protocol(format!("{what}: {e}")))
 }
 
 /// An answer must hold one vector per input: anything else is not an answer to
 /// this request.
-fn one_vector_per_input(req: &EmbedRequest, got: usize) -> Result<(), AdapterError> {
+pub(super) fn one_vector_per_input(req: &EmbedRequest, got: usize) -> Result<(), AdapterError> {
     let want = req.input.len();
     if got == want {
         Ok(())
@@ -96,6 +90,52 @@ impl Numbers for Vec<f64> {
         }
         Ok(Vector::Floats(self))
     }
+}
+
+/// What a numbers-only kind's answer holds, its vectors read as `V`.
+pub(super) struct Parts<V> {
+    pub(super) model: Option<String>,
+    pub(super) vectors: Vec<V>,
+    pub(super) prompt_tokens: u64,
+}
+
+/// A numbers-only kind's answer on the wire, generic in how its vectors are read.
+pub(super) trait NumbersWire {
+    type Answer<V: Numbers>: DeserializeOwned;
+    /// Names the answer in errors.
+    const WHAT: &'static str;
+    fn parts<V: Numbers>(answer: Self::Answer<V>) -> Parts<V>;
+}
+
+/// A numbers-only kind's answer ([`NumbersWire`]) with one vector per input, each
+/// read the way the client's format needs it.
+pub(super) fn numbers_answer<W: NumbersWire>(
+    req: &EmbedRequest,
+    target: &Target,
+    body: &[u8],
+) -> Result<EmbedResponse, AdapterError> {
+    match req.encoding_format {
+        EncodingFormat::Float => read::<W, Box<RawValue>>(req, target, body),
+        EncodingFormat::Base64 => read::<W, Vec<f64>>(req, target, body),
+    }
+}
+
+fn read<W: NumbersWire, V: Numbers>(
+    req: &EmbedRequest,
+    target: &Target,
+    body: &[u8],
+) -> Result<EmbedResponse, AdapterError> {
+    let parts = W::parts(parse_answer::<W::Answer<V>>(body, W::WHAT)?);
+    one_vector_per_input(req, parts.vectors.len())?;
+    Ok(EmbedResponse {
+        model: reported_model(parts.model, target),
+        vectors: parts
+            .vectors
+            .into_iter()
+            .map(Numbers::into_vector)
+            .collect::<Result<_, _>>()?,
+        usage: EmbedUsage::of_prompt(parts.prompt_tokens),
+    })
 }
 
 fn is_number_list(text: &str) -> bool {

@@ -10,12 +10,11 @@
 //! reports it, else 0.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::model_name;
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat};
-use crate::providers::vectors::{embeddings_answer, Numbers};
-use crate::providers::{AdapterError, Target};
+use crate::canonical::EmbedRequest;
+use crate::providers::vectors::{Numbers, NumbersWire, Parts};
+use crate::providers::AdapterError;
 
 #[derive(Serialize)]
 struct Batch<'a> {
@@ -64,7 +63,7 @@ pub(super) fn request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Adapte
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Answer<V> {
+pub(super) struct Answer<V> {
     #[serde(default = "Vec::new")]
     embeddings: Vec<Embedding<V>>,
     #[serde(default)]
@@ -83,51 +82,31 @@ struct Usage {
     prompt_token_count: u64,
 }
 
-pub(super) fn parse(
-    req: &EmbedRequest,
-    target: &Target,
-    body: &[u8],
-) -> Result<EmbedResponse, AdapterError> {
-    match req.encoding_format {
-        EncodingFormat::Float => read::<Box<RawValue>>(req, target, body),
-        EncodingFormat::Base64 => read::<Vec<f64>>(req, target, body),
-    }
-}
+/// The Gemini answer, read by [`crate::providers::vectors::numbers_answer`].
+pub(super) struct Wire;
 
-fn read<V: Numbers>(
-    req: &EmbedRequest,
-    target: &Target,
-    body: &[u8],
-) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer<V> =
-        embeddings_answer(req, body, "batchEmbedContents answer", |a: &Answer<V>| {
-            a.embeddings.len()
-        })?;
-    Ok(EmbedResponse {
-        model: target.model.clone(),
-        vectors: answer
-            .embeddings
-            .into_iter()
-            .map(|e| e.values.into_vector())
-            .collect::<Result<_, _>>()?,
-        usage: EmbedUsage::of_prompt(answer.usage_metadata.map_or(0, |u| u.prompt_token_count)),
-    })
+impl NumbersWire for Wire {
+    type Answer<V: Numbers> = Answer<V>;
+    const WHAT: &'static str = "batchEmbedContents answer";
+
+    fn parts<V: Numbers>(answer: Answer<V>) -> Parts<V> {
+        Parts {
+            model: None,
+            vectors: answer.embeddings.into_iter().map(|e| e.values).collect(),
+            prompt_tokens: answer.usage_metadata.map_or(0, |u| u.prompt_token_count),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
     use serde_json::Value;
 
     use super::*;
-    use crate::canonical::Vector;
-    use crate::providers::testing::target_with;
-    use crate::providers::{Adapter, Kind};
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(path).unwrap()
-    }
+    use crate::canonical::{EmbedUsage, Vector};
+    use crate::providers::gemini::ADAPTER;
+    use crate::providers::testing::{embed_request as req, fixture, target_with};
+    use crate::providers::{Adapter, Kind, Target};
 
     fn embed_target() -> Target {
         target_with(
@@ -138,23 +117,18 @@ mod tests {
         )
     }
 
-    fn req(json: &str) -> EmbedRequest {
-        EmbedRequest::parse(Bytes::from(json.to_string())).unwrap()
-    }
-
     #[test]
     fn texts_become_one_request_each_as_the_sdk_sends_them() {
-        let r = req(&fixture("embed_request.openai.json"));
-        let out = super::super::ADAPTER
-            .build_embeddings(&r, &embed_target())
-            .unwrap();
+        let r = req(&fixture("gemini/embed_request.openai.json"));
+        let out = ADAPTER.build_embeddings(&r, &embed_target()).unwrap();
         assert_eq!(
             out.uri(),
             "http://127.0.0.1:9/v1beta/models/gemini-embedding-001:batchEmbedContents"
         );
         assert_eq!(out.headers()["x-goog-api-key"], "sk-secret");
         let body: Value = serde_json::from_slice(out.body()).unwrap();
-        let want: Value = serde_json::from_str(&fixture("embed_request.gemini.json")).unwrap();
+        let want: Value =
+            serde_json::from_str(&fixture("gemini/embed_request.gemini.json")).unwrap();
         assert_eq!(body, want);
 
         let plain = request(&req(r#"{"model":"m","input":"x"}"#), "models/e").unwrap();
@@ -166,9 +140,7 @@ mod tests {
     #[test]
     fn token_ids_cannot_be_sent() {
         let r = req(r#"{"model":"m","input":[[1,2]]}"#);
-        let err = super::super::ADAPTER
-            .build_embeddings(&r, &embed_target())
-            .unwrap_err();
+        let err = ADAPTER.build_embeddings(&r, &embed_target()).unwrap_err();
         assert!(
             matches!(&err, AdapterError::InvalidRequest(m) if m.contains("token")),
             "{err}"
@@ -177,13 +149,14 @@ mod tests {
 
     #[test]
     fn values_become_vectors_in_order_with_the_targets_model() {
-        let r = req(&fixture("embed_request.openai.json"));
-        let a = parse(
-            &r,
-            &embed_target(),
-            fixture("embed_response.json").as_bytes(),
-        )
-        .unwrap();
+        let r = req(&fixture("gemini/embed_request.openai.json"));
+        let a = ADAPTER
+            .parse_embeddings(
+                &r,
+                &embed_target(),
+                fixture("gemini/embed_response.json").as_bytes(),
+            )
+            .unwrap();
         assert_eq!(a.model, "gemini-embedding-001");
         assert_eq!(a.usage, EmbedUsage::of_prompt(13));
         let floats: Vec<&Vec<f64>> = a
@@ -197,12 +170,13 @@ mod tests {
         assert_eq!(floats[0], &vec![0.013168523, -0.008711934, -0.046782676]);
         assert_eq!(floats[1], &vec![-0.02094339, 0.0031240203, 0.0125]);
         let float = req(r#"{"model":"m","input":["a","b"]}"#);
-        let a = parse(
-            &float,
-            &embed_target(),
-            fixture("embed_response.json").as_bytes(),
-        )
-        .unwrap();
+        let a = ADAPTER
+            .parse_embeddings(
+                &float,
+                &embed_target(),
+                fixture("gemini/embed_response.json").as_bytes(),
+            )
+            .unwrap();
         assert!(
             matches!(&a.vectors[0], Vector::Raw(v) if v.get() == "[0.013168523, -0.008711934, -0.046782676]"),
             "floats asked: kept as written"
@@ -210,7 +184,10 @@ mod tests {
 
         let no_usage = br#"{"embeddings":[{"values":[1]},{"values":[2]}]}"#;
         assert_eq!(
-            parse(&r, &embed_target(), no_usage).unwrap().usage,
+            ADAPTER
+                .parse_embeddings(&r, &embed_target(), no_usage)
+                .unwrap()
+                .usage,
             EmbedUsage::default()
         );
         for bad in [
@@ -220,7 +197,7 @@ mod tests {
             br#"{}"#,
         ] {
             assert!(matches!(
-                parse(&r, &embed_target(), bad),
+                ADAPTER.parse_embeddings(&r, &embed_target(), bad),
                 Err(AdapterError::Protocol(_))
             ));
         }

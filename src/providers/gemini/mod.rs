@@ -90,7 +90,7 @@ impl Adapter for Gemini {
         target: &Target,
         body: &[u8],
     ) -> Result<EmbedResponse, AdapterError> {
-        embed::parse(req, target, body)
+        super::vectors::numbers_answer::<embed::Wire>(req, target, body)
     }
 
     fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {

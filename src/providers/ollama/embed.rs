@@ -6,11 +6,10 @@
 //! tokenizer), so an Ollama target is skipped for it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use crate::canonical::{EmbedRequest, EmbedResponse, EmbedUsage, EncodingFormat};
-use crate::providers::vectors::{embeddings_answer, Numbers};
-use crate::providers::{reported_model, AdapterError, Target};
+use crate::canonical::EmbedRequest;
+use crate::providers::vectors::{Numbers, NumbersWire, Parts};
+use crate::providers::AdapterError;
 
 #[derive(Serialize)]
 struct Request<'a> {
@@ -31,7 +30,7 @@ pub(super) fn request(req: &EmbedRequest, model: &str) -> Result<Vec<u8>, Adapte
 }
 
 #[derive(Deserialize)]
-struct Answer<V> {
+pub(super) struct Answer<V> {
     #[serde(default)]
     model: Option<String>,
     embeddings: Vec<V>,
@@ -39,61 +38,39 @@ struct Answer<V> {
     prompt_eval_count: Option<u64>,
 }
 
-pub(super) fn parse(
-    req: &EmbedRequest,
-    target: &Target,
-    body: &[u8],
-) -> Result<EmbedResponse, AdapterError> {
-    match req.encoding_format {
-        EncodingFormat::Float => read::<Box<RawValue>>(req, target, body),
-        EncodingFormat::Base64 => read::<Vec<f64>>(req, target, body),
-    }
-}
+/// The Ollama answer, read by [`crate::providers::vectors::numbers_answer`].
+pub(super) struct Wire;
 
-fn read<V: Numbers>(
-    req: &EmbedRequest,
-    target: &Target,
-    body: &[u8],
-) -> Result<EmbedResponse, AdapterError> {
-    let answer: Answer<V> = embeddings_answer(req, body, "embed answer", |a: &Answer<V>| {
-        a.embeddings.len()
-    })?;
-    Ok(EmbedResponse {
-        model: reported_model(answer.model, target),
-        vectors: answer
-            .embeddings
-            .into_iter()
-            .map(Numbers::into_vector)
-            .collect::<Result<_, _>>()?,
-        usage: EmbedUsage::of_prompt(answer.prompt_eval_count.unwrap_or(0)),
-    })
+impl NumbersWire for Wire {
+    type Answer<V: Numbers> = Answer<V>;
+    const WHAT: &'static str = "embed answer";
+
+    fn parts<V: Numbers>(answer: Answer<V>) -> Parts<V> {
+        Parts {
+            model: answer.model,
+            vectors: answer.embeddings,
+            prompt_tokens: answer.prompt_eval_count.unwrap_or(0),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
     use serde_json::Value;
 
     use super::*;
-    use crate::canonical::Vector;
+    use crate::canonical::{EmbedUsage, Vector};
     use crate::providers::ollama::tests::local;
+    use crate::providers::ollama::ADAPTER;
+    use crate::providers::testing::{embed_request as req, fixture};
     use crate::providers::Adapter;
-
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/ollama/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(path).unwrap()
-    }
-
-    fn req(json: &str) -> EmbedRequest {
-        EmbedRequest::parse(Bytes::from(json.to_string())).unwrap()
-    }
 
     #[test]
     fn texts_go_to_api_embed_as_a_list_with_dimensions() {
         let t = local("nomic-embed-text");
-        let pair: Value = serde_json::from_str(&fixture("embed_request.json")).unwrap();
+        let pair: Value = serde_json::from_str(&fixture("ollama/embed_request.json")).unwrap();
         let r = req(&pair["openai"].to_string());
-        let out = super::super::ADAPTER.build_embeddings(&r, &t).unwrap();
+        let out = ADAPTER.build_embeddings(&r, &t).unwrap();
         assert_eq!(out.uri(), "http://127.0.0.1:11434/api/embed");
         assert!(out.headers().get("authorization").is_none());
         let body: Value = serde_json::from_slice(out.body()).unwrap();
@@ -107,8 +84,7 @@ mod tests {
             one,
             serde_json::json!({"model": "all-minilm", "input": ["x"]})
         );
-        let tokens =
-            super::super::ADAPTER.build_embeddings(&req(r#"{"model":"m","input":[1,2]}"#), &t);
+        let tokens = ADAPTER.build_embeddings(&req(r#"{"model":"m","input":[1,2]}"#), &t);
         assert!(matches!(tokens, Err(AdapterError::InvalidRequest(_))));
     }
 
@@ -116,7 +92,9 @@ mod tests {
     fn embeddings_become_vectors_with_prompt_eval_count_as_usage() {
         let t = local("nomic-embed-text:latest");
         let r = req(r#"{"model":"docs","input":["a","b"]}"#);
-        let a = parse(&r, &t, fixture("embed_response.json").as_bytes()).unwrap();
+        let a = ADAPTER
+            .parse_embeddings(&r, &t, fixture("ollama/embed_response.json").as_bytes())
+            .unwrap();
         assert_eq!(a.model, "nomic-embed-text");
         assert_eq!(a.usage, EmbedUsage::of_prompt(16));
         assert!(
@@ -124,13 +102,15 @@ mod tests {
             "floats asked: kept as written"
         );
         let b64 = req(r#"{"model":"docs","input":["a","b"],"encoding_format":"base64"}"#);
-        let a = parse(&b64, &t, fixture("embed_response.json").as_bytes()).unwrap();
+        let a = ADAPTER
+            .parse_embeddings(&b64, &t, fixture("ollama/embed_response.json").as_bytes())
+            .unwrap();
         assert!(
             matches!(&a.vectors[1], Vector::Floats(f) if f == &[-0.0098027075, 0.06042469, 0.025257962]),
             "base64 asked: read, for the front door to encode"
         );
         let bare = br#"{"embeddings":[[1],[2]]}"#;
-        let a = parse(&r, &t, bare).unwrap();
+        let a = ADAPTER.parse_embeddings(&r, &t, bare).unwrap();
         assert_eq!(
             (a.model.as_str(), a.usage),
             ("nomic-embed-text:latest", EmbedUsage::default())
@@ -140,7 +120,10 @@ mod tests {
             br#"{"embeddings":[[1],[]]}"#,
             br#"{"error":"model not found"}"#,
         ] {
-            assert!(matches!(parse(&r, &t, bad), Err(AdapterError::Protocol(_))));
+            assert!(matches!(
+                ADAPTER.parse_embeddings(&r, &t, bad),
+                Err(AdapterError::Protocol(_))
+            ));
         }
     }
 }

@@ -73,7 +73,7 @@ impl Adapter for Ollama {
         target: &Target,
         body: &[u8],
     ) -> Result<EmbedResponse, AdapterError> {
-        embed::parse(req, target, body)
+        super::vectors::numbers_answer::<embed::Wire>(req, target, body)
     }
 
     fn parse_response(
