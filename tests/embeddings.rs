@@ -323,7 +323,8 @@ async fn a_repeated_request_is_a_cache_hit_and_a_stale_one_stands_in_for_failure
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"understudy_requests_total{route="docs",status="200",api="embeddings"} 4"#),
+        metrics
+            .contains(r#"understudy_requests_total{route="docs",status="200",api="embeddings"} 4"#),
         "{metrics}"
     );
 }
