@@ -20,22 +20,8 @@ cd "$(dirname "$0")/.."
 steady=${1:-30}
 load=${2:-20}
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need nginx; then
-  apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null
-fi
-if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores to pin proxy and load apart" >&2; exit 1; fi
-
-cargo build --release --quiet
-bin=target/release/understudy
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-up_port=$(free_port)
-proxy_port=$(free_port)
+# shellcheck source=scripts/bench_setup.sh
+. scripts/bench_setup.sh
 
 answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
 # A real-shaped Anthropic Message (what POST /v1/messages answers), for the
@@ -119,7 +105,6 @@ taskset -c 1 wrk -t1 -c8 -d2s -s "$work/post.lua" "http://127.0.0.1:$proxy_port/
 idle_rss=$(rss "$proxy_pid" VmRSS)
 
 run() { taskset -c 1 wrk --latency "$@" 2>&1; }
-pct() { awk -v p="$1" '$1==p {print $2}'; }
 to_us() { python3 -c "import sys; v=sys.argv[1]
 for u,f in (('us',1),('ms',1e3),('s',1e6)):
     if v.endswith(u) and not (u=='s' and v.endswith(('us','ms'))): print(round(float(v[:-len(u)])*f,1)); break" "$1"; }

@@ -11,7 +11,8 @@ state), with the release binary as real processes and Debian's redis-server:
    (64 connections, nginx as the upstream, as scripts/bench.sh).
 4. Cache hit ratio across 3 replicas for a repeated request mix, shared vs not.
 
-Usage: scripts/bench_replicas.py   (needs redis-server, wrk, nginx: apt-get install)
+Usage: scripts/bench_replicas.py [1 2 3 4]   (which parts; default all)
+Needs redis-server, wrk, nginx (apt-get install redis-server wrk nginx).
 """
 import http.client
 import http.server
@@ -247,22 +248,28 @@ def main():
     time.sleep(0.3)
     up = Upstream()
     env = dict(os.environ, K="sk-bench", UNDERSTUDY_REDIS_URL=redis_url, RUST_LOG="warn")
+    parts = set(sys.argv[1:]) or {"1", "2", "3", "4"}
     try:
-        print("== 1. 429 Retry-After: 30 on the lead; 3 replicas, 30 req/s round robin, 10 s")
-        for backend in ("memory", "redis"):
-            hits, failed = lead_hits(work, up, env, backend)
-            print(f"{backend:>6}: lead hits {hits}, failed client requests {failed}")
-        print("== 2. cooldown propagation to another replica, 100 trials")
-        p50, p99 = propagation(work, up, env)
-        print(f"after A's answer, in force on B: p50 {p50:.1f} ms  p99 {p99:.1f} ms "
-              "(polling /status: includes one status round trip)")
-        print("== 3. one replica, 64 connections, 10 s (proxy on core 0; wrk + nginx on core 1)")
-        for backend in ("memory", "redis"):
-            rate, p50, p99 = throughput(work, redis_url, backend)
-            print(f"{backend:>6}: {rate} req/s  p50 {p50}  p99 {p99}")
-        print("== 4. cache hit ratio, 3 replicas, 20 distinct questions x 6 rounds round robin")
-        for backend in ("memory", "redis"):
-            print(f"{backend:>6}: {cache_ratio(work, up, env, backend):.0%} hits")
+        if "1" in parts:
+            print("== 1. 429 Retry-After: 30 on the lead; 3 replicas, 30 req/s round robin, 10 s")
+            for backend in ("memory", "redis"):
+                hits, failed = lead_hits(work, up, env, backend)
+                print(f"{backend:>6}: lead hits {hits}, failed client requests {failed}")
+        if "2" in parts:
+            print("== 2. cooldown propagation to another replica, 100 trials")
+            p50, p99 = propagation(work, up, env)
+            print(f"after A's answer, in force on B: p50 {p50:.1f} ms  p99 {p99:.1f} ms "
+                  "(polling /status: includes one status round trip)")
+        if "3" in parts:
+            print("== 3. one replica, 64 connections, 10 s each, alternating "
+                  "(proxy on core 0; wrk + nginx on core 1)")
+            for backend in ("memory", "redis", "memory", "redis"):
+                rate, p50, p99 = throughput(work, redis_url, backend)
+                print(f"{backend:>6}: {rate} req/s  p50 {p50}  p99 {p99}")
+        if "4" in parts:
+            print("== 4. cache hit ratio, 3 replicas, 20 distinct questions x 6 rounds round robin")
+            for backend in ("memory", "redis"):
+                print(f"{backend:>6}: {cache_ratio(work, up, env, backend):.0%} hits")
     finally:
         redis.terminate()
         up.server.shutdown()

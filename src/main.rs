@@ -41,6 +41,7 @@ Signals:
 
 Endpoints:
   POST /v1/chat/completions   the proxy (stream and not)
+  POST /v1/embeddings         embeddings, routed and failed over the same way
   GET  /v1/models, /v1/models/{id}
   any  other /v1/*            with [passthrough]: forwarded as it is to its provider
   GET  /healthz  /readyz  /status  /metrics   (open; never show a secret)

@@ -1,5 +1,6 @@
 //! The `understudy` binary's command line: --check (good and bad files, pasted keys,
-//! routes no provider can serve, shadowing `*` routes), --probe, --listen addresses
+//! routes no provider can serve, shadowing `*` routes, embeddings routes mixing
+//! models), --probe, --listen addresses
 //! and --help.
 #![allow(
     clippy::unwrap_used,
@@ -87,7 +88,10 @@ fn the_shipped_proxy_toml_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("2 route(s) [default, *]"), "{stdout}");
+    assert!(
+        stdout.contains("3 route(s) [default, embeddings, *]"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("anthropic (ANTHROPIC_API_KEY is not set)"),
         "{stdout}"
@@ -246,6 +250,27 @@ fn a_star_route_warns_that_it_shadows_direct_provider_model_requests() {
     );
     let (_, _, err) = check(GOOD);
     assert!(!err.contains("shadowed"), "{err}");
+}
+
+#[test]
+fn an_embeddings_route_mixing_models_is_warned_about_by_check() {
+    let mixed = format!(
+        "{GOOD}\n[[routes]]\nmodel = \"docs\"\ntargets = [\"main/text-embedding-3-small\", \"spare/text-embedding-ada-002\"]\n"
+    );
+    let (code, out, err) = check(&mixed);
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(out.contains("ok:"), "{out}");
+    assert!(
+        err.contains("warning: route \"docs\": its targets name different embedding models (main/text-embedding-3-small, spare/text-embedding-ada-002)"),
+        "{err}"
+    );
+    let same = mixed.replace(
+        "spare/text-embedding-ada-002",
+        "spare/text-embedding-3-small",
+    );
+    let (code, _, err) = check(&same);
+    assert_eq!(code, 0);
+    assert!(!err.contains("embedding models"), "{err}");
 }
 
 #[test]

@@ -511,3 +511,33 @@ async fn a_stalled_engine_costs_no_request_and_is_counted() {
         status(&ps[0]).await
     );
 }
+
+#[tokio::test]
+async fn the_hot_path_sends_nothing_to_the_engine() {
+    // Admission reads the local mirror; only news (a cooldown, a circuit) is written.
+    let redis = RedisServer::start().await;
+    let a = Mock::start().await;
+    a.always(Reply::json(200, completion("m-a", "a")));
+    let toml = openai_config(&[("a", a.url())], &shared(""));
+    let ps = replicas(1, &toml, &redis).await;
+    let commands = || async {
+        let info = redis.command(&["INFO", "stats"]).await;
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = commands().await;
+    for _ in 0..50 {
+        assert_eq!(ps[0].chat(user("default")).await.status, 200);
+    }
+    let after = commands().await;
+    // the INFO asking is one command
+    assert!(
+        after - before <= 2,
+        "{} engine commands for 50 requests",
+        after - before
+    );
+}

@@ -1,12 +1,13 @@
-//! The cache key: a keyed hash of the route and the body as canonical JSON, so how a
-//! request is spelled (key order, `0` vs `0.0`) cannot split one question in two.
+//! The cache key: a keyed hash of the kind of request, its route and its body as
+//! canonical JSON, so how a request is spelled (key order, `0` vs `0.0`) cannot split
+//! one question in two, and a chat body can never address an embeddings answer.
 
 use std::hash::BuildHasher;
 
 use serde_json::{Map, Value};
 
 use super::Store;
-use crate::canonical::ChatRequest;
+use crate::canonical::{ChatRequest, EmbedRequest};
 use crate::config::CacheMode;
 
 /// Top-level request fields left out of the key: how the answer is delivered
@@ -25,6 +26,11 @@ const IGNORED: &[&str] = &[
     "prompt_cache_key",
 ];
 
+/// Embeddings fields left out of the key: `user` (abuse monitoring) does not change
+/// the vectors. `encoding_format` stays in: an answer is kept in the format it was
+/// asked in.
+const EMBEDDINGS_IGNORED: &[&str] = &["user"];
+
 /// 128 bits of keyed SipHash over the canonical request. The keys are random per
 /// process, so nobody can craft a request that collides with another one's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,9 +39,15 @@ pub struct Key(u64, u64);
 impl Store {
     #[cfg(test)]
     pub(super) fn key(&self, route: &str, req: &ChatRequest) -> Option<Key> {
-        Some(self.key_of(&material(route, req)?))
+        Some(self.key_of(&chat_material(route, req)?))
     }
 
+    #[cfg(test)]
+    pub(super) fn embeddings_key(&self, route: &str, req: &EmbedRequest) -> Option<Key> {
+        Some(self.key_of(&embeddings_material(route, req)?))
+    }
+
+    /// This process's key for `material` (the engine's is a digest of it: `shared`).
     pub(super) fn key_of(&self, material: &[u8]) -> Key {
         let (a, b) = &self.shelf.hash;
         Key(a.hash_one(material), b.hash_one(material))
@@ -53,17 +65,29 @@ impl Store {
     }
 }
 
-/// What a key is made of: the route, the request as canonical JSON, and what the
-/// front door carries beside it.
-pub(super) fn material(route: &str, req: &ChatRequest) -> Option<Vec<u8>> {
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.raw) else {
+/// What a chat key is made of: its space, route and canonical body, and what the
+/// front door carries beside the body.
+pub(super) fn chat_material(route: &str, req: &ChatRequest) -> Option<Vec<u8>> {
+    let mut buf = material("chat", route, &req.raw, IGNORED)?;
+    beside_the_body(req, &mut buf);
+    Some(buf)
+}
+
+pub(super) fn embeddings_material(route: &str, req: &EmbedRequest) -> Option<Vec<u8>> {
+    material("embeddings", route, &req.raw, EMBEDDINGS_IGNORED)
+}
+
+/// `space`, the route and the body without `ignored`, as canonical bytes.
+fn material(space: &str, route: &str, raw: &[u8], ignored: &[&str]) -> Option<Vec<u8>> {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(raw) else {
         return None;
     };
-    let mut buf = Vec::with_capacity(req.raw.len() + route.len() + 1);
-    buf.extend_from_slice(route.as_bytes());
-    buf.push(0);
-    canonical_object(&body, IGNORED, &mut buf);
-    beside_the_body(req, &mut buf);
+    let mut buf = Vec::with_capacity(space.len() + route.len() + raw.len() + 2);
+    for part in [space, route] {
+        buf.extend_from_slice(part.as_bytes());
+        buf.push(0);
+    }
+    canonical_object(&body, ignored, &mut buf);
     Some(buf)
 }
 
@@ -230,32 +254,36 @@ mod tests {
     }
 
     #[test]
-    fn the_key_changes_with_thinking_and_replayed_reasoning() {
-        use crate::canonical::{Origin, Reasoning, Thinking};
+    fn embeddings_have_their_own_key_space_and_ignore_only_user() {
         let s = store();
-        let two_turns = || {
-            req(json!({"model": "default", "temperature": 0, "messages": [
-                {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                {"role": "user", "content": "again"}]}))
+        let embed = |v: Value| {
+            s.embeddings_key(
+                "default",
+                &EmbedRequest::parse(v.to_string().into()).unwrap(),
+            )
+            .unwrap()
         };
-        let k = s.key("default", &two_turns()).unwrap();
-        let mut budget = two_turns();
-        budget.thinking = Some(Thinking::Budget(2048));
-        let kb = s.key("default", &budget).unwrap();
-        assert_ne!(kb, k);
-        budget.thinking = Some(Thinking::Budget(4096));
-        assert_ne!(s.key("default", &budget).unwrap(), kb);
-        let mut replayed = two_turns();
-        let origin = Origin {
-            provider: "a".into(),
-            kind: "anthropic".into(),
-            model: "m".into(),
-        };
-        replayed.messages[1].reasoning = vec![Reasoning::new("t", origin, json!({"s": 1}))];
-        let kr = s.key("default", &replayed).unwrap();
-        assert_ne!(kr, k);
-        replayed.messages[1].reasoning[0].data = json!({"s": 2});
-        assert_ne!(s.key("default", &replayed).unwrap(), kr);
+        let k = embed(json!({"model": "default", "input": ["a", "b"]}));
+        assert_eq!(
+            embed(json!({"input": ["a", "b"], "model": "default", "user": "u-1"})),
+            k
+        );
+        for other in [
+            json!({"model": "default", "input": ["b", "a"]}),
+            json!({"model": "default", "input": ["a", "b"], "dimensions": 8}),
+            json!({"model": "default", "input": ["a", "b"], "encoding_format": "base64"}),
+        ] {
+            assert_ne!(embed(other.clone()), k, "{other}");
+        }
+        // the same body as a chat request is another key
+        let same = json!({"model": "default", "input": ["a", "b"], "messages": [{"role": "user", "content": "a"}]});
+        assert_ne!(
+            s.key("default", &req(same.clone())),
+            s.embeddings_key(
+                "default",
+                &EmbedRequest::parse(same.to_string().into()).unwrap()
+            )
+        );
     }
 
     #[test]
@@ -290,5 +318,34 @@ mod tests {
             AnswerCache::new(None).lookup_now("default", &req(base())),
             Lookup::Off
         ));
+    }
+
+    #[test]
+    fn the_key_changes_with_thinking_and_replayed_reasoning() {
+        use crate::canonical::{Origin, Reasoning, Thinking};
+        let s = store();
+        let two_turns = || {
+            req(json!({"model": "default", "temperature": 0, "messages": [
+                {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                {"role": "user", "content": "again"}]}))
+        };
+        let k = s.key("default", &two_turns()).unwrap();
+        let mut budget = two_turns();
+        budget.thinking = Some(Thinking::Budget(2048));
+        let kb = s.key("default", &budget).unwrap();
+        assert_ne!(kb, k);
+        budget.thinking = Some(Thinking::Budget(4096));
+        assert_ne!(s.key("default", &budget).unwrap(), kb);
+        let mut replayed = two_turns();
+        let origin = Origin {
+            provider: "a".into(),
+            kind: "anthropic".into(),
+            model: "m".into(),
+        };
+        replayed.messages[1].reasoning = vec![Reasoning::new("t", origin, json!({"s": 1}))];
+        let kr = s.key("default", &replayed).unwrap();
+        assert_ne!(kr, k);
+        replayed.messages[1].reasoning[0].data = json!({"s": 2});
+        assert_ne!(s.key("default", &replayed).unwrap(), kr);
     }
 }

@@ -9,6 +9,13 @@
 //! `key` computes the key, `store` holds the entries; stream assembly and replay are
 //! canonical-type work and live in [`crate::canonical`].
 //!
+//! Embeddings answers share the shelf in a key space of their own. They are
+//! deterministic, so every embeddings request is cached while the cache is on,
+//! whatever `mode` says about chat.
+//!
+//! With replicas sharing state (`[state] backend = "redis"`), entries are also kept in
+//! the engine and read from it on a local miss (`shared`).
+//!
 //! Entries are fresh for `ttl`; past it they are kept until `stale_ttl` and served
 //! only when every target failed. The store is a bounded `moka` cache that lives in
 //! [`App`](crate::App), outside the config snapshot, so it survives reloads.
@@ -21,7 +28,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
+use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use crate::config::{CachePolicy, Target};
 use crate::failover::stream::StreamTap;
 use crate::state::redis::responses::EngineSlot;
@@ -32,7 +39,7 @@ use store::Shelf;
 /// paths stay so callers of `cache::{Assembler, replay}` need not change.
 pub use crate::canonical::{replay, Assembler};
 pub use key::Key;
-pub use store::{Entry, Store};
+pub use store::{Cacheable, Entry, Shelved, Store};
 
 /// What `x-understudy-cache` says, and the `result` label of `understudy_cache_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,11 +127,31 @@ impl AnswerCache {
         if !store.cacheable(req) {
             return Lookup::Pass;
         }
-        let Some(material) = key::material(route, req) else {
-            return Lookup::Pass;
+        match key::chat_material(route, req) {
+            Some(material) => self.find(store, material).await,
+            None => Lookup::Pass,
+        }
+    }
+
+    /// What the cache holds for this embeddings request.
+    pub async fn lookup_embeddings(
+        &self,
+        route: &str,
+        req: &EmbedRequest,
+    ) -> Lookup<EmbedResponse> {
+        let Some(store) = self.store() else {
+            return Lookup::Off;
         };
+        match key::embeddings_material(route, req) {
+            Some(material) => self.find(store, material).await,
+            None => Lookup::Pass,
+        }
+    }
+
+    async fn find<A: Cacheable>(&self, store: Arc<Store>, material: Vec<u8>) -> Lookup<A> {
         let key = store.key_of(&material);
-        let (fresh, mut stale) = store.age(store.shelf.entries.get(&key));
+        let found = store.shelf.entries.get(&key);
+        let (fresh, mut stale) = store.age(found.as_ref().and_then(A::unshelve).cloned());
         if let Some(entry) = fresh {
             return Lookup::Fresh(entry);
         }
@@ -133,10 +160,10 @@ impl AnswerCache {
             (engine, k)
         });
         if let Some((engine, k)) = &shared {
-            let (fresh, stale_there) = store.age(shared::fetch(engine, k).await);
+            let (fresh, stale_there) = store.age(shared::fetch::<A>(engine, k).await);
             if let Some(entry) = fresh {
                 // Kept here too, so the next lookup on this replica needs no trip.
-                store.shelf.entries.insert(key, entry.clone());
+                store.shelf.entries.insert(key, A::shelve(entry.clone()));
                 return Lookup::Fresh(entry);
             }
             stale = stale.or(stale_there);
@@ -159,11 +186,22 @@ impl AnswerCache {
             .now_or_never()
             .expect("without an engine, a lookup never waits")
     }
+
+    pub(crate) fn lookup_embeddings_now(
+        &self,
+        route: &str,
+        req: &EmbedRequest,
+    ) -> Lookup<EmbedResponse> {
+        use futures_util::FutureExt;
+        self.lookup_embeddings(route, req)
+            .now_or_never()
+            .expect("without an engine, a lookup never waits")
+    }
 }
 
 impl Store {
     /// `(fresh, stale)` for an entry by its age; both `None` past `stale_ttl`.
-    fn age(&self, found: Option<Arc<Entry>>) -> (Option<Arc<Entry>>, Option<Arc<Entry>>) {
+    fn age<A>(&self, found: Option<Arc<Entry<A>>>) -> (Found<A>, Found<A>) {
         match found {
             Some(e) => {
                 let age = e.stored.elapsed();
@@ -180,50 +218,48 @@ impl Store {
     }
 
     /// Keeps an answer here and, when replicas share state, in the engine.
-    fn keep(
-        &self,
-        key: Key,
-        answer: ChatResponse,
-        target: &Target,
-        shared: &Option<(Arc<Engine>, String)>,
-    ) {
+    fn keep<A: Cacheable>(&self, key: Key, answer: A, target: &Target, shared: &Shared) {
         let Some(entry) = self.insert(key, answer, target) else {
             return;
         };
         if let Some((engine, k)) = shared {
-            shared::put(engine.clone(), k.clone(), &entry, self.policy.stale_ttl);
+            shared::put(engine.clone(), k.clone(), &*entry, self.policy.stale_ttl);
         }
     }
 }
 
+type Found<A> = Option<Arc<Entry<A>>>;
+
+/// The engine and its key for a request, when replicas share state.
+type Shared = Option<(Arc<Engine>, String)>;
+
 /// The cache's view of one request.
-pub enum Lookup {
+pub enum Lookup<A = ChatResponse> {
     /// The cache is off: no header, nothing stored.
     Off,
     /// The cache is on but this request is not cached (a temperature other than 0 in
     /// `temperature-zero` mode): it answers `miss` and nothing is stored.
     Pass,
-    Fresh(Arc<Entry>),
+    Fresh(Arc<Entry<A>>),
     /// Not fresh: the answer will be stored; `stale` is what may stand in if every
     /// target fails.
     Miss {
         store: Arc<Store>,
         key: Key,
-        stale: Option<Arc<Entry>>,
-        /// The engine and its key for this request, when replicas share state.
-        shared: Option<(Arc<Engine>, String)>,
+        stale: Option<Arc<Entry<A>>>,
+        shared: Shared,
     },
 }
 
-impl Lookup {
-    pub fn fresh(&self) -> Option<&Arc<Entry>> {
+impl<A: Cacheable + Clone> Lookup<A> {
+    pub fn fresh(&self) -> Option<&Arc<Entry<A>>> {
         match self {
             Lookup::Fresh(e) => Some(e),
             _ => None,
         }
     }
 
-    pub fn stale(&self) -> Option<&Arc<Entry>> {
+    pub fn stale(&self) -> Option<&Arc<Entry<A>>> {
         match self {
             Lookup::Miss { stale, .. } => stale.as_ref(),
             _ => None,
@@ -231,7 +267,7 @@ impl Lookup {
     }
 
     /// Stores a whole (non-streamed) answer.
-    pub fn store(&self, answer: &ChatResponse, target: &Target) {
+    pub fn store(&self, answer: &A, target: &Target) {
         if let Lookup::Miss {
             store, key, shared, ..
         } = self
@@ -239,7 +275,9 @@ impl Lookup {
             store.keep(*key, answer.clone(), target, shared);
         }
     }
+}
 
+impl Lookup {
     /// A tap that stores the stream's answer if it ends with `[DONE]`.
     pub fn recorder(&self, target: &Arc<Target>) -> Option<Box<dyn StreamTap>> {
         match self {
@@ -262,7 +300,7 @@ struct Recorder {
     key: Key,
     target: Arc<Target>,
     parts: Assembler,
-    shared: Option<(Arc<Engine>, String)>,
+    shared: Shared,
 }
 
 impl StreamTap for Recorder {
@@ -388,6 +426,43 @@ mod tests {
             e.answer.choices[0].finish_reason.as_deref(),
             Some("tool_calls")
         );
+    }
+
+    #[test]
+    fn embeddings_are_cached_in_any_mode_unless_too_large() {
+        use crate::canonical::{EmbedUsage, Vector};
+        let cache = AnswerCache::new(Some(&policy(CacheMode::TemperatureZero)));
+        let r = EmbedRequest::parse(Bytes::from_static(br#"{"model":"e","input":"hi"}"#)).unwrap();
+        let answer = |dims: usize| EmbedResponse {
+            model: "e-1".into(),
+            vectors: vec![Vector::Floats(vec![0.5; dims])],
+            usage: EmbedUsage::of_prompt(1),
+        };
+        let l = cache.lookup_embeddings_now("e", &r);
+        assert!(
+            matches!(l, Lookup::Miss { .. }),
+            "deterministic: cached without temperature"
+        );
+        l.store(&answer(4), &target());
+        let hit = cache.lookup_embeddings_now("e", &r);
+        let e = hit.fresh().unwrap();
+        assert_eq!((e.answer.model.as_str(), e.provider.as_str()), ("e-1", "p"));
+        // a chat request never finds it
+        assert!(cache.lookup_now("e", &req(base())).fresh().is_none());
+
+        let big =
+            EmbedRequest::parse(Bytes::from_static(br#"{"model":"e","input":"big"}"#)).unwrap();
+        cache
+            .lookup_embeddings_now("e", &big)
+            .store(&answer(2 * 1024 * 1024), &target());
+        assert!(
+            cache.lookup_embeddings_now("e", &big).fresh().is_none(),
+            "16 MiB is not kept"
+        );
+        assert!(matches!(
+            AnswerCache::new(None).lookup_embeddings_now("e", &r),
+            Lookup::Off
+        ));
     }
 
     #[test]

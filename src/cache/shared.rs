@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::store::Entry;
+use super::store::{Cacheable, Entry};
 use crate::canonical::{ChatResponse, Reasoning};
 use crate::state::redis::Engine;
 
@@ -54,17 +54,17 @@ fn now_ms() -> u64 {
 
 /// What the engine holds under `key`, with its age; `None` on a miss, an error or a
 /// timeout (all booked on the link).
-pub(super) async fn fetch(engine: &Engine, key: &str) -> Option<Arc<Entry>> {
+pub(super) async fn fetch<A: Cacheable>(engine: &Engine, key: &str) -> Option<Arc<Entry<A>>> {
     let key = key.to_string();
     let found: Result<Option<Vec<u8>>, _> = engine
         .op("read the shared cache", |mut c| async move {
             redis::cmd("GET").arg(key).query_async(&mut c).await
         })
         .await;
-    decode(&found.ok()??)
+    A::decode(&found.ok()??).map(Arc::new)
 }
 
-fn decode(bytes: &[u8]) -> Option<Arc<Entry>> {
+pub(super) fn decode(bytes: &[u8]) -> Option<Entry<ChatResponse>> {
     let shared: Shared = match serde_json::from_slice(bytes) {
         Ok(s) => s,
         Err(e) => {
@@ -78,18 +78,23 @@ fn decode(bytes: &[u8]) -> Option<Arc<Entry>> {
     for (choice, r) in answer.choices.iter_mut().zip(shared.reasoning) {
         choice.message.reasoning = r;
     }
-    Some(Arc::new(Entry {
+    Some(Entry {
         answer,
         provider: shared.provider,
         model: shared.model,
         stored: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-    }))
+    })
 }
 
 /// Writes an entry for `keep` (the cache's `stale_ttl`), in the background: the
 /// answer has gone out already.
-pub(super) fn put(engine: Arc<Engine>, key: String, entry: &Entry, keep: Duration) {
-    let Some(body) = encode(entry) else {
+pub(super) fn put<A: Cacheable>(
+    engine: Arc<Engine>,
+    key: String,
+    entry: &Entry<A>,
+    keep: Duration,
+) {
+    let Some(body) = A::encode(entry) else {
         return;
     };
     let ms = keep.as_millis().max(1) as u64;
@@ -108,7 +113,7 @@ pub(super) fn put(engine: Arc<Engine>, key: String, entry: &Entry, keep: Duratio
     });
 }
 
-fn encode(entry: &Entry) -> Option<Vec<u8>> {
+pub(super) fn encode(entry: &Entry<ChatResponse>) -> Option<Vec<u8>> {
     let native = match &entry.answer.native {
         Some(b) => match std::str::from_utf8(b) {
             Ok(s) => Some(s.to_string()),

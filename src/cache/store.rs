@@ -7,24 +7,90 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::Key;
-use crate::canonical::{complete, ChatResponse};
+use crate::canonical::{complete, ChatResponse, EmbedResponse, RECORD_LIMIT};
 use crate::config::{CachePolicy, Target};
 
 /// A cached answer and where it came from.
 #[derive(Debug)]
-pub struct Entry {
-    pub answer: ChatResponse,
+pub struct Entry<A = ChatResponse> {
+    pub answer: A,
     /// The provider's name and the target's model, for the x-understudy headers.
     pub provider: String,
     pub model: String,
     pub(super) stored: Instant,
 }
 
+/// One shelf holds every kind of answer, so `max_entries` bounds them together; each
+/// kind has its own key space (see `key`), so a lookup finds only its own kind.
+#[derive(Debug, Clone)]
+pub enum Shelved {
+    Chat(Arc<Entry<ChatResponse>>),
+    Embeddings(Arc<Entry<EmbedResponse>>),
+}
+
+/// An answer the cache can hold.
+pub trait Cacheable: Sized {
+    fn shelve(entry: Arc<Entry<Self>>) -> Shelved;
+    fn unshelve(shelved: &Shelved) -> Option<&Arc<Entry<Self>>>;
+    /// Worth repeating: finished, and not too large to hold.
+    fn storable(&self) -> bool;
+    /// Its form in the engine replicas share (`super::shared`); `None`: this kind of
+    /// answer stays on the replica that got it.
+    fn encode(_entry: &Entry<Self>) -> Option<Vec<u8>> {
+        None
+    }
+    fn decode(_bytes: &[u8]) -> Option<Entry<Self>> {
+        None
+    }
+}
+
+impl Cacheable for ChatResponse {
+    fn shelve(entry: Arc<Entry<Self>>) -> Shelved {
+        Shelved::Chat(entry)
+    }
+
+    fn unshelve(shelved: &Shelved) -> Option<&Arc<Entry<Self>>> {
+        match shelved {
+            Shelved::Chat(e) => Some(e),
+            Shelved::Embeddings(_) => None,
+        }
+    }
+
+    fn storable(&self) -> bool {
+        complete(self)
+    }
+
+    fn encode(entry: &Entry<Self>) -> Option<Vec<u8>> {
+        super::shared::encode(entry)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Entry<Self>> {
+        super::shared::decode(bytes)
+    }
+}
+
+impl Cacheable for EmbedResponse {
+    fn shelve(entry: Arc<Entry<Self>>) -> Shelved {
+        Shelved::Embeddings(entry)
+    }
+
+    fn unshelve(shelved: &Shelved) -> Option<&Arc<Entry<Self>>> {
+        match shelved {
+            Shelved::Embeddings(e) => Some(e),
+            Shelved::Chat(_) => None,
+        }
+    }
+
+    fn storable(&self) -> bool {
+        self.size() <= RECORD_LIMIT
+    }
+}
+
 /// The entries and the hash keys that address them; shared by every [`Store`] built
 /// with the same capacity and `stale_ttl`.
 #[derive(Clone)]
 pub(super) struct Shelf {
-    pub(super) entries: moka::sync::Cache<Key, Arc<Entry>>,
+    pub(super) entries: moka::sync::Cache<Key, Shelved>,
     pub(super) hash: (RandomState, RandomState),
 }
 
@@ -47,14 +113,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// The entry stored, if the answer was complete enough to keep.
-    pub(super) fn insert(
+    /// The entry stored, if the answer was worth keeping.
+    pub(super) fn insert<A: Cacheable>(
         &self,
         key: Key,
-        answer: ChatResponse,
+        answer: A,
         target: &Target,
-    ) -> Option<Arc<Entry>> {
-        if !complete(&answer) {
+    ) -> Option<Arc<Entry<A>>> {
+        if !answer.storable() {
             return None;
         }
         let entry = Arc::new(Entry {
@@ -63,7 +129,7 @@ impl Store {
             model: target.model.clone(),
             stored: Instant::now(),
         });
-        self.shelf.entries.insert(key, entry.clone());
+        self.shelf.entries.insert(key, A::shelve(entry.clone()));
         Some(entry)
     }
 }

@@ -15,7 +15,7 @@ pub(super) const ANSWER_EXTRAS: &[&str] = &["system_fingerprint", "service_tier"
 
 /// A stream whose text grows past this is not recorded: the cache is for answers, not
 /// for holding arbitrarily large bodies in memory.
-const RECORD_LIMIT: usize = 8 * 1024 * 1024;
+pub(crate) const RECORD_LIMIT: usize = 8 * 1024 * 1024;
 
 #[derive(Default)]
 struct CallParts {

@@ -1,6 +1,7 @@
 //! The proxy's canonical types: OpenAI Chat Completions' request, answer and stream
-//! chunk. Front doors (chat, and the APIs that come after it) parse into and render
-//! from these; provider adapters translate between them and each provider's wire.
+//! chunk, and OpenAI's embeddings request and answer. Front doors parse into and
+//! render from these; provider adapters translate between them and each provider's
+//! wire.
 //!
 //! Chat-shaped on purpose: it is the richest common denominator of every provider we
 //! speak (tools, multi-part content, usage, finish reasons), and the one that
@@ -9,6 +10,7 @@
 mod answer;
 mod assemble;
 mod chunk;
+mod embed;
 mod ids;
 mod reasoning;
 mod replay;
@@ -17,9 +19,10 @@ mod request;
 pub(crate) mod testing;
 
 pub use answer::*;
-pub(crate) use assemble::complete;
 pub use assemble::Assembler;
+pub(crate) use assemble::{complete, RECORD_LIMIT};
 pub use chunk::*;
+pub use embed::*;
 pub use ids::*;
 pub use reasoning::*;
 pub use replay::replay;

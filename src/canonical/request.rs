@@ -157,7 +157,7 @@ impl ChatRequest {
     }
 }
 
-fn describe_json_error(e: serde_json::Error) -> String {
+pub(super) fn describe_json_error(e: serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof => format!("request body is not valid JSON: {e}"),

@@ -1,6 +1,6 @@
 //! Legal but surprising configurations, reported as warnings rather than errors.
 
-use super::Snapshot;
+use super::{Route, Snapshot};
 
 impl Snapshot {
     /// Routes whose every target is disabled: legal, but worth a warning.
@@ -52,6 +52,36 @@ impl Snapshot {
                 ));
             }
         }
+        out.extend(self.routes.iter().filter_map(mixed_embedding_models));
         out
     }
+}
+
+/// A route that serves embeddings should fail over only between targets of one
+/// embedding model: another model's vectors live in another space, so they would not
+/// match what the application already stored. A route counts as an embeddings route
+/// when its model or a target's names an embedding model (`…embed…`, as OpenAI,
+/// Gemini, Ollama, Cohere and Mistral name theirs); models are compared without
+/// Gemini's `models/` prefix and Ollama's `:latest` tag.
+fn mixed_embedding_models(route: &Route) -> Option<String> {
+    let is_embed = |m: &str| m.to_ascii_lowercase().contains("embed");
+    if !is_embed(&route.model) && !route.targets.iter().any(|t| is_embed(&t.model)) {
+        return None;
+    }
+    let name = |m: &str| {
+        let m = m.strip_prefix("models/").unwrap_or(m);
+        m.strip_suffix(":latest").unwrap_or(m).to_string()
+    };
+    let first = name(&route.targets.first()?.model);
+    if route.targets.iter().all(|t| name(&t.model) == first) {
+        return None;
+    }
+    let labels: Vec<&str> = route.targets.iter().map(|t| t.label.as_str()).collect();
+    Some(format!(
+        "route {:?}: its targets name different embedding models ({}): a failover would \
+         answer with vectors from another model's space; list only targets that serve \
+         the same model (an Azure deployment counts by its name: name it after its model)",
+        route.model,
+        labels.join(", ")
+    ))
 }

@@ -11,17 +11,17 @@ use super::attempt::attempt;
 use super::classify::Outcome;
 use super::health::Permit;
 use super::walk::{Settled, Walk};
-use super::{Answer, Exchange};
-use crate::providers::{build_for, Target};
+use super::{Exchange, Work};
+use crate::providers::Target;
 
-pub(super) enum Raced<'p> {
+pub(super) enum Raced<'p, A> {
     /// No hedge was started: the first attempt's own result.
-    Alone(Result<Answer, Outcome>, Permit<'p>),
-    Finished(Exchange),
+    Alone(Result<A, Outcome>, Permit<'p>),
+    Finished(Exchange<A>),
     BothFailed,
 }
 
-impl<'a> Walk<'a> {
+impl<'a, W: Work> Walk<'a, W> {
     /// The next target after `idx` that could take the request now, admitted and
     /// with its upstream request built. Skips are not recorded here: the main walk
     /// records them when it reaches those targets.
@@ -40,7 +40,7 @@ impl<'a> Walk<'a> {
             let Candidate::Admitted(permit) = admit(self.app, t) else {
                 continue;
             };
-            match build_for(self.call.req, t) {
+            match self.call.build(t) {
                 Ok(r) => {
                     self.hedged[j] = true;
                     return Some((t.clone(), permit, r));
@@ -56,9 +56,9 @@ impl<'a> Walk<'a> {
         targets: &[Arc<Target>],
         idx: usize,
         permit: Permit<'a>,
-        first: impl std::future::Future<Output = Result<Answer, Outcome>>,
+        first: impl std::future::Future<Output = Result<W::Answer, Outcome>>,
         head: &Notify,
-    ) -> Raced<'a> {
+    ) -> Raced<'a, W::Answer> {
         let target = &targets[idx];
         tokio::pin!(first);
         let hedge_after = self.snap.failover.hedge_after;

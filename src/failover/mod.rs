@@ -1,12 +1,15 @@
 //! The failover walk, read top to bottom in [`run`]: the route's targets in its
 //! strategy's order; each one admitted or skipped (disabled, cooling, circuit open,
 //! cannot express the request); tried, retried or hedged; every result booked. The
-//! walk never learns which client API called it: it sees the canonical request and a
-//! rule for what counts as content.
+//! walk never learns which client API called it, nor what it fetches: a [`Work`]
+//! builds each target's request and reads its answer — a chat turn ([`Call`]), whole
+//! or streamed up to its commit point, or an embeddings request.
 
 mod admission;
 mod attempt;
+mod chat;
 pub mod classify;
+mod embed;
 pub mod health;
 mod hedge;
 mod order;
@@ -14,9 +17,11 @@ pub mod probe;
 pub mod stream;
 mod walk;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::app::App;
@@ -24,40 +29,59 @@ use crate::canonical::{ChatRequest, ChatResponse};
 use crate::config::{Resolved, Snapshot};
 use crate::error::{ProxyError, SkipReason};
 use crate::frontdoor::IsContent;
-use crate::providers::{build_for, Target};
+use crate::providers::Target;
 use admission::{admit, Candidate};
+pub use attempt::Answered;
+use classify::Outcome;
 use stream::Committed;
 use walk::{Settled, Walk};
 
+/// A chat turn's answer.
 pub enum Answer {
     Complete(Box<ChatResponse>),
     Stream(Box<Committed>),
 }
 
-pub struct Success {
+pub struct Success<A = Answer> {
     pub target: Arc<Target>,
-    pub answer: Answer,
+    pub answer: A,
 }
 
 /// The result of one client request, with how many upstream requests it sent.
-pub struct Exchange {
+pub struct Exchange<A = Answer> {
     pub attempts: u32,
-    pub result: Result<Success, ProxyError>,
+    pub result: Result<Success<A>, ProxyError>,
 }
 
-/// What the walk needs of a client's request, whichever API it came in by.
+/// What the walk fetches from each target it tries.
+pub trait Work: Sync {
+    type Answer: Send;
+
+    /// The upstream request for `target`, or why this target cannot take the request
+    /// (the walk skips it; 400 if no target can).
+    fn build(&self, target: &Target) -> Result<http::Request<Bytes>, String>;
+
+    /// Reads a 2xx answer. An `Err` is a failed attempt, booked and failed over like
+    /// any other.
+    fn read(
+        &self,
+        answered: Answered<'_>,
+    ) -> impl Future<Output = Result<Self::Answer, Outcome>> + Send;
+}
+
+/// A chat turn, whichever API it came in by.
 pub struct Call<'a> {
     pub req: &'a ChatRequest,
     /// The front door's rule for a stream's commit point.
     pub is_content: IsContent,
 }
 
-pub async fn run(
+pub async fn run<W: Work>(
     app: &Arc<App>,
     snap: &Snapshot,
     resolved: &Resolved<'_>,
-    call: &Call<'_>,
-) -> Exchange {
+    call: &W,
+) -> Exchange<W::Answer> {
     let targets = order::targets(app, resolved);
     let policy = &snap.failover;
     let mut walk = Walk::new(app, snap, resolved.label(), call, targets.len());
@@ -82,7 +106,7 @@ pub async fn run(
                         break;
                     }
                 };
-                let upstream_req = match build_for(call.req, target) {
+                let upstream_req = match call.build(target) {
                     Ok(r) => r,
                     Err(msg) => {
                         // This target cannot express the request (n > 1 for

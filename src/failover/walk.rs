@@ -14,17 +14,17 @@ use super::attempt::attempt;
 use super::classify::{decide, Outcome, Verdict};
 use super::health::Permit;
 use super::hedge::Raced;
-use super::{Answer, Call, Exchange, Success};
+use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
 use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
 use crate::providers::{FailureClass, Target};
 
-pub(super) struct Walk<'a> {
+pub(super) struct Walk<'a, W: Work> {
     pub(super) app: &'a Arc<App>,
     pub(super) snap: &'a Snapshot,
     pub(super) route: String,
-    pub(super) call: &'a Call<'a>,
+    pub(super) call: &'a W,
     pub(super) sent: u32,
     /// Every attempt and every skip, in the order they happened.
     steps: Vec<Step>,
@@ -38,22 +38,22 @@ pub(super) struct Walk<'a> {
     skipped_other: bool,
 }
 
-pub(super) enum Settled {
+pub(super) enum Settled<A> {
     /// Answered, or an error to hand to the client.
-    Finished(Exchange),
+    Finished(Exchange<A>),
     Next {
         retry_same: bool,
     },
 }
 
-impl<'a> Walk<'a> {
+impl<'a, W: Work> Walk<'a, W> {
     pub(super) fn new(
         app: &'a Arc<App>,
         snap: &'a Snapshot,
         route: String,
-        call: &'a Call<'a>,
+        call: &'a W,
         targets: usize,
-    ) -> Walk<'a> {
+    ) -> Walk<'a, W> {
         Walk {
             app,
             snap,
@@ -119,7 +119,7 @@ impl<'a> Walk<'a> {
         idx: usize,
         permit: Permit<'a>,
         upstream_req: http::Request<Bytes>,
-    ) -> Settled {
+    ) -> Settled<W::Answer> {
         let target = &targets[idx];
         self.start_attempt();
         let head = Notify::new();
@@ -140,8 +140,8 @@ impl<'a> Walk<'a> {
         &mut self,
         target: &Arc<Target>,
         permit: Permit<'_>,
-        result: Result<Answer, Outcome>,
-    ) -> Settled {
+        result: Result<W::Answer, Outcome>,
+    ) -> Settled<W::Answer> {
         let provider = &target.provider;
         let outcome = match result {
             Ok(answer) => {
@@ -200,7 +200,7 @@ impl<'a> Walk<'a> {
     }
 
     /// No target answered: the final error, with every step in order.
-    pub(super) fn exhausted(self, targets: &[Arc<Target>]) -> Exchange {
+    pub(super) fn exhausted(self, targets: &[Arc<Target>]) -> Exchange<W::Answer> {
         let now = Instant::now();
         let tried = tried(&self.steps);
         let skipped = |pred: fn(&SkipReason) -> bool| {

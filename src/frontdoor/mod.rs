@@ -1,9 +1,11 @@
 //! Front doors: one module per client API. Each parses its requests into the
 //! canonical request, renders canonical answers, stream chunks and errors back in its
-//! own shape, and says what counts as a content event. The failover walk, the cache
+//! own shape, and says what counts as a content event. Embeddings, which have no
+//! stream and one shape of answer, only render it. The failover walk, the cache
 //! and health never learn which front door called them.
 
 pub mod chat;
+pub mod embeddings;
 pub mod messages;
 pub mod responses;
 

@@ -36,6 +36,23 @@ fn api_version(provider: &Provider) -> &str {
         .unwrap_or(DEFAULT_API_VERSION)
 }
 
+/// `{base_url}/openai/deployments/{deployment}/{operation}?api-version=…`: the
+/// target's model is the deployment.
+fn deployment_url(target: &Target, operation: &str) -> Result<http::Uri, AdapterError> {
+    if target.model.contains(['/', '?', '#']) {
+        return Err(AdapterError::InvalidRequest(format!(
+            "azure deployment name {:?} may not contain '/', '?' or '#'",
+            target.model
+        )));
+    }
+    let path = format!(
+        "/openai/deployments/{}/{operation}?api-version={}",
+        target.model,
+        api_version(&target.provider)
+    );
+    join_url(&target.provider.base_url, &path)
+}
+
 impl Endpoint for Azure {
     fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
         let s: Settings = typed(Kind::Azure, table)?;
@@ -46,18 +63,11 @@ impl Endpoint for Azure {
     }
 
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
-        if target.model.contains(['/', '?', '#']) {
-            return Err(AdapterError::InvalidRequest(format!(
-                "azure deployment name {:?} may not contain '/', '?' or '#'",
-                target.model
-            )));
-        }
-        let path = format!(
-            "/openai/deployments/{}/chat/completions?api-version={}",
-            target.model,
-            api_version(&target.provider)
-        );
-        join_url(&target.provider.base_url, &path)
+        deployment_url(target, "chat/completions")
+    }
+
+    fn embeddings_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
+        deployment_url(target, "embeddings")
     }
 
     fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError> {
@@ -119,6 +129,21 @@ mod tests {
         );
         assert_eq!(out.headers()["api-key"], "sk-secret");
         assert!(out.headers().get("authorization").is_none());
+        let embed = crate::canonical::EmbedRequest::parse(Bytes::from_static(
+            br#"{"model":"default","input":["hi"],"dimensions":8}"#,
+        ))
+        .unwrap();
+        let out = ADAPTER.build_embeddings(&embed, &t).unwrap();
+        assert_eq!(
+            out.uri(),
+            "https://res.openai.azure.com/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21"
+        );
+        assert_eq!(out.headers()["api-key"], "sk-secret");
+        let body: serde_json::Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "gpt-4o", "input": ["hi"], "dimensions": 8})
+        );
         let probe = ADAPTER.probe_request(&t.provider).unwrap();
         assert_eq!(
             probe.uri(),

@@ -12,11 +12,13 @@ mod gemini;
 pub(crate) mod native;
 mod ollama;
 mod openai;
+mod openai_embed;
 mod openai_responses;
 mod settings;
 mod target;
 #[cfg(test)]
 pub(crate) mod testing;
+mod vectors;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -26,7 +28,7 @@ pub use error::*;
 pub use settings::{KindSettings, NoSettings};
 pub use target::{Provider, Secret, Target, Timeouts};
 
-use crate::canonical::{ChatChunk, ChatRequest, ChatResponse};
+use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use crate::http::sse::{Event, Framing};
 
 /// The provider kinds `proxy.toml` accepts.
@@ -97,6 +99,31 @@ pub trait Adapter: Send + Sync {
     /// Fresh translation state for one streamed answer.
     fn stream_translator(&self, req: &ChatRequest, target: &Target) -> Box<dyn StreamTranslator>;
 
+    /// The upstream request for an embeddings request. `Err(InvalidRequest)` means
+    /// this target cannot serve it (no embeddings API, or input it cannot take): the
+    /// walk skips it, as it skips a chat request a kind cannot express.
+    fn build_embeddings(
+        &self,
+        _req: &EmbedRequest,
+        _target: &Target,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        Err(AdapterError::InvalidRequest(
+            "this provider kind has no embeddings API".into(),
+        ))
+    }
+
+    /// An embeddings answer: one vector per input, in input order.
+    fn parse_embeddings(
+        &self,
+        _req: &EmbedRequest,
+        _target: &Target,
+        _body: &[u8],
+    ) -> Result<EmbedResponse, AdapterError> {
+        Err(AdapterError::Protocol(
+            "this provider kind has no embeddings API".into(),
+        ))
+    }
+
     /// The cheap request an active health probe sends.
     fn probe_request(&self, provider: &Provider) -> Result<http::Request<Bytes>, AdapterError>;
 
@@ -158,10 +185,33 @@ pub fn build_for(req: &ChatRequest, target: &Target) -> Result<http::Request<Byt
     {
         return Err(why.clone());
     }
-    adapter.build_request(req, target).map_err(|e| match e {
+    adapter.build_request(req, target).map_err(cannot)
+}
+
+/// The upstream embeddings request for `req` on `target`, or why this target cannot
+/// take it (see [`Adapter::build_embeddings`]).
+pub fn build_embeddings_for(
+    req: &EmbedRequest,
+    target: &Target,
+) -> Result<http::Request<Bytes>, String> {
+    adapter_for(target.provider.kind)
+        .build_embeddings(req, target)
+        .map_err(cannot)
+}
+
+/// Why a target cannot take a request, as the walk's skip reason says it.
+fn cannot(e: AdapterError) -> String {
+    match e {
         AdapterError::InvalidRequest(m) => m,
         other => other.to_string(),
-    })
+    }
+}
+
+/// The model the upstream reported, else the target's.
+pub(crate) fn reported_model(reported: Option<String>, target: &Target) -> String {
+    reported
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| target.model.clone())
 }
 
 /// The path part of a base URL (`v1` of `https://api.openai.com/v1`), for hints.

@@ -11,10 +11,12 @@ use super::{
     Kind, KindSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{
-    Api, ChatChunk, ChatRequest, ChatResponse, Native, Origin, Reasoning, ReasoningDelta,
+    Api, ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Native, Origin,
+    Reasoning, ReasoningDelta,
 };
 use serde::Deserialize;
 
+use super::openai_embed;
 use super::openai_responses::{self, Mode};
 use crate::http::sse::Event;
 
@@ -25,6 +27,8 @@ pub(super) trait Endpoint: Send + Sync {
     fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String>;
     /// The chat-completions URL for a target (its model may be part of the path).
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
+    /// The embeddings URL for a target.
+    fn embeddings_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
     fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError>;
     /// Puts the provider's key on a request.
     fn authorize(&self, req: &mut http::Request<Bytes>, key: &str) -> Result<(), AdapterError>;
@@ -78,6 +82,10 @@ impl Endpoint for Plain {
         join_url(&target.provider.base_url, "/chat/completions")
     }
 
+    fn embeddings_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
+        join_url(&target.provider.base_url, "/embeddings")
+    }
+
     fn probe_url(&self, provider: &Provider) -> Result<http::Uri, AdapterError> {
         join_url(&provider.base_url, "/models")
     }
@@ -121,20 +129,29 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError> {
         if let Some(n) = responses_native(req).filter(|_| self.native(req, target)) {
-            let uri = self.0.responses_url(target)?;
             let body = super::native::with_model(&n.body, &target.model)?;
-            let mut out = json_post(uri, &target.provider, body)?;
-            if let Some(key) = &target.provider.api_key {
-                self.0.authorize(&mut out, key.expose())?;
-            }
-            return Ok(out);
+            return self.post(self.0.responses_url(target)?, target, body);
         }
-        let uri = self.0.chat_url(target)?;
-        let mut out = json_post(uri, &target.provider, with_model(req, &target.model)?)?;
-        if let Some(key) = &target.provider.api_key {
-            self.0.authorize(&mut out, key.expose())?;
-        }
-        Ok(out)
+        let body = with_model(req, &target.model)?;
+        self.post(self.0.chat_url(target)?, target, body)
+    }
+
+    fn build_embeddings(
+        &self,
+        req: &EmbedRequest,
+        target: &Target,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        let body = openai_embed::body(req, &target.model)?;
+        self.post(self.0.embeddings_url(target)?, target, body)
+    }
+
+    fn parse_embeddings(
+        &self,
+        req: &EmbedRequest,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<EmbedResponse, AdapterError> {
+        openai_embed::parse(req, target, body)
     }
 
     fn parse_response(
@@ -198,6 +215,22 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
             self.0.authorize(&mut req, key.expose())?;
         }
         Ok(req)
+    }
+}
+
+impl<E: Endpoint> OpenAiWire<E> {
+    /// A JSON POST to `uri` with the provider's headers and key.
+    fn post(
+        &self,
+        uri: http::Uri,
+        target: &Target,
+        body: Vec<u8>,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        let mut out = json_post(uri, &target.provider, body)?;
+        if let Some(key) = &target.provider.api_key {
+            self.0.authorize(&mut out, key.expose())?;
+        }
+        Ok(out)
     }
 }
 
@@ -346,6 +379,25 @@ mod tests {
         assert!(adapter
             .passthrough(&azure.provider, &http::Method::GET, "/models")
             .is_none());
+    }
+
+    #[test]
+    fn embeddings_pass_through_to_base_url_embeddings() {
+        let t = target(Kind::Openai, "http://127.0.0.1:1/v1");
+        let req = crate::canonical::EmbedRequest::parse(Bytes::from_static(
+            br#"{"model":"default","input":[[1,2],[3]],"encoding_format":"base64","dimensions":64,"user":"u"}"#,
+        ))
+        .unwrap();
+        let out = ADAPTER.build_embeddings(&req, &t).unwrap();
+        assert_eq!(out.uri(), "http://127.0.0.1:1/v1/embeddings");
+        assert_eq!(out.headers()["authorization"], "Bearer sk-secret");
+        assert_eq!(out.headers()["x-extra"], "1");
+        let body: Value = serde_json::from_slice(out.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "gpt-4o", "input": [[1, 2], [3]],
+                "encoding_format": "base64", "dimensions": 64, "user": "u"})
+        );
     }
 
     #[test]

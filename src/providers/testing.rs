@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Kind, KindSettings};
-use crate::canonical::ChatRequest;
+use crate::canonical::{ChatRequest, EmbedRequest};
 use crate::providers::{Provider, Secret, Target, Timeouts};
 
 /// A target `p/gpt-4o` of `kind` at `base`, key `sk-secret`, extra header `x-extra: 1`.
@@ -50,4 +50,15 @@ pub(crate) fn settings(kind: Kind, toml_text: &str) -> Box<dyn KindSettings> {
 /// A client request from its JSON text; panics on invalid input (tests only).
 pub(crate) fn request(json: &str) -> ChatRequest {
     ChatRequest::parse(Bytes::from(json.to_string())).expect("valid test request")
+}
+
+/// An embeddings request from its JSON text; panics on invalid input (tests only).
+pub(crate) fn embed_request(json: &str) -> EmbedRequest {
+    EmbedRequest::parse(Bytes::from(json.to_string())).expect("valid test request")
+}
+
+/// `fixtures/{path}` as text (tests only).
+pub(crate) fn fixture(path: &str) -> String {
+    let path = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

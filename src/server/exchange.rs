@@ -5,14 +5,16 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use super::respond::{error_response, json, REQUEST_ID};
 use crate::app::App;
-use crate::cache::{CacheResult, Entry};
+use crate::cache::{CacheResult, Cacheable, Entry, Lookup};
 use crate::canonical::{random_id, unix_now, ChatResponse, Choice, ResponseMessage, Usage};
+use crate::config::{Snapshot, Target};
 use crate::error::ProxyError;
 use crate::failover::{self, Answer, Call};
 use crate::frontdoor::{replay_stream, Dialect, Turn};
@@ -20,20 +22,27 @@ use crate::http::body::{full, Body};
 use crate::metrics::InflightGuard;
 
 /// The `route` label of requests refused before a route was chosen.
-const UNROUTED: &str = "unrouted";
+pub(super) const UNROUTED: &str = "unrouted";
 
 const CACHE_HEADER: &str = "x-understudy-cache";
 
-/// Every answer carries `x-understudy-cache` while the cache is on; the metric counts
-/// exactly what the header says.
 pub async fn handle(
     app: Arc<App>,
     req: http::Request<Incoming>,
     request_id: HeaderValue,
     door: &'static dyn Dialect,
 ) -> Response<Body> {
+    with_cache_header(&app, answer(&app, req, request_id, door)).await
+}
+
+/// Every answer carries `x-understudy-cache` while the cache is on; the metric counts
+/// exactly what the header says.
+pub(super) async fn with_cache_header(
+    app: &App,
+    answer: impl std::future::Future<Output = Response<Body>>,
+) -> Response<Body> {
     let cache_on = app.cache.store().is_some();
-    let mut resp = answer(&app, req, request_id, door).await;
+    let mut resp = answer.await;
     let result = match resp.headers().get(CACHE_HEADER).map(HeaderValue::as_bytes) {
         Some(b"hit") => CacheResult::Hit,
         Some(b"stale") => CacheResult::Stale,
@@ -66,33 +75,10 @@ async fn answer(
         resp
     };
 
-    let limit = snap.server.max_body_bytes;
     let (head, body) = req.into_parts();
-    let declared = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return fail(UNROUTED, ProxyError::TooLarge(limit));
-    }
-    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
-    // hyper bounds the wait for the request head; this bounds the body.
-    let body = match tokio::time::timeout(snap.server.body_timeout, body).await {
-        Err(_) => {
-            let secs = snap.server.body_timeout.as_secs();
-            return fail(UNROUTED, ProxyError::BodyTimeout(secs));
-        }
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return fail(UNROUTED, ProxyError::TooLarge(limit));
-        }
-        Ok(Err(e)) => {
-            return fail(
-                UNROUTED,
-                ProxyError::BadRequest(format!("could not read request body: {e}")),
-            )
-        }
+    let body = match read_body(&snap, &head, body).await {
+        Ok(b) => b,
+        Err(e) => return fail(UNROUTED, e),
     };
     let turn = match door.begin(app, &head, body).await {
         Ok(t) => t,
@@ -133,9 +119,7 @@ async fn answer(
                 h.insert(REQUEST_ID, request_id);
                 return resp;
             }
-            if let (Some(entry), true) = (cached.stale(), err.is_exhausted()) {
-                tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
-                app.metrics.request(door.api(), &route, 200);
+            if let Some(entry) = stand_in(app, door.api(), &cached, &err, &route) {
                 return from_cache(
                     turn.as_ref(),
                     entry,
@@ -158,13 +142,7 @@ async fn answer(
                 app.metrics.request(door.api(), &route, 200);
                 return resp;
             }
-            tracing::info!(%route, attempts = exchange.attempts, error = %err, "request failed");
-            let mut resp = fail(&route, err);
-            resp.headers_mut().insert(
-                "x-understudy-attempts",
-                HeaderValue::from(exchange.attempts),
-            );
-            return resp;
+            return failed(&route, exchange.attempts, err, fail);
         }
     };
     app.metrics.request(door.api(), &route, 200);
@@ -194,14 +172,81 @@ async fn answer(
     for (name, value) in turn.headers() {
         resp.headers_mut().insert(name, value);
     }
-    let target = &success.target;
+    target_headers(&mut resp, &success.target, exchange.attempts, request_id);
+    resp
+}
+
+/// The headers of the target that answered, and how many attempts it took.
+pub(super) fn target_headers(
+    resp: &mut Response<Body>,
+    target: &Target,
+    attempts: u32,
+    request_id: HeaderValue,
+) {
     origin_headers(
-        &mut resp,
+        resp,
         &target.provider.name,
         &target.model,
-        exchange.attempts,
+        attempts,
         request_id,
     );
+}
+
+/// The stale answer that stands in when every target failed, if the cache has one
+/// (logged, and counted as a 200).
+pub(super) fn stand_in<'l, A: Cacheable + Clone>(
+    app: &App,
+    api: &'static str,
+    cached: &'l Lookup<A>,
+    err: &ProxyError,
+    route: &str,
+) -> Option<&'l Arc<Entry<A>>> {
+    let entry = cached.stale().filter(|_| err.is_exhausted())?;
+    tracing::warn!(%route, error = %err, "every target failed; answering from the cache (stale)");
+    app.metrics.request(api, route, 200);
+    Some(entry)
+}
+
+/// A client body within `max_body_bytes` and `body_timeout`.
+pub(super) async fn read_body(
+    snap: &Snapshot,
+    head: &http::request::Parts,
+    body: Incoming,
+) -> Result<Bytes, ProxyError> {
+    let limit = snap.server.max_body_bytes;
+    let declared = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProxyError::TooLarge(limit));
+    }
+    let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+    // hyper bounds the wait for the request head; this bounds the body.
+    match tokio::time::timeout(snap.server.body_timeout, body).await {
+        Err(_) => Err(ProxyError::BodyTimeout(snap.server.body_timeout.as_secs())),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ProxyError::TooLarge(limit))
+        }
+        Ok(Err(e)) => Err(ProxyError::BadRequest(format!(
+            "could not read request body: {e}"
+        ))),
+    }
+}
+
+/// The error answer of a request whose walk failed: how many attempts it took.
+pub(super) fn failed(
+    route: &str,
+    attempts: u32,
+    err: ProxyError,
+    render: impl FnOnce(&str, ProxyError) -> Response<Body>,
+) -> Response<Body> {
+    tracing::info!(%route, attempts, error = %err, "request failed");
+    let mut resp = render(route, err);
+    resp.headers_mut()
+        .insert("x-understudy-attempts", HeaderValue::from(attempts));
     resp
 }
 
@@ -242,7 +287,23 @@ fn from_cache(
     attempts: u32,
     request_id: HeaderValue,
 ) -> Response<Body> {
-    let mut resp = whole_answer(turn, &entry.answer);
+    cached_headers(
+        whole_answer(turn, &entry.answer),
+        entry,
+        outcome,
+        attempts,
+        request_id,
+    )
+}
+
+/// What the cache did, and the headers of the target that first gave the answer.
+pub(super) fn cached_headers<A>(
+    mut resp: Response<Body>,
+    entry: &Entry<A>,
+    outcome: CacheResult,
+    attempts: u32,
+    request_id: HeaderValue,
+) -> Response<Body> {
     origin_headers(
         &mut resp,
         &entry.provider,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod embeddings;
 mod exchange;
 mod passthrough;
 mod respond;
@@ -143,6 +144,8 @@ enum Route<'p> {
     Stored(&'p str),
     /// `/v1/responses/{id}/input_items`.
     InputItems(&'p str),
+    /// `POST /v1/embeddings`.
+    Embeddings,
     Healthz,
     Readyz,
     Status,
@@ -156,6 +159,7 @@ impl<'p> Route<'p> {
             "/v1/responses" => Route::Front(&RESPONSES),
             "/v1/messages" => Route::Front(&MESSAGES),
             "/v1/messages/count_tokens" => Route::Front(&COUNT_TOKENS),
+            "/v1/embeddings" => Route::Embeddings,
             "/v1/models" => Route::Models,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
@@ -179,7 +183,7 @@ impl<'p> Route<'p> {
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Front(_) => "POST",
+            Route::Front(_) | Route::Embeddings => "POST",
             Route::Stored(_) => "GET, HEAD, DELETE",
             _ => "GET, HEAD",
         }
@@ -242,6 +246,12 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Front(door) => {
             let span = request_span(&request_id);
             exchange::handle(app, req, request_id, door)
+                .instrument(span)
+                .await
+        }
+        Route::Embeddings => {
+            let span = request_span(&request_id);
+            embeddings::handle(app, req, request_id)
                 .instrument(span)
                 .await
         }

@@ -1,4 +1,4 @@
-//! The official openai SDK as the judge.
+//! The official openai SDK as the judge: Python clients in `tests/sdk/`.
 
 use std::path::PathBuf;
 use std::time::Duration;

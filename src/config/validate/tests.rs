@@ -63,6 +63,34 @@ fn a_good_file_round_trips_into_a_snapshot() {
 }
 
 #[test]
+fn an_embeddings_route_mixing_models_is_warned_about() {
+    let routes = |targets: &str| {
+        let text = format!("{GOOD}\n[[routes]]\nmodel = \"docs\"\ntargets = [{targets}]\n");
+        check(&text).unwrap().warnings().join("\n")
+    };
+    let mixed = routes(r#""openai/text-embedding-3-small", "openai/text-embedding-3-large""#);
+    assert!(
+        mixed.contains("route \"docs\": its targets name different embedding models (openai/text-embedding-3-small, openai/text-embedding-3-large)"),
+        "{mixed}"
+    );
+    for same in [
+        r#""openai/text-embedding-3-small", "backup/text-embedding-3-small""#,
+        r#""openai/nomic-embed-text", "backup/nomic-embed-text:latest""#,
+        r#""openai/gpt-4o", "backup/claude-sonnet-4-5""#,
+    ] {
+        let w = routes(same);
+        assert!(!w.contains("different embedding models"), "{same}: {w}");
+    }
+    // the route's own name can say it is for embeddings
+    let text = format!("{GOOD}\n[[routes]]\nmodel = \"embeddings\"\ntargets = [\"openai/all-minilm\", \"backup/bge-m3\"]\n");
+    let w = check(&text).unwrap().warnings().join("\n");
+    assert!(
+        w.contains("route \"embeddings\": its targets name different"),
+        "{w}"
+    );
+}
+
+#[test]
 fn warnings_point_at_legal_but_surprising_configs() {
     let w = check("").unwrap().warnings().join("\n");
     assert!(w.contains("no [[routes]]"), "{w}");

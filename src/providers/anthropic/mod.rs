@@ -188,6 +188,16 @@ mod tests {
     use crate::providers::testing::{request, target_with};
     use crate::providers::Kind;
 
+    #[test]
+    fn anthropic_has_no_embeddings_so_the_walk_skips_it() {
+        let req = crate::canonical::EmbedRequest::parse(bytes::Bytes::from_static(
+            br#"{"model":"m","input":"hi"}"#,
+        ))
+        .unwrap();
+        let why = crate::providers::build_embeddings_for(&req, &anthropic(|_| {})).unwrap_err();
+        assert_eq!(why, "this provider kind has no embeddings API");
+    }
+
     fn anthropic(adjust: impl FnOnce(&mut Provider)) -> Target {
         target_with(
             Kind::Anthropic,

@@ -3,7 +3,8 @@
 //! the `x-goog-api-key` header (never in the URL, so it cannot reach a log).
 //!
 //! Translation lives in [`request`] (with [`schema`] for tool and answer schemas),
-//! [`response`] and [`stream`]; errors are read here.
+//! [`response`] and [`stream`], embeddings (`:batchEmbedContents`) in [`embed`];
+//! errors are read here.
 //!
 //! Errors are Google's `{"error": {"code", "message", "status", "details": [...]}}`:
 //! - the effective status is the HTTP status (in a stream: `code`, else the one
@@ -16,6 +17,7 @@
 //!   case, e.g. invalid_argument>, 504 timeout_error/upstream_timeout, other 5xx
 //!   server_error/<status in lower case, e.g. unavailable>.
 
+mod embed;
 mod request;
 mod response;
 mod schema;
@@ -34,7 +36,7 @@ use super::{
     excerpt, get, join_url, json_post, set_secret, Adapter, AdapterError, FailureClass, Kind,
     KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{ChatRequest, ChatResponse, Origin};
+use crate::canonical::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, Origin};
 
 pub(super) struct Gemini;
 
@@ -59,14 +61,7 @@ impl Adapter for Gemini {
         } else {
             "generateContent"
         };
-        let path = format!("/v1beta/{}:{method}", model_path(&target.model));
-        let mut out = json_post(
-            join_url(&target.provider.base_url, &path)?,
-            &target.provider,
-            body,
-        )?;
-        with_key(&mut out, &target.provider)?;
-        Ok(out)
+        post(target, method, body)
     }
 
     fn parse_response(
@@ -76,6 +71,27 @@ impl Adapter for Gemini {
         body: &[u8],
     ) -> Result<ChatResponse, AdapterError> {
         response::parse(body, &target.model, &Origin::of(target))
+    }
+
+    fn build_embeddings(
+        &self,
+        req: &EmbedRequest,
+        target: &Target,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        post(
+            target,
+            "batchEmbedContents",
+            embed::request(req, &target.model)?,
+        )
+    }
+
+    fn parse_embeddings(
+        &self,
+        req: &EmbedRequest,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<EmbedResponse, AdapterError> {
+        super::vectors::numbers_answer::<embed::Wire>(req, target, body)
     }
 
     fn parse_error(&self, status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> UpstreamError {
@@ -96,6 +112,22 @@ impl Adapter for Gemini {
     }
 }
 
+/// `POST {base_url}/v1beta/models/{model}:{method}` with the key.
+fn post(
+    target: &Target,
+    method: &str,
+    body: Vec<u8>,
+) -> Result<http::Request<Bytes>, AdapterError> {
+    let path = format!("/v1beta/{}:{method}", model_path(&target.model));
+    let mut out = json_post(
+        join_url(&target.provider.base_url, &path)?,
+        &target.provider,
+        body,
+    )?;
+    with_key(&mut out, &target.provider)?;
+    Ok(out)
+}
+
 fn with_key(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), AdapterError> {
     match &provider.api_key {
         Some(key) => set_secret(req, API_KEY_HEADER, key.expose()),
@@ -106,11 +138,7 @@ fn with_key(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), A
 /// `models/{model}` (or the model's own `models/…` / `tunedModels/…` name), with
 /// anything that could end the path segment (`?`, `#`, `%`, spaces, …) escaped.
 fn model_path(model: &str) -> String {
-    let name = if model.starts_with("models/") || model.starts_with("tunedModels/") {
-        model.to_string()
-    } else {
-        format!("models/{model}")
-    };
+    let name = model_name(model);
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
@@ -120,6 +148,15 @@ fn model_path(model: &str) -> String {
         }
     }
     out
+}
+
+/// The model's resource name: `models/{model}`, unless it already is one.
+fn model_name(model: &str) -> String {
+    if model.starts_with("models/") || model.starts_with("tunedModels/") {
+        model.to_string()
+    } else {
+        format!("models/{model}")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

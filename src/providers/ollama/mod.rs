@@ -18,8 +18,10 @@
 //! reasoning of thinking models) becomes reasoning, replayed to the same model only;
 //! thinking asked for (or turned off) is `think: true` (`false`).
 //!
-//! Translation lives in [`request`], [`response`] and [`stream`]; errors are read here.
+//! Translation lives in [`request`], [`response`] and [`stream`], embeddings
+//! (`/api/embed`) in [`embed`]; errors are read here.
 
+mod embed;
 mod request;
 mod response;
 mod stream;
@@ -34,7 +36,7 @@ use super::{
     get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Kind,
     KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
-use crate::canonical::{ChatRequest, ChatResponse};
+use crate::canonical::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use crate::http::sse::Framing;
 use request::translate_request;
 use stream::Translator;
@@ -55,10 +57,24 @@ impl Adapter for Ollama {
     ) -> Result<http::Request<Bytes>, AdapterError> {
         let body = serde_json::to_vec(&translate_request(req, target)?)
             .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
-        let uri = join_url(&target.provider.base_url, "/api/chat")?;
-        let mut out = json_post(uri, &target.provider, body)?;
-        authorize(&mut out, &target.provider)?;
-        Ok(out)
+        post(target, "/api/chat", body)
+    }
+
+    fn build_embeddings(
+        &self,
+        req: &EmbedRequest,
+        target: &Target,
+    ) -> Result<http::Request<Bytes>, AdapterError> {
+        post(target, "/api/embed", embed::request(req, &target.model)?)
+    }
+
+    fn parse_embeddings(
+        &self,
+        req: &EmbedRequest,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<EmbedResponse, AdapterError> {
+        super::vectors::numbers_answer::<embed::Wire>(req, target, body)
     }
 
     fn parse_response(
@@ -97,6 +113,13 @@ impl Adapter for Ollama {
         authorize(&mut req, provider)?;
         Ok(req)
     }
+}
+
+fn post(target: &Target, path: &str, body: Vec<u8>) -> Result<http::Request<Bytes>, AdapterError> {
+    let uri = join_url(&target.provider.base_url, path)?;
+    let mut out = json_post(uri, &target.provider, body)?;
+    authorize(&mut out, &target.provider)?;
+    Ok(out)
 }
 
 fn authorize(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), AdapterError> {

@@ -1,0 +1,23 @@
+# Shared by the bench scripts (sourced, from the repository root): wrk and nginx
+# installed, two cores to pin the proxy and the load apart, a release build, a work
+# directory and the processes started in it cleaned up on exit, and two free ports
+# ($up_port for the upstream, $proxy_port for the proxy).
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null
+fi
+if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores to pin proxy and load apart" >&2; exit 1; fi
+
+cargo build --release --quiet
+bin=target/release/understudy
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up_port=$(free_port)
+proxy_port=$(free_port)
+
+# wrk's latency percentile `$1` (50%, 99%) from its --latency output on stdin.
+pct() { awk -v p="$1" '$1==p {print $2}'; }
