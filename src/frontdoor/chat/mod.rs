@@ -6,7 +6,7 @@ pub mod error;
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{BoxFuture, Dialect, Rendered, StreamRender, Turn};
 use crate::app::App;
@@ -78,7 +78,7 @@ impl StreamRender for ChatStream {
     }
 
     fn error(&mut self, err: &ProxyError, out: &mut BytesMut) {
-        out.extend_from_slice(&sse::encode_data(error::body(err).to_string().as_bytes()));
+        sse::encode_data(error::body(err).to_string().as_bytes(), out);
     }
 }
 
@@ -106,10 +106,12 @@ fn only_reasoning(c: &crate::canonical::ChunkChoice) -> bool {
         && c.logprobs.is_none()
 }
 
+/// Serialises straight into the frame being built: no JSON buffer per event.
 pub fn encode(chunk: &ChatChunk, into: &mut BytesMut) {
-    // Serialising our own types cannot fail.
-    let json = serde_json::to_vec(chunk).unwrap_or_default();
-    into.extend_from_slice(&sse::encode_data(&json));
+    into.extend_from_slice(b"data: ");
+    // Serialising our own types into memory cannot fail.
+    let _ = serde_json::to_writer(into.writer(), chunk);
+    into.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]
