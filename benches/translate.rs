@@ -186,16 +186,17 @@ fn responses_body(stream: bool) -> Bytes {
 
 /// Where translated chunks go: the client API's stream renderer.
 enum Sink<'a> {
-    Chat,
+    /// The chat front door's rendering, with its scratch buffer.
+    Chat(Vec<u8>),
     Door(&'a mut dyn StreamRender),
 }
 
 impl Sink<'_> {
     fn chunk(&mut self, mut c: ChatChunk, out: &mut BytesMut) {
         match self {
-            Sink::Chat => {
+            Sink::Chat(json) => {
                 if keep(&mut c, false) {
-                    encode(&c, out);
+                    encode(&c, json, out);
                 }
             }
             Sink::Door(r) => r.chunk(c, out),
@@ -204,7 +205,7 @@ impl Sink<'_> {
 
     fn done(&mut self, out: &mut BytesMut) {
         match self {
-            Sink::Chat => out.extend_from_slice(b"data: [DONE]\n\n"),
+            Sink::Chat(_) => out.extend_from_slice(b"data: [DONE]\n\n"),
             Sink::Door(r) => r.done(out),
         }
     }
@@ -327,14 +328,15 @@ fn main() {
         });
         let sreq = conversation(true);
         let body = stream_body(kind);
-        let (events, _) = translate_stream(kind, &sreq, &t, body.as_bytes(), Sink::Chat);
+        let (events, _) =
+            translate_stream(kind, &sreq, &t, body.as_bytes(), Sink::Chat(Vec::new()));
         let stream = measure(500, || {
             std::hint::black_box(translate_stream(
                 kind,
                 &sreq,
                 &t,
                 body.as_bytes(),
-                Sink::Chat,
+                Sink::Chat(Vec::new()),
             ));
         });
         row(kind, request, stream, events);

@@ -11,8 +11,10 @@
 # latency — chat completions, and the same conversation through /v1/responses —
 # then an Anthropic-kind upstream (nginx answering a fixed Message) reached through
 # /v1/messages (passed through natively) and through /v1/chat/completions
-# (translated both ways), and the proxy's RSS at idle and its peak after the load
-# (VmHWM).
+# (translated both ways); then nginx `proxy_pass` (unbuffered, on core 0 like the
+# proxy) beside the proxy for a plain and a 20-chunk streamed answer, with CPU per
+# request from /proc (user+sys); and the proxy's RSS at idle and its peak after the
+# load (VmHWM).
 # Usage: scripts/bench.sh [steady_seconds] [load_seconds]   (defaults 30, 20)
 # Needs root for apt-get the first time (wrk, nginx).
 set -euo pipefail
@@ -27,6 +29,25 @@ answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"
 # A real-shaped Anthropic Message (what POST /v1/messages answers), for the
 # Anthropic-kind provider at /anthropic.
 anthropic_answer='{"id":"msg_01Bench5cQ3Zk7XaYd2LmPq","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hello! How can I help you today?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9,"service_tier":"standard"}}'
+# A 20-chunk chat stream (role, 17 words, finish, usage) and [DONE], as nginx's
+# escaped return text, for the streaming provider at /stream. Short ids keep it under
+# nginx's 4 KiB limit for one config token.
+stream_answer=$(python3 - <<'PY'
+import json
+def chunk(delta, finish=None):
+    return {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o", "choices": [{"index": 0, "delta": delta,
+            "finish_reason": finish}]}
+events = [chunk({"role": "assistant", "content": ""})]
+events += [chunk({"content": f" w{i}"}) for i in range(17)]
+events += [chunk({}, "stop")]
+events += [{"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o", "choices": [],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 17, "total_tokens": 29}}]
+body = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\\n\\n" for e in events)
+print(body + "data: [DONE]\\n\\n")
+PY
+)
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -41,11 +62,44 @@ http {
     listen 127.0.0.1:$up_port;
     location / { default_type application/json; return 200 '$answer'; }
     location /anthropic/ { default_type application/json; return 200 '$anthropic_answer'; }
+    location /stream/ { default_type text/event-stream; return 200 '$stream_answer'; }
   }
 }
 NGINX
 taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
+
+# The plain reverse-proxy hop to compare with: one nginx process (no master, so its
+# /proc CPU is all of it) on the proxy's core, unbuffered, keep-alive upstream.
+nginx_port=$(free_port)
+mkdir -p "$work/pp"
+cat > "$work/proxy_pass.conf" <<NGINX
+master_process off;
+worker_processes 1;
+daemon off;
+pid $work/pp/nginx.pid;
+error_log $work/pp/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/pp;
+  proxy_temp_path $work/pp;
+  upstream up { server 127.0.0.1:$up_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+taskset -c 0 nginx -c "$work/proxy_pass.conf" -p "$work/pp" &
+nginx_pid=$!
+pids+=($nginx_pid)
 
 cat > "$work/proxy.toml" <<TOML
 [server]
@@ -58,9 +112,16 @@ api_key_env = "BENCH_UPSTREAM_KEY"
 kind = "anthropic"
 base_url = "http://127.0.0.1:$up_port/anthropic"
 api_key_env = "BENCH_UPSTREAM_KEY"
+[providers.streamer]
+kind = "openai"
+base_url = "http://127.0.0.1:$up_port/stream/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
 [[routes]]
 model = "default"
 targets = ["upstream/gpt-4o"]
+[[routes]]
+model = "streamed"
+targets = ["streamer/gpt-4o"]
 [[routes]]
 model = "claude"
 targets = ["claude/claude-sonnet-4-5"]
@@ -95,6 +156,7 @@ wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.body = '{"model":"claude","max_tokens":256,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"Hello!"}]}'
 LUA
 sed 's/"model":"default"/"model":"claude"/' "$work/post.lua" > "$work/chat_claude.lua"
+sed 's/"model":"default"/"model":"streamed","stream":true/' "$work/post.lua" > "$work/stream.lua"
 cat "$work/post.lua" > "$work/steady.lua"
 echo 'function delay() return 50 end' >> "$work/steady.lua"   # one connection: ~20 req/s
 
@@ -142,6 +204,32 @@ row "proxied /v1/messages (passthrough)" \
   "$(run -t1 -c64 -d"${load}s" -s "$work/messages.lua" "http://127.0.0.1:$proxy_port/v1/messages")"
 row "proxied /v1/chat/completions (translated)" \
   "$(run -t1 -c64 -d"${load}s" -s "$work/chat_claude.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")"
+
+# CPU seconds (user+sys) a process has used, from /proc/<pid>/stat.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
+hop() { # label, pid, url path, wrk script, port
+  local before after out n
+  before=$(cpu_s "$2")
+  out=$(run -t1 -c64 -d"${load}s" -s "$4" "http://127.0.0.1:$5$3")
+  after=$(cpu_s "$2")
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  row "$1" "$out"
+  python3 -c "print(f'  CPU {($after-$before)*1e3/max($n,1):.3f} ms per request ($n requests)')"
+}
+echo "== nginx proxy_pass vs the proxy (both on core 0): 64 connections, ${load}s"
+for kind in plain streamed; do
+  script="$work/post.lua"; [ "$kind" = streamed ] && script="$work/stream.lua"
+  path=/v1/chat/completions; [ "$kind" = streamed ] && path=/stream/v1/chat/completions
+  row "direct, $kind" "$(run -t1 -c64 -d"${load}s" -s "$script" "http://127.0.0.1:$up_port$path")"
+  hop "nginx proxy_pass, $kind" "$nginx_pid" "$path" "$script" "$nginx_port"
+  hop "understudy, $kind" "$proxy_pid" /v1/chat/completions "$script" "$proxy_port"
+done
+echo "stream TTFB (time to the first byte, one connection):"
+for target in "direct $up_port /stream/v1/chat/completions" "nginx $nginx_port /stream/v1/chat/completions" "understudy $proxy_port /v1/chat/completions"; do
+  set -- $target
+  body=$(sed -n "s/^wrk.body = '\\(.*\\)'$/\\1/p" "$work/stream.lua")
+  curl -s -o /dev/null -w "$1: %{time_starttransfer}s\n" -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$2$3"
+done
 
 echo "== proxy memory"
 echo "RSS at idle (after warm-up): $idle_rss"

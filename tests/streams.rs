@@ -121,6 +121,28 @@ async fn stream_events_are_forwarded_as_they_arrive_and_end_with_done() {
 }
 
 #[tokio::test]
+async fn two_events_that_arrive_in_one_upstream_read_reach_the_client_without_waiting_for_a_third()
+{
+    let (a, _b, p) = two("").await;
+    // pieces: role, "one", then "two" and "three" written together as one piece; the
+    // rest ("four", finish, usage, [DONE]) stays upstream until the client saw "three"
+    let mut reply = stream_reply("m-a", &["one", "two", "three", "four"]);
+    let together: Vec<u8> = reply.events.drain(2..4).flat_map(|(_, b)| b).collect();
+    reply.events.insert(2, (Duration::ZERO, together.into()));
+    let held = Gate::new();
+    a.push(reply.hold_before(3, &held));
+    let mut resp = open_stream(&p.url("/v1/chat/completions"), user_stream("default")).await;
+    // the gate stays shut until "three" is seen: a proxy that waited for one more
+    // read after "two" would never deliver it, and the read would time out
+    let seen = read_until(resp.body_mut(), "\"three\"").await;
+    assert!(seen.contains("\"two\""), "{seen}");
+    assert!(!seen.contains("\"four\""), "{seen}");
+    held.open();
+    let rest = read_until(resp.body_mut(), "[DONE]").await;
+    assert!(rest.contains("\"four\""), "{rest}");
+}
+
+#[tokio::test]
 async fn the_usage_chunk_is_sent_only_when_asked_for() {
     let (a, _b, p) = two("").await;
     a.push(stream_reply("m-a", &["x"]));

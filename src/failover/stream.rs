@@ -107,21 +107,32 @@ impl UpstreamStream {
         self.received
     }
 
+    /// What `next` would answer without reading the upstream again: a chunk, the end
+    /// or the failure the bytes already received hold; `None` when only another read
+    /// can tell.
+    pub fn ready(&mut self) -> Option<Result<Option<ChatChunk>, StreamError>> {
+        loop {
+            if let Some(c) = self.pending.pop_front() {
+                return Some(Ok(Some(c)));
+            }
+            if let Some(e) = self.failed.take() {
+                return Some(Err(e));
+            }
+            if self.done {
+                return Some(Ok(None));
+            }
+            if self.events.is_empty() {
+                return None;
+            }
+            self.translate();
+        }
+    }
+
     /// The next translated chunk; `None` once the upstream ended properly.
     pub async fn next(&mut self) -> Result<Option<ChatChunk>, StreamError> {
         loop {
-            if let Some(c) = self.pending.pop_front() {
-                return Ok(Some(c));
-            }
-            if let Some(e) = self.failed.take() {
-                return Err(e);
-            }
-            if self.done {
-                return Ok(None);
-            }
-            if !self.events.is_empty() {
-                self.translate();
-                continue;
+            if let Some(step) = self.ready() {
+                return step;
             }
             let deadline = self.event_deadline.min(self.total_deadline);
             let frame = match tokio::time::timeout_at(deadline, self.body.frame()).await {
@@ -217,7 +228,8 @@ pub struct Committed {
 }
 
 struct BodyState {
-    first: Option<Bytes>,
+    /// The held chunks, rendered: they open the client's first frame.
+    first: Option<BytesMut>,
     upstream: UpstreamStream,
     render: Box<dyn StreamRender>,
     provider: String,
@@ -229,61 +241,68 @@ struct BodyState {
 }
 
 impl BodyState {
+    /// One client frame: everything the upstream reads so far have delivered. It waits
+    /// for a read only while it has nothing to send, so events that came in one read
+    /// leave in one frame (one write, one chunk) and none waits for a later read.
     async fn next_frame(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
-        if self.ended {
-            return None;
-        }
-        loop {
-            let next = match &mut self.drain {
-                None => self.upstream.next().await,
-                Some(drain) => tokio::select! {
-                    biased;
-                    _ = drain.wait_for(|d| *d) => {
-                        self.ended = true;
-                        tracing::warn!(provider = %self.provider, "shutdown grace over; ending the stream with an error event");
-                        let mut b = BytesMut::new();
-                        self.render.error(&ProxyError::ShuttingDown, &mut b);
-                        return Some(b.freeze());
-                    }
-                    next = self.upstream.next() => next,
-                },
-            };
-            match next {
-                Ok(Some(chunk)) => {
-                    if let Some(tap) = &mut self.tap {
-                        tap.chunk(&chunk);
-                    }
-                    let mut b = BytesMut::new();
-                    self.render.chunk(chunk, &mut b);
-                    if !b.is_empty() {
-                        return Some(b.freeze());
-                    }
-                }
-                Ok(None) => {
+        let mut out = self.first.take().unwrap_or_default();
+        while !self.ended {
+            if out.is_empty() {
+                let next = match &mut self.drain {
+                    None => Some(self.upstream.next().await),
+                    Some(drain) => tokio::select! {
+                        biased;
+                        _ = drain.wait_for(|d| *d) => None,
+                        next = self.upstream.next() => Some(next),
+                    },
+                };
+                let Some(next) = next else {
                     self.ended = true;
-                    self.end.finished(None);
-                    if let Some(tap) = self.tap.take() {
-                        tap.done();
-                    }
-                    let mut b = BytesMut::new();
-                    self.render.done(&mut b);
-                    return Some(b.freeze());
+                    tracing::warn!(provider = %self.provider, "shutdown grace over; ending the stream with an error event");
+                    self.render.error(&ProxyError::ShuttingDown, &mut out);
+                    break;
+                };
+                self.emit(next, &mut out);
+            }
+            while !self.ended {
+                let Some(next) = self.upstream.ready() else {
+                    break;
+                };
+                self.emit(next, &mut out);
+            }
+            if !out.is_empty() {
+                break;
+            }
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// Renders one step of the upstream into `out`; the end or a failure ends the body.
+    fn emit(&mut self, next: Result<Option<ChatChunk>, StreamError>, out: &mut BytesMut) {
+        match next {
+            Ok(Some(chunk)) => {
+                if let Some(tap) = &mut self.tap {
+                    tap.chunk(&chunk);
                 }
-                Err(e) => {
-                    self.ended = true;
-                    let err = ProxyError::MidStream {
-                        provider: self.provider.clone(),
-                        failure: Box::new(e.clone().into_outcome()),
-                    };
-                    tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
-                    self.end.finished(Some(&e));
-                    let mut b = BytesMut::new();
-                    self.render.error(&err, &mut b);
-                    return Some(b.freeze());
+                self.render.chunk(chunk, out);
+            }
+            Ok(None) => {
+                self.ended = true;
+                self.end.finished(None);
+                if let Some(tap) = self.tap.take() {
+                    tap.done();
                 }
+                self.render.done(out);
+            }
+            Err(e) => {
+                self.ended = true;
+                let err = ProxyError::MidStream {
+                    provider: self.provider.clone(),
+                    failure: Box::new(e.clone().into_outcome()),
+                };
+                tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
+                self.end.finished(Some(&e));
+                self.render.error(&err, out);
             }
         }
     }
@@ -302,7 +321,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         render.chunk(chunk, &mut first);
     }
     let state = BodyState {
-        first: Some(first.freeze()),
+        first: Some(first),
         upstream: c.upstream,
         render,
         provider: c.provider,

@@ -162,13 +162,12 @@ impl Decoder {
     }
 }
 
-/// `data: <json>\n\n`.
-pub fn encode_data(json: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(json.len() + 8);
-    b.extend_from_slice(b"data: ");
-    b.extend_from_slice(json);
-    b.extend_from_slice(b"\n\n");
-    b.freeze()
+/// `data: <json>\n\n`, appended to `out`.
+pub fn encode_data(json: &[u8], out: &mut BytesMut) {
+    out.reserve(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
 }
 
 pub const DONE: &[u8] = b"data: [DONE]\n\n";

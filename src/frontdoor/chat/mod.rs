@@ -57,6 +57,7 @@ impl Turn for ChatTurn {
     fn stream_renderer(&self) -> Box<dyn StreamRender> {
         Box::new(ChatStream {
             include_usage: self.req.include_usage(),
+            json: Vec::new(),
         })
     }
 }
@@ -64,12 +65,13 @@ impl Turn for ChatTurn {
 /// Chat chunks as SSE `data:` events, `[DONE]` at the end.
 struct ChatStream {
     include_usage: bool,
+    json: Vec<u8>,
 }
 
 impl StreamRender for ChatStream {
     fn chunk(&mut self, mut chunk: ChatChunk, out: &mut BytesMut) {
         if keep(&mut chunk, self.include_usage) {
-            encode(&chunk, out);
+            encode(&chunk, &mut self.json, out);
         }
     }
 
@@ -78,7 +80,7 @@ impl StreamRender for ChatStream {
     }
 
     fn error(&mut self, err: &ProxyError, out: &mut BytesMut) {
-        out.extend_from_slice(&sse::encode_data(error::body(err).to_string().as_bytes()));
+        sse::encode_data(error::body(err).to_string().as_bytes(), out);
     }
 }
 
@@ -106,10 +108,13 @@ fn only_reasoning(c: &crate::canonical::ChunkChoice) -> bool {
         && c.logprobs.is_none()
 }
 
-pub fn encode(chunk: &ChatChunk, into: &mut BytesMut) {
-    // Serialising our own types cannot fail.
-    let json = serde_json::to_vec(chunk).unwrap_or_default();
-    into.extend_from_slice(&sse::encode_data(&json));
+/// `json` is the stream's scratch buffer, reused so no event allocates its own (writing
+/// through `BytesMut`'s `io::Write` instead costs more: serde writes many tiny pieces).
+pub fn encode(chunk: &ChatChunk, json: &mut Vec<u8>, into: &mut BytesMut) {
+    json.clear();
+    // Serialising our own types into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *json, chunk);
+    sse::encode_data(json, into);
 }
 
 #[cfg(test)]
@@ -137,7 +142,10 @@ mod tests {
         let answer = a.finish().unwrap();
         assert!(answer.usage.is_some());
         for (include_usage, usage_chunks) in [(false, 0), (true, 1)] {
-            let mut render = ChatStream { include_usage };
+            let mut render = ChatStream {
+                include_usage,
+                json: Vec::new(),
+            };
             let body = replay_stream(&mut render, &answer);
             let events = events(&body);
             assert_eq!(events.last().map(String::as_str), Some("[DONE]"));

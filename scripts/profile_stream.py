@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Instructions per streamed answer, counted by callgrind (repeatable on a busy machine,
+unlike wall-clock numbers).
+
+Starts a mock OpenAI-kind upstream answering every chat request with a 20-chunk stream
+(role, 18 words, finish, usage, [DONE]), the given proxy binary under
+`valgrind --tool=callgrind`, warms up, zeroes the counters, sends N streamed chat
+requests (4 at a time), dumps the counters and prints instructions per stream.
+
+  scripts/profile_stream.py BINARY [N] [--burst] [--out FILE]
+
+Without --burst the mock writes each event on its own, 3 ms apart, so the proxy mostly
+reads them one by one; with --burst it writes the whole stream at once (one upstream read),
+like nginx answering a fixed body. `callgrind_annotate FILE` shows where they go.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+WORDS = 18
+GAP = 0.003
+
+
+def chunk(delta, finish=None, usage=None):
+    c = {"id": "chatcmpl-prof", "object": "chat.completion.chunk", "created": 1700000000,
+         "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_prof",
+         "choices": [] if usage else [{"index": 0, "delta": delta, "logprobs": None,
+                                       "finish_reason": finish}]}
+    if usage:
+        c["usage"] = usage
+    return f"data: {json.dumps(c, separators=(',', ':'))}\n\n".encode()
+
+
+EVENTS = ([chunk({"role": "assistant", "content": ""})]
+          + [chunk({"content": f" word{i}"}) for i in range(WORDS)]
+          + [chunk({}, "stop"),
+             chunk(None, usage={"prompt_tokens": 9, "completion_tokens": WORDS,
+                                "total_tokens": 9 + WORDS}),
+             b"data: [DONE]\n\n"])
+
+
+async def upstream(reader, writer, burst):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                         b"transfer-encoding: chunked\r\n\r\n")
+            pieces = [b"".join(EVENTS)] if burst else EVENTS
+            for p in pieces:
+                writer.write(b"%x\r\n%s\r\n" % (len(p), p))
+                await writer.drain()
+                if not burst:
+                    await asyncio.sleep(GAP)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        writer.close()
+
+
+async def one_stream(port):
+    body = json.dumps({"model": "default", "stream": True,
+                       "messages": [{"role": "user", "content": "Hello!"}]}).encode()
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\n"
+            b"content-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body))
+    data = await asyncio.wait_for(r.read(), 120)
+    w.close()
+    if b"[DONE]" not in data or b" word17" not in data:
+        raise SystemExit(f"bad stream: {data[:300]!r}")
+
+
+async def streams(port, n, parallel=4):
+    left = iter(range(n))
+
+    async def worker():
+        for _ in left:
+            await one_stream(port)
+    await asyncio.gather(*(worker() for _ in range(parallel)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("n", nargs="?", type=int, default=200)
+    ap.add_argument("--burst", action="store_true")
+    ap.add_argument("--out", default="callgrind.stream.out")
+    a = ap.parse_args()
+    up_port, proxy_port = free_port(), free_port()
+    server = await asyncio.start_server(lambda r, w: upstream(r, w, a.burst), "127.0.0.1", up_port)
+    work = tempfile.mkdtemp()
+    cfg = os.path.join(work, "proxy.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[server]\nlisten = "127.0.0.1:{proxy_port}"\n'
+                f'[providers.upstream]\nkind = "openai"\n'
+                f'base_url = "http://127.0.0.1:{up_port}/v1"\napi_key_env = "PROF_KEY"\n'
+                f'[[routes]]\nmodel = "default"\ntargets = ["upstream/gpt-4o"]\n')
+    raw = os.path.join(work, "callgrind.out")
+    proxy = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={raw}", a.binary,
+         "--config", cfg],
+        env={**os.environ, "PROF_KEY": "sk-prof", "RUST_LOG": "warn"},
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "proxy.log"), "w"))
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", proxy_port), 0.2).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        await streams(proxy_port, 10)
+        subprocess.run(["callgrind_control", "--zero", str(proxy.pid)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = time.time()
+        await streams(proxy_port, a.n)
+        subprocess.run(["callgrind_control", "--dump=streams", str(proxy.pid)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        proxy.terminate()
+        proxy.wait(60)
+        server.close()
+    dumps = sorted(p for p in os.listdir(work) if p.startswith("callgrind.out."))
+    dump = next(os.path.join(work, p) for p in dumps
+                if "streams" in open(os.path.join(work, p), errors="replace").read(4000))
+    shutil.move(dump, a.out)
+    shutil.rmtree(work)
+    total = next(int(l.split()[1]) for l in open(a.out) if l.startswith("summary:")
+                 or l.startswith("totals:"))
+    print(f"{a.n} streams ({'burst' if a.burst else 'events written one by one'}) in "
+          f"{time.time() - started:.1f}s: {total:,} instructions, "
+          f"{total // a.n:,} per stream -> {a.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
