@@ -38,15 +38,32 @@ pub async fn sdk_script(
     api_key: &str,
     scenarios: serde_json::Value,
 ) -> Vec<serde_json::Value> {
+    run_sdk_script(script, proxy.url("/v1"), api_key, scenarios).await
+}
+
+/// Runs `tests/sdk/{script}` with `base` (the SDK's base URL), `api_key` and
+/// `scenarios` on stdin; one JSON result per scenario. Bounded: 90 s. The SDKs read
+/// credentials and base URLs from the environment too: theirs is cleared.
+pub async fn run_sdk_script(
+    script: &str,
+    base: String,
+    api_key: &str,
+    scenarios: serde_json::Value,
+) -> Vec<serde_json::Value> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sdk")
         .join(script);
-    let base = proxy.url("/v1");
     let key = api_key.to_string();
     let run = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(sdk_python())
+        let mut cmd = Command::new(sdk_python());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ANTHROPIC_") || k.starts_with("OPENAI_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd
             .arg(script)
             .arg(base)
             .arg(key)

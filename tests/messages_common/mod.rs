@@ -4,9 +4,6 @@
 //! `anthropic` Python SDK as the judge, and a weather tool request.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use crate::common::*;
 use serde_json::{json, Value};
 
@@ -175,46 +172,7 @@ pub fn anthropic_error(resp: &Resp) -> String {
 /// Runs `scenarios` through `tests/sdk/anthropic_client.py` against `proxy`; one JSON
 /// result per scenario. Bounded: 90 s.
 pub async fn anthropic_sdk(proxy: &Proxy, api_key: &str, scenarios: Value) -> Vec<Value> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/anthropic_client.py");
-    let base = proxy.url("");
-    let key = api_key.to_string();
-    let run = tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(sdk_python());
-        // The SDK reads credentials and its base URL from the environment too.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ANTHROPIC_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .arg(script)
-            .arg(base)
-            .arg(key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python starts");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(scenarios.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().expect("python finishes")
-    });
-    let out = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("SDK run within 90 s")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("SDK script prints JSON")
+    run_sdk_script("anthropic_client.py", proxy.url(""), api_key, scenarios).await
 }
 
 pub async fn sdk_one(proxy: &Proxy, scenario: Value) -> Value {
