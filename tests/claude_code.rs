@@ -506,23 +506,9 @@ async fn claude_code_runs_a_tool_round_trip_through_an_openai_target() {
     .await;
     assert_eq!(result["is_error"], false, "{result}");
     assert_eq!(result["result"], FINAL, "{result}");
-    let got = j.upstream.received();
-    let second = got
-        .iter()
-        .find(|r| {
-            r["messages"]
-                .as_array()
-                .is_some_and(|ms| ms.iter().any(|m| m["role"] == "tool"))
-        })
-        .unwrap_or_else(|| panic!("a turn with the tool result: {got:?}"));
-    let msgs = second["messages"].as_array().unwrap();
-    let call = msgs
-        .iter()
-        .find_map(|m| m["tool_calls"].as_array().map(|c| c[0].clone()))
-        .unwrap_or_else(|| panic!("the assistant's call: {second}"));
+    let (call, tool) = tool_round_trip(&j.upstream.received());
     assert_eq!(call["id"], "call_read1");
     assert_eq!(call["function"]["name"], "Read");
-    let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap();
     assert_eq!(tool["tool_call_id"], "call_read1");
     assert!(
         tool["content"].to_string().contains(SECRET),
@@ -548,7 +534,23 @@ async fn claude_code_runs_its_bash_tool_through_an_openai_lead() {
         "the command's output went up and the answer came back: {result}"
     );
     assert_eq!(j.busy.count(), 0, "the OpenAI-kind target leads");
-    let got = j.upstream.received();
+    let (call, tool) = tool_round_trip(&j.upstream.received());
+    assert_eq!(call["id"], "call_bash1");
+    assert_eq!(call["function"]["name"], "Bash");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args["command"], format!("echo {}", j.marker));
+    assert_eq!(tool["tool_call_id"], "call_bash1");
+    assert_eq!(
+        text_of(&tool["content"]).trim(),
+        j.marker,
+        "Claude Code ran the command: {tool}"
+    );
+}
+
+/// In the chat requests an OpenAI-kind upstream received: the turn that carries a tool
+/// result, its assistant's (first) tool call and that tool message.
+fn tool_round_trip(got: &[Value]) -> (Value, Value) {
     let second = got
         .iter()
         .find(|r| {
@@ -562,16 +564,6 @@ async fn claude_code_runs_its_bash_tool_through_an_openai_lead() {
         .iter()
         .find_map(|m| m["tool_calls"].as_array().map(|c| c[0].clone()))
         .unwrap_or_else(|| panic!("the assistant's call: {second}"));
-    assert_eq!(call["id"], "call_bash1");
-    assert_eq!(call["function"]["name"], "Bash");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert_eq!(args["command"], format!("echo {}", j.marker));
-    let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap();
-    assert_eq!(tool["tool_call_id"], "call_bash1");
-    assert_eq!(
-        text_of(&tool["content"]).trim(),
-        j.marker,
-        "Claude Code ran the command: {tool}"
-    );
+    let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap().clone();
+    (call, tool)
 }
