@@ -1,12 +1,14 @@
 //! The canonical complete answer (`object: "chat.completion"`) and its usage.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::de::MapAccess;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::open::{required, Open};
 use super::{Reasoning, ToolCall};
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -32,15 +34,14 @@ impl Usage {
 }
 
 /// A non-streamed answer (`object: "chat.completion"`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ChatResponse {
     pub id: String,
-    #[serde(default = "completion_object")]
     pub object: String,
     pub created: u64,
     pub model: String,
     pub choices: Vec<Choice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -54,25 +55,23 @@ fn completion_object() -> String {
     "chat.completion".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Choice {
     pub index: u32,
     pub message: ResponseMessage,
     pub finish_reason: Option<String>,
-    #[serde(default)]
     pub logprobs: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ResponseMessage {
     pub role: String,
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
     /// Required by OpenAI's schema, `null` when there is none: always written.
-    #[serde(default)]
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -94,3 +93,163 @@ impl ResponseMessage {
         }
     }
 }
+
+#[derive(Default)]
+pub(crate) struct UsageDraft {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+}
+
+impl Open for Usage {
+    type Draft = UsageDraft;
+    const EXPECTING: &'static str = "a usage object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut UsageDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "prompt_tokens" => d.prompt_tokens = Some(map.next_value()?),
+            "completion_tokens" => d.completion_tokens = Some(map.next_value()?),
+            "total_tokens" => d.total_tokens = Some(map.next_value()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: UsageDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(Usage {
+            prompt_tokens: required(d.prompt_tokens, "prompt_tokens")?,
+            completion_tokens: required(d.completion_tokens, "completion_tokens")?,
+            total_tokens: required(d.total_tokens, "total_tokens")?,
+            extra,
+            cache_write_tokens: 0,
+        })
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ResponseDraft {
+    id: Option<String>,
+    object: Option<String>,
+    created: Option<u64>,
+    model: Option<String>,
+    choices: Option<Vec<Choice>>,
+    usage: Option<Usage>,
+}
+
+impl Open for ChatResponse {
+    type Draft = ResponseDraft;
+    const EXPECTING: &'static str = "a chat.completion object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut ResponseDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "id" => d.id = Some(map.next_value()?),
+            "object" => d.object = Some(map.next_value()?),
+            "created" => d.created = Some(map.next_value()?),
+            "model" => d.model = Some(map.next_value()?),
+            "choices" => d.choices = Some(map.next_value()?),
+            "usage" => d.usage = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: ResponseDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(ChatResponse {
+            id: required(d.id, "id")?,
+            object: d.object.unwrap_or_else(completion_object),
+            created: required(d.created, "created")?,
+            model: required(d.model, "model")?,
+            choices: required(d.choices, "choices")?,
+            usage: d.usage,
+            extra,
+            native: None,
+        })
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct AnswerChoiceDraft {
+    index: Option<u32>,
+    message: Option<ResponseMessage>,
+    finish_reason: Option<String>,
+    logprobs: Option<Value>,
+}
+
+impl Open for Choice {
+    type Draft = AnswerChoiceDraft;
+    const EXPECTING: &'static str = "a choice object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut AnswerChoiceDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "index" => d.index = Some(map.next_value()?),
+            "message" => d.message = Some(map.next_value()?),
+            "finish_reason" => d.finish_reason = map.next_value()?,
+            "logprobs" => d.logprobs = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: AnswerChoiceDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(Choice {
+            index: required(d.index, "index")?,
+            message: required(d.message, "message")?,
+            finish_reason: d.finish_reason,
+            logprobs: d.logprobs,
+            extra,
+        })
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct MessageDraft {
+    role: Option<String>,
+    content: Option<String>,
+    tool_calls: Option<Vec<ToolCall>>,
+    refusal: Option<String>,
+}
+
+impl Open for ResponseMessage {
+    type Draft = MessageDraft;
+    const EXPECTING: &'static str = "a message object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut MessageDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "role" => d.role = Some(map.next_value()?),
+            "content" => d.content = map.next_value()?,
+            "tool_calls" => d.tool_calls = map.next_value()?,
+            "refusal" => d.refusal = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: MessageDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(ResponseMessage {
+            role: required(d.role, "role")?,
+            content: d.content,
+            tool_calls: d.tool_calls,
+            refusal: d.refusal,
+            extra,
+            reasoning: Vec::new(),
+        })
+    }
+}
+
+super::open::deserialize_open!(Usage, ChatResponse, Choice, ResponseMessage);

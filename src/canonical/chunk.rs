@@ -1,27 +1,29 @@
 //! The canonical stream event (`object: "chat.completion.chunk"`) and its deltas.
 
 use bytes::Bytes;
+use serde::de::MapAccess;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::open::{required, Open};
 use super::{ReasoningDelta, Usage};
 
 /// One streamed event (`object: "chat.completion.chunk"`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ChatChunk {
     pub id: String,
-    #[serde(default = "chunk_object")]
     pub object: String,
     pub created: u64,
     pub model: String,
-    #[serde(default)]
     pub choices: Vec<ChunkChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
     /// The upstream event this chunk came from, framed, when the upstream speaks the
-    /// client's API natively (see [`crate::providers::native`]).
+    /// client's API natively (see [`crate::providers::native`]; chat clients of
+    /// OpenAI-kind targets too). A front door sends it in place of the chunk, so
+    /// whoever changes a chunk's fields clears it.
     #[serde(skip)]
     pub native: Option<Bytes>,
 }
@@ -76,28 +78,25 @@ impl ChatChunk {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ChunkChoice {
     pub index: u32,
-    #[serde(default)]
     pub delta: Delta,
-    #[serde(default)]
     pub finish_reason: Option<String>,
-    #[serde(default)]
     pub logprobs: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Delta {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -140,11 +139,11 @@ impl Delta {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ToolCallDelta {
     pub index: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionDelta>,
 }
 
@@ -178,11 +177,136 @@ impl ToolCallDelta {
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct FunctionDelta {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<String>,
 }
+
+/// `choices` and `usage` may be missing; `object` defaults to the chunk's own.
+#[derive(Default)]
+pub(crate) struct ChunkDraft {
+    id: Option<String>,
+    object: Option<String>,
+    created: Option<u64>,
+    model: Option<String>,
+    choices: Option<Vec<ChunkChoice>>,
+    usage: Option<Usage>,
+}
+
+impl Open for ChatChunk {
+    type Draft = ChunkDraft;
+    const EXPECTING: &'static str = "a chat.completion.chunk object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut ChunkDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "id" => d.id = Some(map.next_value()?),
+            "object" => d.object = Some(map.next_value()?),
+            "created" => d.created = Some(map.next_value()?),
+            "model" => d.model = Some(map.next_value()?),
+            "choices" => d.choices = Some(map.next_value()?),
+            "usage" => d.usage = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: ChunkDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(ChatChunk {
+            id: required(d.id, "id")?,
+            object: d.object.unwrap_or_else(chunk_object),
+            created: required(d.created, "created")?,
+            model: required(d.model, "model")?,
+            choices: d.choices.unwrap_or_default(),
+            usage: d.usage,
+            extra,
+            native: None,
+        })
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct ChoiceDraft {
+    index: Option<u32>,
+    delta: Option<Delta>,
+    finish_reason: Option<String>,
+    logprobs: Option<Value>,
+}
+
+impl Open for ChunkChoice {
+    type Draft = ChoiceDraft;
+    const EXPECTING: &'static str = "a chunk choice object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut ChoiceDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "index" => d.index = Some(map.next_value()?),
+            "delta" => d.delta = Some(map.next_value()?),
+            "finish_reason" => d.finish_reason = map.next_value()?,
+            "logprobs" => d.logprobs = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: ChoiceDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(ChunkChoice {
+            index: required(d.index, "index")?,
+            delta: d.delta.unwrap_or_default(),
+            finish_reason: d.finish_reason,
+            logprobs: d.logprobs,
+            extra,
+        })
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct DeltaDraft {
+    role: Option<String>,
+    content: Option<String>,
+    tool_calls: Option<Vec<ToolCallDelta>>,
+    refusal: Option<String>,
+}
+
+impl Open for Delta {
+    type Draft = DeltaDraft;
+    const EXPECTING: &'static str = "a delta object";
+
+    fn field<'de, A: MapAccess<'de>>(
+        d: &mut DeltaDraft,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            "role" => d.role = map.next_value()?,
+            "content" => d.content = map.next_value()?,
+            "tool_calls" => d.tool_calls = map.next_value()?,
+            "refusal" => d.refusal = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(d: DeltaDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+        Ok(Delta {
+            role: d.role,
+            content: d.content,
+            tool_calls: d.tool_calls,
+            refusal: d.refusal,
+            extra,
+            reasoning: None,
+        })
+    }
+}
+
+super::open::deserialize_open!(ChatChunk, ChunkChoice, Delta);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! OpenAI and any OpenAI-compatible endpoint: the request passes through with only
 //! `model` and auth rewritten, so fields the proxy does not model still reach it.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::openai_embed;
 use super::openai_responses::{self, Mode};
-use crate::http::sse::Event;
+use crate::http::sse::{self, Event};
 
 /// Where an OpenAI-wire provider lives and how it authenticates: the only things
 /// OpenAI itself and Azure OpenAI do differently.
@@ -186,7 +186,7 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
             let events = Box::new(openai_responses::Events::new(&target.model));
             return Box::new(super::native::Passthrough::new(events));
         }
-        Box::new(PassThrough::new(target))
+        Box::new(PassThrough::new(target, req.native.is_none()))
     }
 
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str> {
@@ -258,6 +258,9 @@ fn reasoning_text(extra: &serde_json::Map<String, Value>) -> Option<&str> {
 /// OpenAI chunks are already the client's format: validate, keep, forward.
 struct PassThrough {
     model: String,
+    /// The client speaks chat: each chunk carries its event's bytes, which the chat
+    /// front door sends as they came unless it has to change the chunk.
+    chat_client: bool,
     finished: bool,
     origin: Origin,
     /// Reasoning text streamed so far, whole once the answer itself begins.
@@ -265,9 +268,10 @@ struct PassThrough {
 }
 
 impl PassThrough {
-    fn new(target: &Target) -> PassThrough {
+    fn new(target: &Target, chat_client: bool) -> PassThrough {
         PassThrough {
             model: target.model.clone(),
+            chat_client,
             finished: false,
             origin: Origin::of(target),
             reasoning: String::new(),
@@ -300,6 +304,10 @@ impl StreamTranslator for PassThrough {
             Ok(mut chunk) => {
                 if chunk.model.is_empty() {
                     chunk.model.clone_from(&self.model);
+                } else if self.chat_client && !data.contains('\n') {
+                    let mut framed = BytesMut::with_capacity(data.len() + 8);
+                    sse::encode_data(data.as_bytes(), &mut framed);
+                    chunk.native = Some(framed.freeze());
                 }
                 self.reasoning(&mut chunk);
                 self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
@@ -448,6 +456,43 @@ mod tests {
             tr.on_event(&ev("not json"), &mut out),
             Err(AdapterError::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn chat_clients_get_each_event_as_it_came_unless_the_model_is_filled() {
+        let t = target(Kind::Openai, "http://x");
+        let chat = request(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#);
+        let mut other = chat.clone();
+        other.native = Some(std::sync::Arc::new(Native {
+            api: Api::Messages,
+            body: Bytes::new(),
+            headers: Vec::new(),
+            query: None,
+        }));
+        let data = r#"{"id":"c", "created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#;
+        let ev = |d: &str| Event {
+            event: None,
+            data: d.into(),
+        };
+        let first = |req: &ChatRequest, d: &str| {
+            let mut out = Vec::new();
+            let mut tr = ADAPTER.stream_translator(req, &t);
+            tr.on_event(&ev(d), &mut out).unwrap();
+            out.remove(0)
+        };
+        let c = first(&chat, data);
+        assert_eq!(
+            c.native.as_deref(),
+            Some(format!("data: {data}\n\n").as_bytes())
+        );
+        assert!(first(&other, data).native.is_none(), "only chat clients");
+        let unnamed = data.replace("gpt-4o", "");
+        let c = first(&chat, &unnamed);
+        assert!(
+            c.native.is_none(),
+            "an empty model is filled in: re-rendered"
+        );
+        assert_eq!(c.model, "gpt-4o");
     }
 
     #[test]

@@ -70,8 +70,16 @@ struct ChatStream {
 
 impl StreamRender for ChatStream {
     fn chunk(&mut self, mut chunk: ChatChunk, out: &mut BytesMut) {
+        let native = chunk.native.take();
+        let (usage, choices) = (chunk.usage.is_some(), chunk.choices.len());
         if keep(&mut chunk, self.include_usage) {
-            encode(&chunk, &mut self.json, out);
+            match native {
+                // The upstream's own event, when keeping the chunk changed nothing.
+                Some(raw) if chunk.usage.is_some() == usage && chunk.choices.len() == choices => {
+                    out.extend_from_slice(&raw);
+                }
+                _ => encode(&chunk, &mut self.json, out),
+            }
         }
     }
 
@@ -174,5 +182,34 @@ mod tests {
         .unwrap();
         passthrough.choices[0].delta.reasoning = Some(ReasoningDelta::Text("hmm".into()));
         assert!(keep(&mut passthrough, true));
+    }
+
+    #[test]
+    fn an_upstream_event_goes_out_as_it_came_unless_keeping_it_changes_it() {
+        let raw = br#"{"id":"c","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"} }],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        let parsed = |native: bool| {
+            let mut c: ChatChunk = serde_json::from_slice(raw).unwrap();
+            if native {
+                let mut framed = BytesMut::new();
+                sse::encode_data(raw, &mut framed);
+                c.native = Some(framed.freeze());
+            }
+            c
+        };
+        let render = |include_usage: bool, chunk: ChatChunk| {
+            let mut r = ChatStream {
+                include_usage,
+                json: Vec::new(),
+            };
+            let mut out = BytesMut::new();
+            r.chunk(chunk, &mut out);
+            out
+        };
+        let verbatim = render(true, parsed(true));
+        assert_eq!(&verbatim[..], [b"data: ", &raw[..], b"\n\n"].concat());
+        let stripped = render(false, parsed(true));
+        assert_eq!(stripped, render(false, parsed(false)), "usage left out");
+        let event = events(&stripped).remove(0);
+        assert!(!event.contains("usage") && event.contains(r#""content":"hi""#));
     }
 }
