@@ -66,6 +66,9 @@ pub struct UpstreamStream {
     decoder: Decoder,
     translator: Box<dyn StreamTranslator>,
     events: Vec<Event>,
+    /// What translating one batch of events produced, before it joins `pending`
+    /// (kept between batches, like `events`, so no batch allocates its own).
+    translated: Vec<ChatChunk>,
     pending: VecDeque<ChatChunk>,
     /// Body bytes received so far.
     received: usize,
@@ -92,6 +95,7 @@ impl UpstreamStream {
             decoder: Decoder::new(framing),
             translator,
             events: Vec::new(),
+            translated: Vec::new(),
             pending: VecDeque::new(),
             received: 0,
             done: false,
@@ -179,21 +183,25 @@ impl UpstreamStream {
     /// Translates the decoded events. A failing event ends the stream, but what the
     /// events before it produced is still delivered first.
     fn translate(&mut self) {
-        let mut out = Vec::new();
-        for event in self.events.drain(..) {
-            if self.done {
-                break; // nothing after the provider's end marker (or an error) counts
-            }
-            match self.translator.on_event(&event, &mut out) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Done) => self.done = true,
-                Err(e) => {
-                    self.failed = Some(e.into());
-                    self.done = true;
+        let mut out = std::mem::take(&mut self.translated);
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            // Nothing after the provider's end marker (or an error) counts.
+            if !self.done {
+                match self.translator.on_event(&event, &mut out) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Done) => self.done = true,
+                    Err(e) => {
+                        self.failed = Some(e.into());
+                        self.done = true;
+                    }
                 }
             }
+            self.decoder.recycle(event);
         }
-        self.pending.extend(out);
+        self.events = events;
+        self.pending.extend(out.drain(..));
+        self.translated = out;
     }
 }
 

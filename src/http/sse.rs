@@ -4,7 +4,7 @@
 //! Upstream bytes arrive split anywhere — mid-line, mid-CRLF, mid-UTF-8 character — so
 //! the decoder buffers partial lines and only yields whole events.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 
 /// How a provider frames its streamed answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +40,18 @@ pub struct Decoder {
     scanned: usize,
     /// A CR ended the last line; a LF right after it belongs to that line end.
     skip_lf: bool,
+    fields: Fields,
+}
+
+/// The event being read, apart from the bytes still to read, so a line can be read
+/// in place in the buffer.
+struct Fields {
     event: Option<String>,
     data: String,
     has_data: bool,
+    /// Strings of events already handed on and given back ([`Decoder::recycle`]):
+    /// the next events' data goes into them instead of new allocations.
+    spare: Vec<String>,
 }
 
 impl Decoder {
@@ -52,19 +61,31 @@ impl Decoder {
             buf: BytesMut::new(),
             scanned: 0,
             skip_lf: false,
-            event: None,
-            data: String::new(),
-            has_data: false,
+            fields: Fields {
+                event: None,
+                data: String::new(),
+                has_data: false,
+                spare: Vec::new(),
+            },
         }
     }
 
     /// Appends upstream bytes and pushes every event they complete onto `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
         self.buf.extend_from_slice(chunk);
-        while let Some(line) = self.next_line()? {
-            self.on_line(&line, out)?;
+        while let Some((end, is_cr)) = self.next_line_end() {
+            self.fields.on_line(self.framing, &self.buf[..end], out)?;
+            self.buf.advance(end + 1);
+            self.scanned = 0;
+            if is_cr {
+                if self.buf.first() == Some(&b'\n') {
+                    self.buf.advance(1);
+                } else if self.buf.is_empty() {
+                    self.skip_lf = true;
+                }
+            }
         }
-        if self.buf.len() + self.data.len() > MAX_EVENT_BYTES {
+        if self.buf.len() + self.fields.data.len() > MAX_EVENT_BYTES {
             return Err(DecodeError::TooLarge);
         }
         Ok(())
@@ -73,53 +94,56 @@ impl Decoder {
     /// The stream ended: a final line or event without its terminator still counts.
     pub fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), DecodeError> {
         if !self.buf.is_empty() {
-            let rest = self.buf.split().freeze();
-            self.on_line(&rest, out)?;
+            let rest = self.buf.split();
+            self.fields.on_line(self.framing, &rest, out)?;
         }
         if self.framing == Framing::Sse {
-            self.dispatch(out);
+            self.fields.dispatch(out);
         }
         Ok(())
     }
 
-    fn next_line(&mut self) -> Result<Option<Bytes>, DecodeError> {
+    /// Gives back an event that was handed on: its string holds a later event's data.
+    pub fn recycle(&mut self, event: Event) {
+        // A few are enough: one upstream read rarely completes more events than that.
+        if self.fields.spare.len() < 16 {
+            let mut data = event.data;
+            data.clear();
+            self.fields.spare.push(data);
+        }
+    }
+
+    /// Where the next whole line in the buffer ends, and whether a CR ends it.
+    fn next_line_end(&mut self) -> Option<(usize, bool)> {
         if self.skip_lf && !self.buf.is_empty() {
             if self.buf[0] == b'\n' {
-                let _ = self.buf.split_to(1);
+                self.buf.advance(1);
             }
             self.skip_lf = false;
         }
-        let Some(pos) = self.buf[self.scanned..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .map(|p| p + self.scanned)
-        else {
+        let Some(pos) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
             self.scanned = self.buf.len();
-            return Ok(None);
+            return None;
         };
-        let is_cr = self.buf[pos] == b'\r';
-        let line = self.buf.split_to(pos).freeze();
-        let _ = self.buf.split_to(1);
-        self.scanned = 0;
-        if is_cr {
-            if self.buf.first() == Some(&b'\n') {
-                let _ = self.buf.split_to(1);
-            } else if self.buf.is_empty() {
-                self.skip_lf = true;
-            }
-        }
-        Ok(Some(line))
+        let end = pos + self.scanned;
+        Some((end, self.buf[end] == b'\r'))
     }
+}
 
-    fn on_line(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+impl Fields {
+    fn on_line(
+        &mut self,
+        framing: Framing,
+        line: &[u8],
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
         let line = std::str::from_utf8(line).map_err(|_| DecodeError::Utf8)?;
-        match self.framing {
+        match framing {
             Framing::Ndjson => {
                 if !line.trim().is_empty() {
-                    out.push(Event {
-                        event: None,
-                        data: line.to_string(),
-                    });
+                    let mut data = self.spare.pop().unwrap_or_default();
+                    data.push_str(line);
+                    out.push(Event { event: None, data });
                 }
             }
             Framing::Sse => {
@@ -139,6 +163,10 @@ impl Decoder {
                     "data" => {
                         if self.has_data {
                             self.data.push('\n');
+                        } else if self.data.capacity() == 0 {
+                            if let Some(spare) = self.spare.pop() {
+                                self.data = spare;
+                            }
                         }
                         self.data.push_str(value);
                         self.has_data = true;
@@ -251,6 +279,24 @@ mod tests {
         let got = decode_split(Framing::Ndjson, b"{\"a\":1}\r\n\n{\"b\":2}", 3);
         let data: Vec<_> = got.into_iter().map(|e| e.data).collect();
         assert_eq!(data, vec!["{\"a\":1}", "{\"b\":2}"]);
+    }
+
+    #[test]
+    fn a_recycled_event_holds_the_next_ones_data() {
+        for (framing, input) in [
+            (Framing::Sse, &b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\n"[..]),
+            (Framing::Ndjson, &b"{\"a\":1}\n{\"b\":2}\n"[..]),
+        ] {
+            let mut d = Decoder::new(framing);
+            let mut out = Vec::new();
+            d.push(&input[..input.len() / 2], &mut out).unwrap();
+            let first = out.pop().unwrap();
+            let storage = first.data.as_ptr();
+            d.recycle(first);
+            d.push(&input[input.len() / 2..], &mut out).unwrap();
+            assert_eq!(out[0].data, "{\"b\":2}");
+            assert_eq!(out[0].data.as_ptr(), storage, "{framing:?}: no new string");
+        }
     }
 
     #[test]
