@@ -7,11 +7,13 @@ Starts a mock OpenAI-kind upstream answering every chat request with a 20-chunk 
 `valgrind --tool=callgrind`, warms up, zeroes the counters, sends N streamed chat
 requests (4 at a time), dumps the counters and prints instructions per stream.
 
-  scripts/profile_stream.py BINARY [N] [--burst] [--out FILE]
+  scripts/profile_stream.py BINARY [N] [--burst | --plain] [--out FILE]
 
 Without --burst the mock writes each event on its own, 3 ms apart, so the proxy mostly
 reads them one by one; with --burst it writes the whole stream at once (one upstream read),
-like nginx answering a fixed body. `callgrind_annotate FILE` shows where they go.
+like nginx answering a fixed body. With --plain the requests are not streamed and the
+mock answers each with one chat.completion body: instructions per plain request.
+`callgrind_annotate FILE` shows where they go.
 """
 
 import argparse
@@ -40,6 +42,15 @@ def chunk(delta, finish=None, usage=None):
     return f"data: {json.dumps(c, separators=(',', ':'))}\n\n".encode()
 
 
+ANSWER = json.dumps({
+    "id": "chatcmpl-prof", "object": "chat.completion", "created": 1700000000,
+    "model": "gpt-4o-2024-08-06", "system_fingerprint": "fp_prof",
+    "choices": [{"index": 0, "message": {"role": "assistant", "refusal": None, "annotations": [],
+                 "content": " ".join(f"word{i}" for i in range(WORDS))},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": WORDS, "total_tokens": 9 + WORDS},
+}, separators=(",", ":")).encode()
+
 EVENTS = ([chunk({"role": "assistant", "content": ""})]
           + [chunk({"content": f" word{i}"}) for i in range(WORDS)]
           + [chunk({}, "stop"),
@@ -53,7 +64,12 @@ async def upstream(reader, writer, burst):
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
+            if b'"stream":true' not in body.replace(b" ", b""):
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
+                await writer.drain()
+                continue
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                          b"transfer-encoding: chunked\r\n\r\n")
             pieces = [b"".join(EVENTS)] if burst else EVENTS
@@ -68,8 +84,8 @@ async def upstream(reader, writer, burst):
         writer.close()
 
 
-async def one_stream(port):
-    body = json.dumps({"model": "default", "stream": True,
+async def one_stream(port, plain=False):
+    body = json.dumps({"model": "default", "stream": not plain,
                        "messages": [{"role": "user", "content": "Hello!"}]}).encode()
     r, w = await asyncio.open_connection("127.0.0.1", port)
     w.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\n"
@@ -77,16 +93,16 @@ async def one_stream(port):
             b"content-length: %d\r\n\r\n%s" % (len(body), body))
     data = await asyncio.wait_for(r.read(), 120)
     w.close()
-    if b"[DONE]" not in data or b" word17" not in data:
+    if (b"[DONE]" not in data and not plain) or b"word17" not in data:
         raise SystemExit(f"bad stream: {data[:300]!r}")
 
 
-async def streams(port, n, parallel=4):
+async def streams(port, n, plain=False, parallel=4):
     left = iter(range(n))
 
     async def worker():
         for _ in left:
-            await one_stream(port)
+            await one_stream(port, plain)
     await asyncio.gather(*(worker() for _ in range(parallel)))
 
 
@@ -103,6 +119,7 @@ async def main():
     ap.add_argument("binary")
     ap.add_argument("n", nargs="?", type=int, default=200)
     ap.add_argument("--burst", action="store_true")
+    ap.add_argument("--plain", action="store_true")
     ap.add_argument("--out", default="callgrind.stream.out")
     a = ap.parse_args()
     up_port, proxy_port = free_port(), free_port()
@@ -127,11 +144,11 @@ async def main():
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        await streams(proxy_port, 10)
+        await streams(proxy_port, 10, a.plain)
         subprocess.run(["callgrind_control", "--zero", str(proxy.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started = time.time()
-        await streams(proxy_port, a.n)
+        await streams(proxy_port, a.n, a.plain)
         subprocess.run(["callgrind_control", "--dump=streams", str(proxy.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
@@ -145,9 +162,10 @@ async def main():
     shutil.rmtree(work)
     total = next(int(l.split()[1]) for l in open(a.out) if l.startswith("summary:")
                  or l.startswith("totals:"))
-    print(f"{a.n} streams ({'burst' if a.burst else 'events written one by one'}) in "
-          f"{time.time() - started:.1f}s: {total:,} instructions, "
-          f"{total // a.n:,} per stream -> {a.out}")
+    what = ("plain requests" if a.plain else
+            f"streams ({'burst' if a.burst else 'events written one by one'})")
+    print(f"{a.n} {what} in {time.time() - started:.1f}s: {total:,} instructions, "
+          f"{total // a.n:,} per {'request' if a.plain else 'stream'} -> {a.out}")
 
 
 if __name__ == "__main__":
