@@ -164,6 +164,38 @@ async fn the_usage_chunk_is_sent_only_when_asked_for() {
 }
 
 #[tokio::test]
+async fn a_chat_client_gets_the_upstreams_events_byte_for_byte_but_usage_only_when_asked() {
+    let (a, _b, p) = two("").await;
+    let reply = stream_reply("m-a", &["one", "two"]);
+    // the mock writes keys in sorted order, which re-encoding the canonical chunk
+    // (id, object, created, model, choices) would not keep
+    let upstream: Vec<String> = reply
+        .events
+        .iter()
+        .flat_map(|(_, b)| {
+            String::from_utf8(b.to_vec())
+                .unwrap()
+                .split("\n\n")
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|e| e.strip_prefix("data: ").map(str::to_string))
+        .collect();
+    assert!(upstream[1].starts_with(r#"{"choices":"#), "{}", upstream[1]);
+    a.push(reply.clone());
+    a.push(reply);
+    let data = p.chat(user_stream("default")).await.sse_data();
+    let without_usage: Vec<&String> = upstream
+        .iter()
+        .filter(|d| !d.contains("\"usage\""))
+        .collect();
+    assert_eq!(data.iter().collect::<Vec<_>>(), without_usage);
+    let mut body = user_stream("default");
+    body["stream_options"] = json!({"include_usage": true});
+    assert_eq!(p.chat(body).await.sse_data(), upstream);
+}
+
+#[tokio::test]
 async fn a_client_that_disconnects_mid_stream_cancels_the_upstream() {
     let (a, _b, p) = two("").await;
     let words: Vec<String> = (0..50).map(|i| format!("w{i} ")).collect();
