@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 
 use crate::cache::AnswerCache;
 use crate::config::{EnvLookup, Snapshot, StatePolicy};
+use crate::failover::budget::Budgets;
 use crate::failover::health::Health;
 use crate::metrics::Metrics;
 use crate::state::redis::responses::{EngineSlot, SharedResponses};
@@ -17,6 +18,8 @@ pub struct App {
     /// One snapshot, swapped whole on reload: requests in flight keep theirs.
     pub config: ArcSwap<Snapshot>,
     pub health: Arc<Health>,
+    /// Each route's retry budget; outside the snapshot so a reload keeps it.
+    pub budgets: Budgets,
     pub upstream: Upstream,
     pub metrics: Metrics,
     /// Outside the snapshot so cached answers survive reloads.
@@ -58,6 +61,7 @@ impl App {
             engine,
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
+            budgets: Budgets::default(),
             upstream,
             metrics: Metrics::default(),
             reload: Mutex::new(ReloadStatus::default()),

@@ -48,6 +48,7 @@ pub struct Metrics {
     pub requests: Family<RouteStatus, Counter>,
     pub attempts: Family<ProviderOutcome, Counter>,
     pub failovers: Family<RouteLabel, Counter>,
+    pub budget_exhausted: Family<RouteLabel, Counter>,
     pub upstream_seconds: HistogramFamily,
     pub circuit_open: Family<ProviderLabel, Gauge>,
     pub cooldowns: Gauge,
@@ -114,6 +115,7 @@ impl Default for Metrics {
         let requests = Family::<RouteStatus, Counter>::default();
         let attempts = Family::<ProviderOutcome, Counter>::default();
         let failovers = Family::<RouteLabel, Counter>::default();
+        let budget_exhausted = Family::<RouteLabel, Counter>::default();
         let upstream_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let circuit_open = Family::<ProviderLabel, Gauge>::default();
         let cooldowns = Gauge::default();
@@ -135,6 +137,11 @@ impl Default for Metrics {
             "understudy_failovers",
             "Attempts that failed over to another target",
             failovers.clone(),
+        );
+        registry.register(
+            "understudy_budget_exhausted",
+            "Client requests refused a further attempt by the route's retry budget",
+            budget_exhausted.clone(),
         );
         registry.register(
             "understudy_upstream_seconds",
@@ -176,6 +183,7 @@ impl Default for Metrics {
             requests,
             attempts,
             failovers,
+            budget_exhausted,
             upstream_seconds,
             circuit_open,
             cooldowns,
@@ -222,6 +230,14 @@ impl Metrics {
     pub fn failover(&self, route: &str) {
         self.totals.failovers.fetch_add(1, Ordering::Relaxed);
         self.failovers
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn budget_exhausted(&self, route: &str) {
+        self.budget_exhausted
             .get_or_create(&RouteLabel {
                 route: route.to_string(),
             })

@@ -75,6 +75,16 @@ pub struct FailoverPolicy {
     /// When non-zero: start the next target too if the current one has no
     /// response head by then.
     pub hedge_after: Duration,
+    /// The retry budget: extra attempts a route may send over the budget window.
+    pub budget: BudgetPolicy,
+}
+
+/// Failovers, retries and hedges of a route may add at most `ratio` extra upstream
+/// requests per client request over the window, and always `min_per_s` a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetPolicy {
+    pub ratio: f64,
+    pub min_per_s: u32,
 }
 
 /// The validated `[cache]` section, present only when the cache is enabled.
@@ -163,6 +173,9 @@ pub enum CacheMode {
 pub struct CircuitPolicy {
     pub failures: u32,
     pub open_for: Duration,
+    /// Each consecutive re-open doubles the open period up to this (never below
+    /// `open_for`).
+    pub max_open_for: Duration,
 }
 
 #[derive(Debug)]

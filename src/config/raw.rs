@@ -111,6 +111,8 @@ pub struct RawFailover {
     pub max_cooldown: Dur,
     pub max_wait: Dur,
     pub hedge_after: Dur,
+    pub budget_ratio: f64,
+    pub budget_min_per_s: u32,
 }
 
 impl Default for RawFailover {
@@ -124,6 +126,8 @@ impl Default for RawFailover {
             max_cooldown: secs(600),
             max_wait: secs(0),
             hedge_after: secs(0),
+            budget_ratio: 0.2,
+            budget_min_per_s: 10,
         }
     }
 }
@@ -133,6 +137,7 @@ impl Default for RawFailover {
 pub struct RawCircuitBreaker {
     pub failures: u32,
     pub open_for: Dur,
+    pub max_open_for: Dur,
 }
 
 impl Default for RawCircuitBreaker {
@@ -140,6 +145,7 @@ impl Default for RawCircuitBreaker {
         RawCircuitBreaker {
             failures: 5,
             open_for: secs(30),
+            max_open_for: secs(300),
         }
     }
 }

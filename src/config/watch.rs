@@ -40,6 +40,7 @@ pub fn reload(app: &App) -> bool {
                 tracing::warn!("{w}");
             }
             app.health.retain(&new);
+            app.budgets.retain(&new);
             app.cache.apply(new.cache.as_ref());
             app.apply_state(&new.state);
             app.upstream.prepare(&new);

@@ -319,6 +319,10 @@ mod tests {
             max_cooldown: Duration::from_secs(600),
             max_wait: Duration::ZERO,
             hedge_after: Duration::ZERO,
+            budget: crate::config::BudgetPolicy {
+                ratio: 0.2,
+                min_per_s: 10,
+            },
         }
     }
 

@@ -41,9 +41,14 @@ impl<'a, W: Work> Walk<'a, W> {
                 continue;
             };
             match self.call.build(t) {
-                Ok(r) => {
+                Ok(r) if self.may_send() => {
                     self.hedged[j] = true;
                     return Some((t.clone(), permit, r));
+                }
+                // Over the retry budget: the first attempt goes on alone.
+                Ok(_) => {
+                    permit.neutral();
+                    return None;
                 }
                 Err(_) => permit.neutral(),
             }

@@ -7,6 +7,7 @@
 
 mod admission;
 mod attempt;
+pub mod budget;
 mod chat;
 pub mod classify;
 mod embed;
@@ -123,6 +124,11 @@ pub async fn run<W: Work>(
                         break;
                     }
                 };
+                if !walk.may_send() {
+                    // Over the retry budget: the failure so far is the answer.
+                    permit.neutral();
+                    return walk.exhausted(&targets);
+                }
                 match walk.try_target(&targets, idx, permit, upstream_req).await {
                     Settled::Finished(ex) => return ex,
                     Settled::Next { retry_same: true } => {}

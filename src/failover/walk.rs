@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::admission::Skip;
 use super::attempt::attempt;
+use super::budget::Window;
 use super::classify::{decide, Outcome, Verdict};
 use super::health::Permit;
 use super::hedge::Raced;
@@ -36,6 +37,10 @@ pub(super) struct Walk<'a, W: Work> {
     skipped_rate_limited: bool,
     /// Skipped for a reason other than a rate-limit cooldown or being disabled.
     skipped_other: bool,
+    /// The route's retry budget.
+    budget: Arc<Window>,
+    /// An attempt was refused for the budget (counted once per client request).
+    over_budget: bool,
 }
 
 pub(super) enum Settled<A> {
@@ -54,9 +59,13 @@ impl<'a, W: Work> Walk<'a, W> {
         call: &'a W,
         targets: usize,
     ) -> Walk<'a, W> {
+        let budget = app.budgets.route(&route);
+        budget.request();
         Walk {
             app,
             snap,
+            budget,
+            over_budget: false,
             route,
             call,
             sent: 0,
@@ -98,6 +107,20 @@ impl<'a, W: Work> Walk<'a, W> {
             target: target.label.clone(),
             what: StepKind::Skipped(skip.reason),
         });
+    }
+
+    /// Whether the next attempt may be sent: the first always may; any other
+    /// (failover, retry, hedge) spends the route's retry budget.
+    pub(super) fn may_send(&mut self) -> bool {
+        if self.sent == 0 || self.budget.try_extra(self.snap.failover.budget) {
+            return true;
+        }
+        if !self.over_budget {
+            self.over_budget = true;
+            self.app.metrics.budget_exhausted(&self.route);
+            tracing::info!(route = %self.route, "retry budget exhausted; no further attempt");
+        }
+        false
     }
 
     pub(super) fn start_attempt(&mut self) {

@@ -11,9 +11,9 @@ use http::{HeaderName, HeaderValue};
 
 use super::raw::{RawCache, RawConfig, RawPassthrough, RawState, RawTimeouts};
 use super::{
-    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, PassthroughPolicy, Provider,
-    RedisPolicy, RedisUrl, ResponsesPolicy, Route, Secret, Server, Snapshot, StatePolicy, Target,
-    Timeouts, TlsFiles,
+    BudgetPolicy, CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy,
+    PassthroughPolicy, Provider, RedisPolicy, RedisUrl, ResponsesPolicy, Route, Secret, Server,
+    Snapshot, StatePolicy, Target, Timeouts, TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -128,6 +128,12 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     }
     if f.max_attempts == 0 {
         return Err("failover.max_attempts: must be at least 1".into());
+    }
+    if !f.budget_ratio.is_finite() || f.budget_ratio < 0.0 {
+        return Err(format!(
+            "failover.budget_ratio: {} must be a finite number of at least 0 (0.2 = 20% extra attempts)",
+            f.budget_ratio
+        ));
     }
     if raw.circuit_breaker.failures == 0 {
         return Err("circuit_breaker.failures: must be at least 1".into());
@@ -277,10 +283,15 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             max_cooldown: f.max_cooldown.0,
             max_wait: f.max_wait.0,
             hedge_after: f.hedge_after.0,
+            budget: BudgetPolicy {
+                ratio: f.budget_ratio,
+                min_per_s: f.budget_min_per_s,
+            },
         },
         circuit: CircuitPolicy {
             failures: raw.circuit_breaker.failures,
             open_for: raw.circuit_breaker.open_for.0,
+            max_open_for: raw.circuit_breaker.max_open_for.0,
         },
         health_interval: raw.health.interval.0,
         fallback_message: raw.fallback.message.clone(),

@@ -385,3 +385,41 @@ fn a_disabled_passthrough_provider_is_legal_and_warned_about() {
     let s = check(&format!("{GOOD}\n[passthrough]\nprovider = \"openai\"\n")).unwrap();
     assert!(!s.warnings().join("\n").contains("passthrough"));
 }
+
+#[test]
+fn the_retry_budget_and_breaker_backoff_have_their_defaults_and_checks() {
+    let s = check("").unwrap();
+    assert_eq!(
+        s.failover.budget,
+        BudgetPolicy {
+            ratio: 0.2,
+            min_per_s: 10
+        }
+    );
+    assert_eq!(s.circuit.max_open_for, Duration::from_secs(300));
+    let s = check("[failover]\nbudget_ratio = 0\nbudget_min_per_s = 0\n[circuit_breaker]\nmax_open_for = \"1h\"").unwrap();
+    assert_eq!(
+        s.failover.budget,
+        BudgetPolicy {
+            ratio: 0.0,
+            min_per_s: 0
+        }
+    );
+    assert_eq!(s.circuit.max_open_for, Duration::from_secs(3600));
+    for bad in ["-0.5", "nan", "inf"] {
+        let err = check(&format!("[failover]\nbudget_ratio = {bad}")).unwrap_err();
+        assert!(
+            err.contains("failover.budget_ratio: ") && err.contains("finite number of at least 0"),
+            "{bad}: {err}"
+        );
+    }
+    let err = check("[failover]\nbudget_min_per_s = -1").unwrap_err();
+    assert!(err.contains("budget_min_per_s"), "{err}");
+    let err = check("[circuit_breaker]\nmax_open_for = \"soon\"").unwrap_err();
+    assert!(err.contains("circuit_breaker.max_open_for"), "{err}");
+    let w = check("[circuit_breaker]\nopen_for = \"10m\"")
+        .unwrap()
+        .warnings()
+        .join("\n");
+    assert!(w.contains("circuit_breaker.max_open_for"), "{w}");
+}

@@ -27,6 +27,9 @@ enum Wire {
         from: String,
         provider: String,
         until_ms: u64,
+        /// The open period (breaker backoff); absent from older replicas' events.
+        #[serde(default)]
+        open_for_ms: u64,
     },
     Closed {
         from: String,
@@ -77,13 +80,18 @@ pub async fn publish(engine: Arc<Engine>, health: Arc<Health>, mut rx: mpsc::Rec
                     rate_limited,
                 },
             ),
-            Learned::Opened { provider, until } => (
+            Learned::Opened {
+                provider,
+                until,
+                open_for,
+            } => (
                 engine.key("circuit", &provider),
                 until,
                 Wire::Opened {
                     from,
                     provider,
                     until_ms: epoch_ms(until),
+                    open_for_ms: open_for.as_millis() as u64,
                 },
             ),
             Learned::Closed { provider } => {
@@ -226,8 +234,15 @@ fn apply(engine: &Engine, health: &Health, wire: Wire) {
             ..
         } => health.remote_cooled(&key, from_epoch_ms(until_ms), rate_limited),
         Wire::Opened {
-            provider, until_ms, ..
-        } => health.remote_opened(&provider, from_epoch_ms(until_ms)),
+            provider,
+            until_ms,
+            open_for_ms,
+            ..
+        } => health.remote_opened(
+            &provider,
+            from_epoch_ms(until_ms),
+            Duration::from_millis(open_for_ms),
+        ),
         Wire::Closed { provider, .. } => health.remote_closed(&provider),
     }
 }
