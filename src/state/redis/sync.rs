@@ -313,4 +313,23 @@ mod tests {
         assert!(s.contains(r#""until_ms":1700000000000"#), "{s}");
         assert_eq!(serde_json::from_str::<Wire>(&s).unwrap(), w);
     }
+
+    #[test]
+    fn an_open_circuit_carries_its_period_and_reads_without_one() {
+        let w = Wire::Opened {
+            from: "a".into(),
+            provider: "p|openai|http://x".into(),
+            until_ms: 1_700_000_000_000,
+            open_for_ms: 120_000,
+        };
+        let s = serde_json::to_string(&w).unwrap();
+        assert!(s.contains(r#""open_for_ms":120000"#), "{s}");
+        assert_eq!(serde_json::from_str::<Wire>(&s).unwrap(), w);
+        // what a replica from before the backoff writes: the period reads as zero
+        let old = r#"{"ev":"opened","from":"b","provider":"p","until_ms":5}"#;
+        assert!(matches!(
+            serde_json::from_str::<Wire>(old).unwrap(),
+            Wire::Opened { open_for_ms: 0, .. }
+        ));
+    }
 }
