@@ -129,3 +129,28 @@ async fn past_the_budget_the_client_gets_the_failure_it_would_get() {
     let r = p.chat(user("default")).await;
     assert_eq!(r.header("x-understudy-provider"), Some("a"));
 }
+
+#[tokio::test]
+async fn past_the_budget_no_hedge_is_started() {
+    let (a, b, p) =
+        two("[failover]\nhedge_after = \"100ms\"\nbudget_ratio = 0\nbudget_min_per_s = 0\n").await;
+    let a_answers = Gate::new();
+    a.push(Reply::json(200, completion("m-a", "a")).hold(&a_answers));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let request = tokio::spawn({
+        let url = p.url("/v1/chat/completions");
+        async move { send(&url, "POST", &[], user("default").to_string()).await }
+    });
+    // the hedge's turn comes (a has no head after hedge_after) and the budget refuses it
+    assert!(
+        eventually_async(Duration::from_secs(20), || async {
+            exhausted(&p).await == 1
+        })
+        .await
+    );
+    a_answers.open();
+    let r = request.await.unwrap();
+    assert_eq!(r.header("x-understudy-provider"), Some("a"));
+    assert_eq!(r.header("x-understudy-attempts"), Some("1"));
+    assert_eq!(b.count(), 0, "the hedge was never sent");
+}
