@@ -14,16 +14,14 @@ Usage: scripts/bench_outage.py [RATE] [SECONDS]   (default 100 30)
 """
 import concurrent.futures
 import http.client
-import http.server
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from bench_replicas import free_port
+from bench_replicas import Upstream, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,35 +36,14 @@ def binary():
     sys.exit("no understudy binary: cargo build first")
 
 
-class Down:
+class Down(Upstream):
     """An OpenAI-kind upstream that answers every request 500, and counts them."""
 
-    def __init__(self):
-        self.hits = 0
-        self.lock = threading.Lock()
-        up = self
+    def reply(self, model):
+        return 500, b'{"error":{"message":"down","type":"server_error"}}', []
 
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                with up.lock:
-                    up.hits += 1
-                out = b'{"error":{"message":"down","type":"server_error"}}'
-                self.send_response(500)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.port = free_port()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def total(self):
+        return self.count("")
 
 
 def config(port, ups, budget, breaker):
@@ -144,7 +121,7 @@ def run(work, rate, seconds, budget, breaker):
                 futures.append(pool.submit(chat, port))
             results = [f.result() for f in futures]
         late = time.monotonic() - start - seconds
-        upstream = sum(u.hits for u in ups)
+        upstream = sum(u.total() for u in ups)
         statuses = {}
         for s, _ in results:
             statuses[s] = statuses.get(s, 0) + 1
