@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::state::redis::responses::{EngineSlot, SharedResponses};
 use crate::state::redis::Shared;
 use crate::state::responses::ResponseStore;
+use crate::telemetry::TelemetrySlot;
 use crate::upstream::Upstream;
 
 pub struct App {
@@ -37,6 +38,8 @@ pub struct App {
     /// Set when the shutdown grace ran out: streams still open end with their front
     /// door's final error event instead of being cut silently.
     pub draining: tokio::sync::watch::Sender<bool>,
+    /// The span exporter (`[telemetry]`), swapped on reload.
+    pub telemetry: TelemetrySlot,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -67,8 +70,10 @@ impl App {
             reload: Mutex::new(ReloadStatus::default()),
             env,
             draining: tokio::sync::watch::Sender::new(false),
+            telemetry: TelemetrySlot::default(),
         });
         app.apply_state(&policy);
+        app.apply_telemetry();
         app
     }
 
@@ -103,6 +108,16 @@ impl App {
                 tracing::error!(error = %e, "shared state: not started; this replica keeps its state in memory")
             }
         }
+    }
+
+    /// Starts, stops or replaces the span exporter to match the snapshot in force.
+    pub fn apply_telemetry(&self) {
+        let snap = self.config.load();
+        self.telemetry.apply(
+            snap.telemetry.as_ref(),
+            &self.metrics.spans_dropped,
+            &self.metrics.spans_failed,
+        );
     }
 
     pub fn reload_status(&self) -> ReloadStatus {

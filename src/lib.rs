@@ -22,6 +22,7 @@ pub mod pem;
 pub mod providers;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod upstream;
 
 pub use app::App;

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub cache: Family<ResultLabel, Counter>,
     pub inflight: Gauge,
     pub state_errors: Counter,
+    /// Finished spans dropped because the export queue was full.
+    pub spans_dropped: Counter,
+    /// Spans lost to a failed or timed-out export.
+    pub spans_failed: Counter,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -123,6 +127,18 @@ impl Default for Metrics {
         let cache = Family::<ResultLabel, Counter>::default();
         let inflight = Gauge::default();
         let state_errors = Counter::default();
+        let spans_dropped = Counter::default();
+        let spans_failed = Counter::default();
+        registry.register(
+            "understudy_spans_dropped",
+            "Finished trace spans dropped because the export queue was full",
+            spans_dropped.clone(),
+        );
+        registry.register(
+            "understudy_spans_failed",
+            "Trace spans lost to a failed or timed-out OTLP export",
+            spans_failed.clone(),
+        );
         registry.register(
             "understudy_requests",
             "Client requests by route, final status and client API",
@@ -191,6 +207,8 @@ impl Default for Metrics {
             cache,
             inflight,
             state_errors,
+            spans_dropped,
+            spans_failed,
             totals: Totals::default(),
         }
     }

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub cache: Option<CachePolicy>,
     pub responses: ResponsesPolicy,
     pub state: StatePolicy,
+    /// `None`: traces off.
+    pub telemetry: Option<TelemetryPolicy>,
     /// `None` unless `[passthrough]` names a provider.
     pub passthrough: Option<PassthroughPolicy>,
     /// Sorted by name.
@@ -104,6 +106,19 @@ pub struct CachePolicy {
 pub enum StatePolicy {
     Memory,
     Redis(RedisPolicy),
+}
+
+/// Where and how spans are exported (`[telemetry]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryPolicy {
+    /// The full OTLP/HTTP traces URL (`…/v1/traces`).
+    pub endpoint: http::Uri,
+    /// Prompts and answers in spans; off by default, as they may hold personal data.
+    pub capture_content: bool,
+    pub service_name: String,
+    /// Spans waiting for export; past it new spans are dropped (and counted), so a
+    /// slow collector never holds a request.
+    pub queue_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -52,6 +52,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub state: RawState,
     #[serde(default)]
+    pub telemetry: RawTelemetry,
+    #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -219,6 +221,27 @@ impl Default for RawState {
             url_env: "UNDERSTUDY_REDIS_URL".into(),
             key_prefix: "understudy:".into(),
             timeout: Dur(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off unless an endpoint is given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub capture_content: bool,
+    pub service_name: String,
+    pub queue_size: usize,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            otlp_endpoint: None,
+            capture_content: false,
+            service_name: "understudy".into(),
+            queue_size: 2048,
         }
     }
 }

@@ -45,6 +45,7 @@ pub fn reload(app: &App) -> bool {
             app.apply_state(&new.state);
             app.upstream.prepare(&new);
             app.config.store(Arc::new(new));
+            app.apply_telemetry();
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.reloads += 1;
             st.last_error = None;

@@ -22,6 +22,13 @@ impl Work for Call<'_> {
         build_for(self.req, target)
     }
 
+    fn facts(answer: &Answer, capture: bool) -> Option<crate::telemetry::Facts> {
+        match answer {
+            Answer::Complete(a) => Some(crate::telemetry::Facts::of_chat(a, capture)),
+            Answer::Stream(_) => None,
+        }
+    }
+
     async fn read(&self, answered: Answered<'_>) -> Result<Answer, Outcome> {
         let target = answered.target.clone();
         let adapter = adapter_for(target.provider.kind);
@@ -70,6 +77,7 @@ impl Work for Call<'_> {
                             }),
                             guard: None,
                             drain: None,
+                            trace: crate::telemetry::StreamTrace::current(),
                         })));
                     }
                 }

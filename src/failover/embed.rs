@@ -14,6 +14,14 @@ impl Work for EmbedRequest {
         build_embeddings_for(self, target)
     }
 
+    fn facts(answer: &Self::Answer, _capture: bool) -> Option<crate::telemetry::Facts> {
+        Some(crate::telemetry::Facts {
+            response_model: Some(answer.model.clone()),
+            input_tokens: Some(answer.usage.prompt_tokens),
+            ..Default::default()
+        })
+    }
+
     async fn read(&self, answered: Answered<'_>) -> Result<Self::Answer, Outcome> {
         let target = answered.target.clone();
         let adapter = adapter_for(target.provider.kind);

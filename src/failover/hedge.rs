@@ -83,7 +83,9 @@ impl<'a, W: Work> Walk<'a, W> {
         tracing::info!(slow = %target.label, hedge = %second.label, "no response head yet; hedging");
         self.start_attempt();
         let never = Notify::new();
-        let hedge = attempt(self.app, self.snap, &second, self.call, second_req, &never);
+        let hedge = attempt(
+            self.app, self.snap, &second, self.call, second_req, &never, self.sent,
+        );
         tokio::pin!(hedge);
         let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));
         while permit.is_some() || second_permit.is_some() {

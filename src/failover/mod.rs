@@ -68,6 +68,13 @@ pub trait Work: Sync {
         &self,
         answered: Answered<'_>,
     ) -> impl Future<Output = Result<Self::Answer, Outcome>> + Send;
+
+    /// What a good answer tells its trace span now; `None` when it tells it later
+    /// (a stream, at its end).
+    /// `capture`: the answer's text may go into the span.
+    fn facts(_answer: &Self::Answer, _capture: bool) -> Option<crate::telemetry::Facts> {
+        None
+    }
 }
 
 /// A chat turn, whichever API it came in by.

@@ -225,6 +225,8 @@ pub struct Committed {
     pub guard: Option<crate::metrics::InflightGuard>,
     /// Turns true when the proxy stops waiting for streams (shutdown grace over).
     pub drain: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The attempt's trace span, ended with the stream (traces on).
+    pub trace: Option<crate::telemetry::StreamTrace>,
 }
 
 struct BodyState {
@@ -237,6 +239,7 @@ struct BodyState {
     tap: Option<Box<dyn StreamTap>>,
     ended: bool,
     drain: Option<tokio::sync::watch::Receiver<bool>>,
+    trace: Option<crate::telemetry::StreamTrace>,
     _guard: Option<crate::metrics::InflightGuard>,
 }
 
@@ -284,11 +287,17 @@ impl BodyState {
                 if let Some(tap) = &mut self.tap {
                     tap.chunk(&chunk);
                 }
+                if let Some(trace) = &mut self.trace {
+                    trace.chunk(&chunk);
+                }
                 self.render.chunk(chunk, out);
             }
             Ok(None) => {
                 self.ended = true;
                 self.end.finished(None);
+                if let Some(trace) = &mut self.trace {
+                    trace.end(None);
+                }
                 if let Some(tap) = self.tap.take() {
                     tap.done();
                 }
@@ -302,6 +311,10 @@ impl BodyState {
                 };
                 tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
                 self.end.finished(Some(&e));
+                if let Some(trace) = &mut self.trace {
+                    let outcome = e.clone().into_outcome();
+                    trace.end(Some((outcome.label(), outcome.describe())));
+                }
                 self.render.error(&err, out);
             }
         }
@@ -318,6 +331,9 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         if let Some(tap) = &mut c.tap {
             tap.chunk(&chunk);
         }
+        if let Some(trace) = &mut c.trace {
+            trace.chunk(&chunk);
+        }
         render.chunk(chunk, &mut first);
     }
     let state = BodyState {
@@ -329,6 +345,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         tap: c.tap,
         ended: false,
         drain: c.drain,
+        trace: c.trace,
         _guard: c.guard,
     };
     // hyper polls the body outside the request's span: carry it, so every line this

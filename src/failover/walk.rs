@@ -146,7 +146,15 @@ impl<'a, W: Work> Walk<'a, W> {
         let target = &targets[idx];
         self.start_attempt();
         let head = Notify::new();
-        let first = attempt(self.app, self.snap, target, self.call, upstream_req, &head);
+        let first = attempt(
+            self.app,
+            self.snap,
+            target,
+            self.call,
+            upstream_req,
+            &head,
+            self.sent,
+        );
         if self.snap.failover.hedge_after.is_zero() {
             let result = first.await;
             return self.settle(target, permit, result);

@@ -58,6 +58,7 @@ async fn answer(
         return fail(UNROUTED, ProxyError::ModelNotFound(req.model.clone()));
     };
     let route = resolved.label();
+    crate::telemetry::routed(&req.model, &route, || None);
     let format = req.encoding_format;
 
     let cached = app.cache.lookup_embeddings(&route, &req).await;

@@ -90,6 +90,9 @@ async fn answer(
         return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone()));
     };
     let route = resolved.label();
+    crate::telemetry::routed(&chat.model, &route, || {
+        serde_json::to_string(&chat.messages).ok()
+    });
 
     let cached = app.cache.lookup(&route, chat).await;
     if let Some(entry) = cached.fresh() {

@@ -245,15 +245,15 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     match route {
         Route::Front(door) => {
             let span = request_span(&request_id);
-            exchange::handle(app, req, request_id, door)
-                .instrument(span)
-                .await
+            let traced = app.telemetry.request(req.headers(), door.api());
+            let answer = exchange::handle(app, req, request_id, door).instrument(span);
+            traced_answer(traced, answer).await
         }
         Route::Embeddings => {
             let span = request_span(&request_id);
-            embeddings::handle(app, req, request_id)
-                .instrument(span)
-                .await
+            let traced = app.telemetry.request(req.headers(), "embeddings");
+            let answer = embeddings::handle(app, req, request_id).instrument(span);
+            traced_answer(traced, answer).await
         }
         // Anthropic's SDKs send anthropic-version: answer in their list shape.
         Route::Models if req.headers().contains_key("anthropic-version") => {
@@ -273,6 +273,25 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Status => admin::status(&app),
         Route::Metrics => admin::metrics(&app),
     }
+}
+
+/// Runs a front door's answer inside its request span (when traces are on) and
+/// records what the client got on it.
+async fn traced_answer(
+    traced: Option<opentelemetry::Context>,
+    answer: impl std::future::Future<Output = http::Response<Body>>,
+) -> http::Response<Body> {
+    use opentelemetry::context::FutureExt as _;
+    let Some(cx) = traced else {
+        return answer.await;
+    };
+    let resp = answer.with_context(cx.clone()).await;
+    let attempts = resp
+        .headers()
+        .get("x-understudy-attempts")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    crate::telemetry::answered(&cx, resp.status(), attempts);
+    resp
 }
 
 /// Every log line of a request carries the id the client sees.

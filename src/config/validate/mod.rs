@@ -146,6 +146,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         return Err("responses.max_bytes: must be greater than 0".into());
     }
     let state = state_policy(&raw.state, env.as_ref())?;
+    let telemetry = telemetry::policy(&raw.telemetry)?;
 
     let mut providers = Vec::with_capacity(raw.providers.len());
     let mut egresses = egress::Egresses::new(path, env);
@@ -301,6 +302,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             max_bytes: raw.responses.max_bytes,
         },
         state,
+        telemetry,
         passthrough,
         providers,
         routes,
@@ -477,5 +479,6 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
 }
 
 mod egress;
+mod telemetry;
 #[cfg(test)]
 mod tests;
