@@ -95,16 +95,52 @@ async fn the_dashboard_shows_an_outage_live_in_chromium() {
         .await
     );
 
-    // lead fails, limited is rate-limited, backup answers; the second failure opens
-    // lead's circuit, so the third request goes straight to backup.
-    for attempts in ["3", "2", "1"] {
-        let r = p.chat(user("default")).await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.header("x-understudy-attempts"), Some(attempts));
-        assert_eq!(r.header("x-understudy-provider"), Some("backup"));
-    }
+    // The page, open in a real browser before the outage begins: it must follow
+    // without a reload. lead fails, limited is rate-limited, backup answers; the
+    // second failure opens lead's circuit, so the third request goes straight to
+    // backup.
+    let chromium =
+        std::env::var("UNDERSTUDY_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        PathBuf::from(&chromium).exists(),
+        "{chromium} is missing: run scripts/test.sh, which installs Debian's chromium"
+    );
+    let modules = manifest("tests/browser/node_modules/playwright-core");
+    assert!(
+        modules.exists(),
+        "{} is missing: run scripts/test.sh, which runs `npm ci` in tests/browser",
+        modules.display()
+    );
+    let shot = manifest("target/test-artifacts/dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let seen = run_json(
+        node(),
+        vec![
+            manifest("tests/browser/dashboard.mjs")
+                .display()
+                .to_string(),
+            p.url("/dashboard"),
+            shot.display().to_string(),
+        ],
+        json!({
+            "lead": "lead", "lead_target": "lead/m-lead", "reason": "lead is down",
+            "cooling_target": "limited/m-limited", "odd_route": ODD_ROUTE,
+            "traffic": {"url": p.url("/v1/chat/completions"), "body": user("default"), "count": 3},
+        }),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(seen["attempts"], json!(["3", "2", "1"]));
+    assert_eq!(seen["loads"], 1, "the page was loaded once, never reloaded");
     assert_eq!((lead.count(), limited.count(), backup.count()), (2, 1, 3));
+    let text = seen["text"].as_str().unwrap();
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    assert_eq!(seen["xss"], false, "a route name ran as markup:\n{text}");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{} is a PNG", shot.display());
 
+    // What the page was drawn from.
     let resp = get(&p.url("/dashboard/data")).await;
     assert_eq!(resp.status, 200);
     assert!(!resp.text().contains(SECRET), "{}", resp.text());
@@ -178,44 +214,6 @@ async fn the_dashboard_shows_an_outage_live_in_chromium() {
         (reloads[0]["ok"].as_bool(), reloads[1]["ok"].as_bool()),
         (Some(true), Some(false))
     );
-
-    // The page, in a real browser.
-    let chromium =
-        std::env::var("UNDERSTUDY_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        PathBuf::from(&chromium).exists(),
-        "{chromium} is missing: run scripts/test.sh, which installs Debian's chromium"
-    );
-    let modules = manifest("tests/browser/node_modules/playwright-core");
-    assert!(
-        modules.exists(),
-        "{} is missing: run scripts/test.sh, which runs `npm ci` in tests/browser",
-        modules.display()
-    );
-    let shot = manifest("target/test-artifacts/dashboard.png");
-    let _ = std::fs::remove_file(&shot);
-    let seen = run_json(
-        node(),
-        vec![
-            manifest("tests/browser/dashboard.mjs")
-                .display()
-                .to_string(),
-            p.url("/dashboard"),
-            shot.display().to_string(),
-        ],
-        json!({
-            "lead": "lead", "lead_target": "lead/m-lead", "reason": "lead is down",
-            "cooling_target": "limited/m-limited", "odd_route": ODD_ROUTE,
-        }),
-        Duration::from_secs(120),
-    )
-    .await;
-    let text = seen["text"].as_str().unwrap();
-    assert!(!text.contains(SECRET), "{text}");
-    assert!(text.contains("[redacted]"), "{text}");
-    assert_eq!(seen["xss"], false, "a route name ran as markup:\n{text}");
-    let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "{} is a PNG", shot.display());
 }
 
 #[tokio::test]
@@ -259,4 +257,32 @@ async fn the_dashboard_is_open_like_status_and_self_contained() {
     let post = send(&p.url("/dashboard"), "POST", &[], "").await;
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_content_is_listed_as_such() {
+    let (a, _b, p) = two("").await;
+    let mut r = stream_reply("m-a", &["Hel", "lo"]);
+    r.events.truncate(3); // role, "Hel", "lo" — then the connection drops
+    a.push(r.end(End::Drop));
+    let resp = p.chat(user_stream("default")).await;
+    assert_eq!(resp.status, 200);
+    // the error event is sent once the failure is booked
+    assert!(resp.sse_data().last().unwrap().contains("upstream_error"));
+    let data = get(&p.url("/dashboard/data")).await.json();
+    let f = &data["failures"][0];
+    assert_eq!(f["target"], "a/m-a", "{data}");
+    assert_eq!(f["then"], "stream cut after content");
+    assert_eq!(f["route"], Value::Null);
+    assert!(
+        f["reason"].as_str().unwrap().starts_with("stream failed"),
+        "{f}"
+    );
+    // committed once (ok), then failed: both in a's window
+    let w = &provider(&data, "a")["window"];
+    assert_eq!(
+        (w["ok"].as_u64(), w["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{w}"
+    );
 }

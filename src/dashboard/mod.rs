@@ -26,15 +26,36 @@ const REASON_MAX: usize = 500;
 #[derive(Debug, Clone)]
 pub struct FailedAttempt {
     pub at: SystemTime,
-    pub route: String,
+    /// `None` for a stream cut after commit: the stream no longer knows its route.
+    pub route: Option<String>,
     /// `provider/model`.
     pub target: String,
     /// The metrics' outcome label (`error_status`, `timeout`, …).
     pub outcome: &'static str,
     /// What went wrong, as the logs say it (keys already redacted).
     pub reason: String,
-    /// Whether the walk went on to the next target or handed the error back.
-    pub failed_over: bool,
+    pub then: Then,
+}
+
+/// What became of the request after the failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Then {
+    /// The walk went on to the next target (or a retry).
+    FailedOver,
+    /// The upstream's error was handed to the client.
+    Returned,
+    /// The stream had reached the client: it ended with an error event.
+    StreamCut,
+}
+
+impl Then {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Then::FailedOver => "failed over",
+            Then::Returned => "returned to client",
+            Then::StreamCut => "stream cut after content",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,11 +153,11 @@ mod tests {
     fn failure(reason: String) -> FailedAttempt {
         FailedAttempt {
             at: SystemTime::now(),
-            route: "default".into(),
+            route: Some("default".into()),
             target: "a/m".into(),
             outcome: "error_status",
             reason,
-            failed_over: true,
+            then: Then::FailedOver,
         }
     }
 

@@ -17,7 +17,7 @@ use super::hedge::Raced;
 use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
-use crate::dashboard::FailedAttempt;
+use crate::dashboard::{FailedAttempt, Then};
 use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
 use crate::providers::{FailureClass, Target};
 
@@ -207,11 +207,14 @@ impl<'a, W: Work> Walk<'a, W> {
         self.app.dashboard.attempt(&target.provider.name, false);
         self.app.dashboard.failed(FailedAttempt {
             at: SystemTime::now(),
-            route: self.route.clone(),
+            route: Some(self.route.clone()),
             target: target.label.clone(),
             outcome: outcome.label(),
             reason: outcome.describe(),
-            failed_over: matches!(verdict, Verdict::FailOver { .. }),
+            then: match verdict {
+                Verdict::FailOver { .. } => Then::FailedOver,
+                Verdict::Return => Then::Returned,
+            },
         });
     }
 

@@ -152,7 +152,7 @@ fn failures(app: &App) -> Vec<Value> {
             json!({
                 "at": rfc3339(f.at), "route": f.route, "target": f.target,
                 "outcome": f.outcome, "reason": f.reason,
-                "then": if f.failed_over { "failed over" } else { "returned to client" },
+                "then": f.then.as_str(),
             })
         })
         .collect()

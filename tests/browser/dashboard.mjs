@@ -1,12 +1,16 @@
-// Opens the proxy's /dashboard in headless Chromium (Debian's package) and waits,
-// bounded, until the live page shows what the test expects; then saves a screenshot.
+// Opens the proxy's /dashboard in headless Chromium (Debian's package), waits until
+// it shows a quiet proxy, then sends the traffic it is given (from Node, not the
+// page) and waits, bounded, until the same page — never reloaded — shows what the
+// test expects; then saves a screenshot.
 //
 //   node dashboard.mjs DASHBOARD_URL SCREENSHOT_PATH < expectations.json
 //
-// expectations: { lead, lead_target, reason, cooling_target, odd_route }
-// Prints {"text": <the page's visible text>, "xss": <whether a route name ran as
-// markup>} on success; on failure saves the screenshot anyway, prints the error
-// and the page text to stderr, and exits 1.
+// expectations: { lead, lead_target, reason, cooling_target, odd_route,
+//                 traffic: { url, body, count } }
+// Prints {"attempts": [x-understudy-attempts of each request], "text": <the page's
+// visible text>, "xss": <whether a route name ran as markup>, "loads": <page loads>}
+// on success; on failure saves the screenshot anyway, prints the error and the page
+// text to stderr, and exits 1.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync, existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,18 +61,38 @@ const checks = [
       tr.querySelector("td").textContent === w.odd_route)],
 ];
 
+const quiet = ["a quiet proxy: the lead's circuit closed, no failed attempt", (w) =>
+  document.querySelector(`tr[data-provider="${CSS.escape(w.lead)}"] td.circuit[data-circuit="closed"]`) !== null &&
+  document.getElementById("failures").textContent.includes("no failed attempts")];
+
+async function waitFor([what, cond]) {
+  try {
+    await page.waitForFunction(cond, want, { timeout: WAIT_MS, polling: 100 });
+  } catch (e) {
+    throw new Error(`the page never showed: ${what} (${e.message.split("\n")[0]})`);
+  }
+}
+
 const page = await context.newPage();
 const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(String(e)));
+let loads = 0;
+page.on("load", () => { loads += 1; });
+const attempts = [];
 let failed = null;
 try {
   await page.goto(url, { timeout: WAIT_MS });
-  for (const [what, cond] of checks) {
-    try {
-      await page.waitForFunction(cond, want, { timeout: WAIT_MS, polling: 100 });
-    } catch (e) {
-      throw new Error(`the page never showed: ${what} (${e.message.split("\n")[0]})`);
-    }
+  await waitFor(quiet);
+  for (let i = 0; i < want.traffic.count; i++) {
+    const resp = await fetch(want.traffic.url, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify(want.traffic.body), signal: AbortSignal.timeout(WAIT_MS),
+    });
+    await resp.arrayBuffer();
+    attempts.push(resp.headers.get("x-understudy-attempts"));
+  }
+  for (const check of checks) {
+    await waitFor(check);
   }
 } catch (e) {
   failed = e;
@@ -85,4 +109,4 @@ if (failed || pageErrors.length > 0) {
   console.error(`--- page text ---\n${text}`);
   process.exit(1);
 }
-console.log(JSON.stringify({ text, xss }));
+console.log(JSON.stringify({ attempts, text, xss, loads }));
