@@ -69,3 +69,69 @@ fn weighted_draw(mut rest: Vec<Arc<Target>>) -> Vec<Arc<Target>> {
     }
     v
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{from_str, EnvLookup};
+
+    fn app(strategy: &str, targets: &str) -> Arc<App> {
+        let text = format!(
+            "[providers.a]\nkind = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\n\
+             [providers.b]\nkind = \"ollama\"\nbase_url = \"http://127.0.0.1:2\"\n\
+             [providers.c]\nkind = \"ollama\"\nbase_url = \"http://127.0.0.1:3\"\n\
+             [[routes]]\nmodel = \"m\"\nstrategy = \"{strategy}\"\ntargets = [{targets}]\n"
+        );
+        let env: EnvLookup = Arc::new(|_: &str| None);
+        let snap = from_str(&text, Path::new("proxy.toml"), &env).unwrap();
+        App::new(snap, env)
+    }
+
+    fn labels(v: &[Arc<Target>]) -> Vec<&str> {
+        v.iter().map(|t| t.label.as_str()).collect()
+    }
+
+    #[test]
+    fn the_preview_shows_round_robins_next_start_without_moving_it() {
+        let app = app("round-robin", r#""a/x", "b/x", "c/x""#);
+        let snap = app.config.load();
+        let route = &snap.routes[0];
+        assert_eq!(labels(&preview(&app, route)), ["a/x", "b/x", "c/x"]);
+        assert_eq!(labels(&preview(&app, route)), ["a/x", "b/x", "c/x"]);
+        let first = targets(&app, &Resolved::Route(route));
+        assert_eq!(labels(&first), ["a/x", "b/x", "c/x"]);
+        // the request moved the cursor; the preview follows it
+        assert_eq!(labels(&preview(&app, route)), ["b/x", "c/x", "a/x"]);
+        assert_eq!(
+            labels(&targets(&app, &Resolved::Route(route))),
+            ["b/x", "c/x", "a/x"]
+        );
+    }
+
+    #[test]
+    fn the_weighted_preview_lists_the_heaviest_first() {
+        let app = app(
+            "weighted",
+            r#"{ target = "a/x", weight = 1 }, { target = "b/x", weight = 5 }, { target = "c/x", weight = 1 }"#,
+        );
+        let snap = app.config.load();
+        assert_eq!(
+            labels(&preview(&app, &snap.routes[0])),
+            ["b/x", "a/x", "c/x"]
+        );
+    }
+
+    #[test]
+    fn the_lowest_latency_preview_sorts_by_the_current_averages() {
+        let app = app("lowest-latency", r#""a/x", "b/x", "c/x""#);
+        let snap = app.config.load();
+        let route = &snap.routes[0];
+        app.health.observe_latency(&route.targets[0], 0.9);
+        app.health.observe_latency(&route.targets[1], 0.1);
+        app.health.observe_latency(&route.targets[2], 0.5);
+        assert_eq!(labels(&preview(&app, route)), ["b/x", "c/x", "a/x"]);
+    }
+}
