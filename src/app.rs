@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 
 use crate::cache::AnswerCache;
 use crate::config::{EnvLookup, Snapshot, StatePolicy};
+use crate::dashboard::Dashboard;
 use crate::failover::budget::Budgets;
 use crate::failover::health::Health;
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct App {
     pub budgets: Budgets,
     pub upstream: Upstream,
     pub metrics: Metrics,
+    /// What `/dashboard` shows beyond `/status`: recent attempts, failures, reloads.
+    pub dashboard: Dashboard,
     /// Outside the snapshot so cached answers survive reloads.
     pub cache: AnswerCache,
     /// Responses-API answers kept for `previous_response_id` and `GET`: in this
@@ -67,6 +70,7 @@ impl App {
             budgets: Budgets::default(),
             upstream,
             metrics: Metrics::default(),
+            dashboard: Dashboard::default(),
             reload: Mutex::new(ReloadStatus::default()),
             env,
             draining: tokio::sync::watch::Sender::new(false),

@@ -13,6 +13,7 @@ pub mod app;
 pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod failover;
 pub mod frontdoor;

@@ -49,6 +49,7 @@ pub fn reload(app: &App) -> bool {
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.reloads += 1;
             st.last_error = None;
+            app.dashboard.reloaded(true, summary(app));
             app.metrics
                 .reloads
                 .get_or_create(&ResultLabel { result: "ok" })
@@ -59,6 +60,7 @@ pub fn reload(app: &App) -> bool {
             tracing::error!(error = %e, "config reload failed; the previous config stays in force");
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.last_error = Some(e.to_string());
+            app.dashboard.reloaded(false, e.to_string());
             app.metrics
                 .reloads
                 .get_or_create(&ResultLabel { result: "error" })
@@ -66,6 +68,16 @@ pub fn reload(app: &App) -> bool {
             false
         }
     }
+}
+
+/// A good reload's line in the dashboard's history.
+fn summary(app: &App) -> String {
+    let snap = app.config.load();
+    format!(
+        "applied: {} routes, {} providers",
+        snap.routes.len(),
+        snap.providers.len()
+    )
 }
 
 fn log_changes(old: &Snapshot, new: &Snapshot) {

@@ -68,6 +68,7 @@ pub(super) fn observe(app: &App, target: &Target, started: Instant, good: bool) 
         .observe(secs);
     if good {
         app.health.observe_latency(target, secs);
+        app.dashboard.latency(&target.provider.name, secs);
     }
 }
 

@@ -2,6 +2,7 @@
 //! first content event, where it is committed to the client.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -9,6 +10,7 @@ use super::classify::{decide, Outcome, Verdict};
 use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::{Answer, Answered, Call, Work};
 use crate::app::App;
+use crate::dashboard::{FailedAttempt, Then};
 use crate::providers::{adapter_for, build_for, Target};
 
 /// Bytes an upstream may send before its first content event (role chunks, pings,
@@ -72,6 +74,7 @@ impl Work for Call<'_> {
                                 app: app.clone(),
                                 provider_key: target.provider.health_key(),
                                 provider: target.provider.name.clone(),
+                                target: target.label.clone(),
                                 circuit: snap.circuit,
                                 failover: snap.failover.clone(),
                             }),
@@ -94,6 +97,7 @@ struct CircuitOnEnd {
     app: Arc<App>,
     provider_key: String,
     provider: String,
+    target: String,
     circuit: crate::config::CircuitPolicy,
     failover: crate::config::FailoverPolicy,
 }
@@ -103,6 +107,15 @@ impl StreamEnd for CircuitOnEnd {
         let Some(e) = error else { return };
         let outcome = e.clone().into_outcome();
         self.app.metrics.attempt(&self.provider, outcome.label());
+        self.app.dashboard.attempt(&self.provider, false);
+        self.app.dashboard.failed(FailedAttempt {
+            at: SystemTime::now(),
+            route: None,
+            target: self.target.clone(),
+            outcome: outcome.label(),
+            reason: outcome.describe(),
+            then: Then::StreamCut,
+        });
         let counts = matches!(
             decide(&outcome, &self.failover),
             Verdict::FailOver {

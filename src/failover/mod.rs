@@ -13,7 +13,7 @@ pub mod classify;
 mod embed;
 pub mod health;
 mod hedge;
-mod order;
+pub mod order;
 pub mod probe;
 pub mod stream;
 mod walk;

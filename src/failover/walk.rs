@@ -3,7 +3,7 @@
 //! final error when no target answered.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -18,6 +18,7 @@ use super::hedge::Raced;
 use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
+use crate::dashboard::{FailedAttempt, Then};
 use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
 use crate::providers::{FailureClass, Target};
 
@@ -178,6 +179,7 @@ impl<'a, W: Work> Walk<'a, W> {
             Ok(answer) => {
                 permit.success();
                 self.app.metrics.attempt(&provider.name, "ok");
+                self.app.dashboard.attempt(&provider.name, true);
                 return Settled::Finished(Exchange {
                     attempts: self.sent,
                     result: Ok(Success {
@@ -190,6 +192,7 @@ impl<'a, W: Work> Walk<'a, W> {
         };
         self.app.metrics.attempt(&provider.name, outcome.label());
         let verdict = decide(&outcome, &self.snap.failover);
+        self.book_failure(target, &outcome, &verdict);
         match verdict {
             Verdict::Return => {
                 tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed; returned to the client");
@@ -228,6 +231,22 @@ impl<'a, W: Work> Walk<'a, W> {
                 Settled::Next { retry_same }
             }
         }
+    }
+
+    /// For the dashboard: the provider's window and the list of failed attempts.
+    fn book_failure(&self, target: &Target, outcome: &Outcome, verdict: &Verdict) {
+        self.app.dashboard.attempt(&target.provider.name, false);
+        self.app.dashboard.failed(FailedAttempt {
+            at: SystemTime::now(),
+            route: Some(self.route.clone()),
+            target: target.label.clone(),
+            outcome: outcome.label(),
+            reason: outcome.describe(),
+            then: match verdict {
+                Verdict::FailOver { .. } => Then::FailedOver,
+                Verdict::Return => Then::Returned,
+            },
+        });
     }
 
     /// No target answered: the final error, with every step in order.

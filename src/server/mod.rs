@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod dashboard;
 mod embeddings;
 mod exchange;
 mod passthrough;
@@ -150,6 +151,8 @@ enum Route<'p> {
     Readyz,
     Status,
     Metrics,
+    Dashboard,
+    DashboardData,
 }
 
 impl<'p> Route<'p> {
@@ -165,6 +168,8 @@ impl<'p> Route<'p> {
             "/readyz" => Route::Readyz,
             "/status" => Route::Status,
             "/metrics" => Route::Metrics,
+            "/dashboard" => Route::Dashboard,
+            "/dashboard/data" => Route::DashboardData,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     Route::Model(id)
@@ -272,6 +277,8 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Readyz => admin::readyz(&app),
         Route::Status => admin::status(&app),
         Route::Metrics => admin::metrics(&app),
+        Route::Dashboard => dashboard::page(),
+        Route::DashboardData => dashboard::data(&app),
     }
 }
 
