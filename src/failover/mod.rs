@@ -10,6 +10,7 @@ mod attempt;
 mod chat;
 pub mod classify;
 mod embed;
+pub mod fit;
 pub mod health;
 mod hedge;
 mod order;
@@ -67,6 +68,11 @@ pub trait Work: Sync {
         &self,
         answered: Answered<'_>,
     ) -> impl Future<Output = Result<Self::Answer, Outcome>> + Send;
+
+    /// The request's size in tokens, for targets that declare a `context_window`.
+    fn estimate(&self) -> Option<fit::Estimate> {
+        None
+    }
 }
 
 /// A chat turn, whichever API it came in by.
@@ -98,6 +104,17 @@ pub async fn run<W: Work>(
                 }
                 if try_no > 0 {
                     tokio::time::sleep(backoff(policy.backoff, try_no)).await;
+                }
+                if let Some(reason) = walk.exceeds_window(target) {
+                    walk.skip(
+                        target,
+                        admission::Skip {
+                            reason,
+                            usable_at: None,
+                            rate_limited: false,
+                        },
+                    );
+                    break;
                 }
                 let permit = match admit(app, target) {
                     Candidate::Admitted(p) => p,
