@@ -335,3 +335,41 @@ async fn too_long_for_one_and_down_elsewhere_is_not_a_400() {
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.error_code(), "upstream_failed");
 }
+
+#[tokio::test]
+async fn embeddings_skip_a_small_window_and_fail_over_on_a_too_long_input() {
+    let embedded = include_str!("../fixtures/openai/embeddings_float.json");
+    let too_long = include_str!("../fixtures/openai/error_embeddings_context_length.json");
+    let (mocks, p) = setup(&[
+        windowed("small", "embed-512", 512),
+        t("lead", "openai", "text-embedding-3-small"),
+        t("big", "openai", "text-embedding-3-large"),
+    ])
+    .await;
+    mocks[1].push(Reply::json(400, too_long));
+    mocks[2].push(Reply::json(200, embedded));
+    // The longest input decides: 6 000 bytes, at least 1 000 tokens > 512.
+    let body = json!({"model": "default", "input": ["short", "w".repeat(6_000)]});
+    let r = send(&p.url("/v1/embeddings"), "POST", &[], body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-understudy-provider"), Some("big"));
+    assert_eq!(r.header("x-understudy-attempts"), Some("2"));
+    assert_eq!(mocks[0].count(), 0, "the small window is never called");
+
+    // Every target too long: OpenAI's error shape, the provider's message.
+    mocks[1].push(Reply::json(400, too_long));
+    mocks[2].push(Reply::json(400, too_long));
+    let r = send(&p.url("/v1/embeddings"), "POST", &[], body.to_string()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "context_length_exceeded");
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        msg.starts_with("big: This model's maximum context length is 8192 tokens"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("small/embed-512: skipped (context window of 512"),
+        "{msg}"
+    );
+    assert_eq!(mocks[0].count(), 0);
+}

@@ -26,6 +26,12 @@ fn every_kind_reads_its_context_length_error_as_its_own_class() {
             include_bytes!("../../fixtures/openai/error_azure_context_length_exceeded.json"),
             "maximum context length is 32768 tokens",
         ),
+        // Embeddings: the older wording, with no code.
+        (
+            Kind::Openai,
+            include_bytes!("../../fixtures/openai/error_embeddings_context_length.json"),
+            "maximum context length is 8192 tokens, however you requested 8238",
+        ),
         // OpenAI-compatible servers: vLLM (today's envelope and the one before it),
         // llama.cpp's server.
         (
