@@ -373,3 +373,43 @@ async fn embeddings_skip_a_small_window_and_fail_over_on_a_too_long_input() {
     );
     assert_eq!(mocks[0].count(), 0);
 }
+
+#[tokio::test]
+async fn the_official_sdks_see_a_bad_request_they_can_act_on() {
+    let (mocks, p) = setup(&[windowed("a", "m-4k", 4_000), t("b", "openai", "m-b")]).await;
+    mocks[1].always(Reply::json(400, OPENAI_TOO_LONG));
+    let long = "w".repeat(60_000);
+    let chat = json!({"model": "default", "messages": [{"role": "user", "content": long}]});
+    let results = openai_sdk(
+        &p,
+        "client-key",
+        json!([{"kind": "complete", "request": chat}, {"kind": "stream", "request": chat}]),
+    )
+    .await;
+    for r in &results {
+        assert_eq!(r["error"], "BadRequestError", "{r}");
+        assert_eq!(r["status"], 400);
+        assert_eq!(r["code"], "context_length_exceeded", "{r}");
+        assert_eq!(r["type"], "invalid_request_error");
+    }
+    let messages = json!({"model": "default", "max_tokens": 100,
+                          "messages": [{"role": "user", "content": long}]});
+    let e = run_sdk_script(
+        "anthropic_client.py",
+        p.url(""),
+        "client-key",
+        json!([{"kind": "create", "request": messages}]),
+    )
+    .await
+    .remove(0);
+    assert_eq!(e["error"], "BadRequestError", "{e}");
+    assert_eq!(e["type"], "invalid_request_error", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("prompt is too long"),
+        "{e}"
+    );
+    assert_eq!(mocks[0].count(), 0);
+}
