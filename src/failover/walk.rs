@@ -2,6 +2,7 @@
 //! is booked (metrics, circuit, cooldown, the steps of the final error), and the
 //! final error when no target answered.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +38,9 @@ pub(super) struct Walk<'a, W: Work> {
     skipped_rate_limited: bool,
     /// Skipped for a reason other than a rate-limit cooldown or being disabled.
     skipped_other: bool,
-    /// The request's size, for targets that declare a context window.
-    estimate: Option<Estimate>,
+    /// The request's size, for targets that declare a context window: measured
+    /// when first needed, so a route without windows never pays for it.
+    estimate: OnceCell<Option<Estimate>>,
 }
 
 pub(super) enum Settled<A> {
@@ -68,14 +70,19 @@ impl<'a, W: Work> Walk<'a, W> {
             soonest: None,
             skipped_rate_limited: false,
             skipped_other: false,
-            estimate: call.estimate(),
+            estimate: OnceCell::new(),
         }
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        *self.estimate.get_or_init(|| self.call.estimate())
     }
 
     /// Why `target` is skipped before it is asked: the request clearly exceeds the
     /// context window the route declares for it.
     pub(super) fn exceeds_window(&self, target: &Target) -> Option<SkipReason> {
-        let (window, estimate) = (target.context_window?, self.estimate?);
+        let window = target.context_window?;
+        let estimate = self.estimate()?;
         if !estimate.clearly_exceeds(window) {
             return None;
         }
@@ -228,7 +235,7 @@ impl<'a, W: Work> Walk<'a, W> {
                 attempts: self.sent,
                 result: Err(ProxyError::ContextTooLong(TooLong {
                     refused,
-                    estimate: self.estimate,
+                    estimate: self.estimate(),
                     steps: self.steps,
                 })),
             };
