@@ -54,8 +54,8 @@ pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
 pub(super) fn body(err: &ProxyError) -> Value {
     let (_, kind) = status_and_type(err);
     let mut message = err.to_string();
-    // Anthropic's own wording, which its clients (Claude Code) look for to compact
-    // the conversation, whichever provider refused last.
+    // Anthropic's own wording for it, whichever provider refused last, so a
+    // Messages client that tests for it need not know the other providers' words.
     if matches!(err, ProxyError::ContextTooLong(_))
         && !message.to_ascii_lowercase().contains("prompt is too long")
     {
