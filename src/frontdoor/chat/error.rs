@@ -192,6 +192,16 @@ mod tests {
                 "upstream_failed",
             ),
             (
+                ProxyError::ContextTooLong(crate::error::TooLong {
+                    refused: None,
+                    estimate: None,
+                    steps: Vec::new(),
+                }),
+                400,
+                "invalid_request_error",
+                "context_length_exceeded",
+            ),
+            (
                 ProxyError::ShuttingDown,
                 503,
                 "service_unavailable",
