@@ -329,12 +329,15 @@ pub struct RawRoute {
     pub strategy: Strategy,
 }
 
-/// `"provider/model"` or `{ target = "provider/model", weight = 1, timeouts = {...} }`.
+/// `"provider/model"` or `{ target = "provider/model", weight = 1, timeouts = {...},
+/// context_window = 128000 }`.
 #[derive(Debug)]
 pub struct RawTarget {
     pub target: String,
     pub weight: u32,
     pub timeouts: RawTimeouts,
+    /// Signed so that a negative value gets our message, not serde's.
+    pub context_window: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -345,6 +348,8 @@ struct RawTargetTable {
     weight: u32,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default)]
+    context_window: Option<i64>,
 }
 
 fn one() -> u32 {
@@ -366,6 +371,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                     target: s.to_string(),
                     weight: 1,
                     timeouts: RawTimeouts::default(),
+                    context_window: None,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTarget, A::Error> {
@@ -374,6 +380,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                     target: t.target,
                     weight: t.weight,
                     timeouts: t.timeouts,
+                    context_window: t.context_window,
                 })
             }
         }

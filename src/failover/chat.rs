@@ -7,10 +7,12 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::classify::{decide, Outcome, Verdict};
+use super::fit::Estimate;
 use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::{Answer, Answered, Call, Work};
 use crate::app::App;
 use crate::dashboard::{FailedAttempt, Then};
+use crate::canonical::Api;
 use crate::providers::{adapter_for, build_for, Target};
 
 /// Bytes an upstream may send before its first content event (role chunks, pings,
@@ -29,6 +31,12 @@ impl Work for Call<'_> {
             Answer::Complete(a) => Some(crate::telemetry::Facts::of_chat(a, capture)),
             Answer::Stream(_) => None,
         }
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        // Counting the tokens of a prompt too long to answer is what a count is for.
+        let counting = self.req.native.as_ref().map(|n| n.api) == Some(Api::CountTokens);
+        (!counting).then(|| Estimate::of_chat(self.req))
     }
 
     async fn read(&self, answered: Answered<'_>) -> Result<Answer, Outcome> {

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::fit::Estimate;
 use super::{Answered, Outcome, Work};
 use crate::canonical::{EmbedRequest, EmbedResponse};
 use crate::providers::{adapter_for, build_embeddings_for, Target};
@@ -20,6 +21,10 @@ impl Work for EmbedRequest {
             input_tokens: Some(answer.usage.prompt_tokens),
             ..Default::default()
         })
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        Some(Estimate::of_embeddings(self))
     }
 
     async fn read(&self, answered: Answered<'_>) -> Result<Self::Answer, Outcome> {

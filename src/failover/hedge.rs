@@ -34,7 +34,7 @@ impl<'a, W: Work> Walk<'a, W> {
             return None;
         }
         for (j, t) in targets.iter().enumerate().skip(idx + 1) {
-            if self.hedged[j] {
+            if self.hedged[j] || self.exceeds_window(t).is_some() {
                 continue;
             }
             let Candidate::Admitted(permit) = admit(self.app, t) else {

@@ -11,6 +11,7 @@ pub mod budget;
 mod chat;
 pub mod classify;
 mod embed;
+pub mod fit;
 pub mod health;
 mod hedge;
 pub mod order;
@@ -75,6 +76,11 @@ pub trait Work: Sync {
     fn facts(_answer: &Self::Answer, _capture: bool) -> Option<crate::telemetry::Facts> {
         None
     }
+
+    /// The request's size in tokens, for targets that declare a `context_window`.
+    fn estimate(&self) -> Option<fit::Estimate> {
+        None
+    }
 }
 
 /// A chat turn, whichever API it came in by.
@@ -106,6 +112,17 @@ pub async fn run<W: Work>(
                 }
                 if try_no > 0 {
                     tokio::time::sleep(backoff(policy.backoff, try_no)).await;
+                }
+                if let Some(reason) = walk.exceeds_window(target) {
+                    walk.skip(
+                        target,
+                        admission::Skip {
+                            reason,
+                            usable_at: None,
+                            rate_limited: false,
+                        },
+                    );
+                    break;
                 }
                 let permit = match admit(app, target) {
                     Candidate::Admitted(p) => p,

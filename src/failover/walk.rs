@@ -2,6 +2,7 @@
 //! is booked (metrics, circuit, cooldown, the steps of the final error), and the
 //! final error when no target answered.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,13 +14,14 @@ use super::admission::Skip;
 use super::attempt::attempt;
 use super::budget::Window;
 use super::classify::{decide, Outcome, Verdict};
+use super::fit::Estimate;
 use super::health::Permit;
 use super::hedge::Raced;
 use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
 use crate::dashboard::{FailedAttempt, Then};
-use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
+use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, TooLong, Why};
 use crate::providers::{FailureClass, Target};
 
 pub(super) struct Walk<'a, W: Work> {
@@ -42,6 +44,9 @@ pub(super) struct Walk<'a, W: Work> {
     budget: Arc<Window>,
     /// An attempt was refused for the budget (counted once per client request).
     over_budget: bool,
+    /// The request's size, for targets that declare a context window: measured
+    /// when first needed, so a route without windows never pays for it.
+    estimate: OnceCell<Option<Estimate>>,
 }
 
 pub(super) enum Settled<A> {
@@ -75,7 +80,24 @@ impl<'a, W: Work> Walk<'a, W> {
             soonest: None,
             skipped_rate_limited: false,
             skipped_other: false,
+            estimate: OnceCell::new(),
         }
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        *self.estimate.get_or_init(|| self.call.estimate())
+    }
+
+    /// Why `target` is skipped before it is asked: the request clearly exceeds the
+    /// context window the route declares for it.
+    pub(super) fn exceeds_window(&self, target: &Target) -> Option<SkipReason> {
+        let window = target.context_window?;
+        let estimate = self.estimate()?;
+        if !estimate.clearly_exceeds(window) {
+            return None;
+        }
+        tracing::debug!(target = %target.label, window, estimate = %estimate.describe(), "skipped: request exceeds the context window");
+        Some(SkipReason::ContextWindow { window, estimate })
     }
 
     /// Another pass over the targets (after waiting for a cooling one): what was
@@ -251,6 +273,23 @@ impl<'a, W: Work> Walk<'a, W> {
 
     /// No target answered: the final error, with every step in order.
     pub(super) fn exhausted(self, targets: &[Arc<Target>]) -> Exchange<W::Answer> {
+        if too_long(&self.steps) {
+            let refused = self.steps.iter().rev().find_map(|s| match &s.what {
+                StepKind::Tried(Outcome::Status { error, .. }) => Some((
+                    s.target.split('/').next().unwrap_or_default().to_string(),
+                    Box::new(error.clone()),
+                )),
+                _ => None,
+            });
+            return Exchange {
+                attempts: self.sent,
+                result: Err(ProxyError::ContextTooLong(TooLong {
+                    refused,
+                    estimate: self.estimate(),
+                    steps: self.steps,
+                })),
+            };
+        }
         let now = Instant::now();
         let tried = tried(&self.steps);
         let skipped = |pred: fn(&SkipReason) -> bool| {
@@ -313,6 +352,22 @@ impl<'a, W: Work> Walk<'a, W> {
             result: Err(error),
         }
     }
+}
+
+/// Every target that could take the request is too small for it: it said so, or
+/// was skipped by its declared window (disabled ones and kinds that cannot express
+/// the request aside).
+fn too_long(steps: &[Step]) -> bool {
+    let mut any = false;
+    for s in steps {
+        match &s.what {
+            StepKind::Tried(o) if o.class() == FailureClass::ContextTooLong => any = true,
+            StepKind::Skipped(SkipReason::ContextWindow { .. }) => any = true,
+            StepKind::Skipped(SkipReason::Disabled(_) | SkipReason::Unsupported(_)) => {}
+            _ => return false,
+        }
+    }
+    any
 }
 
 /// An upstream error handed to the client without failover.

@@ -7,6 +7,8 @@
 
 mod anthropic;
 mod azure;
+#[cfg(test)]
+mod context_errors;
 mod error;
 mod gemini;
 pub(crate) mod native;

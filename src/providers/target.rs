@@ -102,6 +102,9 @@ pub struct Target {
     pub timeouts: Timeouts,
     /// `provider/model`, as written in the route.
     pub label: String,
+    /// The model's context window in tokens, when the route declares it: a request
+    /// that clearly exceeds it skips this target.
+    pub context_window: Option<u64>,
     /// See [`Target::health_key`]; looked up several times per attempt.
     key: String,
 }
@@ -112,6 +115,7 @@ impl Target {
             label: format!("{}/{}", provider.name, model),
             key: format!("{}|{}", provider.health_key(), model),
             model: model.to_string(),
+            context_window: None,
             weight,
             timeouts,
             provider,

@@ -253,7 +253,9 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             }
             let timeouts =
                 merge_timeouts(provider.timeouts, &t.timeouts, &format!("{tkey}.timeouts"))?;
-            targets.push(Arc::new(Target::new(provider, model, t.weight, timeouts)));
+            let mut target = Target::new(provider, model, t.weight, timeouts);
+            target.context_window = context_window(t.context_window, &tkey)?;
+            targets.push(Arc::new(target));
         }
         routes.push(Route {
             model: r.model.clone(),
@@ -460,6 +462,17 @@ fn names(providers: &[Arc<Provider>]) -> String {
         .map(|p| p.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A target's `context_window`, in tokens: a positive whole number when given.
+fn context_window(raw: Option<i64>, tkey: &str) -> Result<Option<u64>, String> {
+    match raw {
+        None => Ok(None),
+        Some(n) if n >= 1 => Ok(u64::try_from(n).ok()),
+        Some(n) => Err(format!(
+            "{tkey}.context_window: must be a positive number of tokens (e.g. 128000), got {n}"
+        )),
+    }
 }
 
 fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeouts, String> {

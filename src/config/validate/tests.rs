@@ -423,3 +423,31 @@ fn the_retry_budget_and_breaker_backoff_have_their_defaults_and_checks() {
         .join("\n");
     assert!(w.contains("circuit_breaker.max_open_for"), "{w}");
 }
+
+#[test]
+fn a_targets_context_window_is_a_positive_token_count() {
+    let route = |window: &str| {
+        format!(
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\n[[routes]]\nmodel = \"m\"\ntargets = [\"a/big\", {{ target = \"a/small\", context_window = {window} }}]"
+        )
+    };
+    let snap = check(&route("8192")).unwrap();
+    let windows: Vec<Option<u64>> = snap.routes[0]
+        .targets
+        .iter()
+        .map(|t| t.context_window)
+        .collect();
+    assert_eq!(windows, [None, Some(8192)]);
+    for (window, want) in [
+        (
+            "0",
+            "routes[0].targets[1].context_window: must be a positive number of tokens",
+        ),
+        ("-5", "got -5"),
+        ("\"128k\"", "invalid type: string \"128k\""),
+        ("1.5", "invalid type: floating point"),
+    ] {
+        let err = check(&route(window)).unwrap_err();
+        assert!(err.contains(want), "{window}: {err:?} lacks {want:?}");
+    }
+}
