@@ -55,6 +55,8 @@ pub struct Metrics {
     pub cache: Family<ResultLabel, Counter>,
     pub inflight: Gauge,
     pub state_errors: Counter,
+    /// Streams that failed after content, by what resuming them did.
+    pub stream_resumes: Family<ResultLabel, Counter>,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -121,6 +123,7 @@ impl Default for Metrics {
         let cache = Family::<ResultLabel, Counter>::default();
         let inflight = Gauge::default();
         let state_errors = Counter::default();
+        let stream_resumes = Family::<ResultLabel, Counter>::default();
         registry.register(
             "understudy_requests",
             "Client requests by route, final status and client API",
@@ -171,6 +174,11 @@ impl Default for Metrics {
             "Shared-state operations that failed or timed out (the replica used its own state)",
             state_errors.clone(),
         );
+        registry.register(
+            "understudy_stream_resumes",
+            "Streams that failed after content with resume_streams on: resumed, failed (no target continued), not_resumable (inside a tool call, finished, native)",
+            stream_resumes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -183,6 +191,7 @@ impl Default for Metrics {
             cache,
             inflight,
             state_errors,
+            stream_resumes,
             totals: Totals::default(),
         }
     }
@@ -225,6 +234,13 @@ impl Metrics {
             .get_or_create(&RouteLabel {
                 route: route.to_string(),
             })
+            .inc();
+    }
+
+    /// `result` is one of resumed, failed, not_resumable.
+    pub fn stream_resume(&self, result: &'static str) {
+        self.stream_resumes
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 

@@ -75,6 +75,9 @@ pub struct FailoverPolicy {
     /// When non-zero: start the next target too if the current one has no
     /// response head by then.
     pub hedge_after: Duration,
+    /// A stream that fails after content continues on the next target that can
+    /// continue an assistant turn (DESIGN §10).
+    pub resume_streams: bool,
 }
 
 /// The validated `[cache]` section, present only when the cache is enabled.

@@ -111,6 +111,7 @@ pub struct RawFailover {
     pub max_cooldown: Dur,
     pub max_wait: Dur,
     pub hedge_after: Dur,
+    pub resume_streams: bool,
 }
 
 impl Default for RawFailover {
@@ -124,6 +125,7 @@ impl Default for RawFailover {
             max_cooldown: secs(600),
             max_wait: secs(0),
             hedge_after: secs(0),
+            resume_streams: false,
         }
     }
 }

@@ -70,6 +70,7 @@ impl Work for Call<'_> {
                             }),
                             guard: None,
                             drain: None,
+                            resume: None,
                         })));
                     }
                 }

@@ -319,6 +319,7 @@ mod tests {
             max_cooldown: Duration::from_secs(600),
             max_wait: Duration::ZERO,
             hedge_after: Duration::ZERO,
+            resume_streams: false,
         }
     }
 

@@ -277,6 +277,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             max_cooldown: f.max_cooldown.0,
             max_wait: f.max_wait.0,
             hedge_after: f.hedge_after.0,
+            resume_streams: f.resume_streams,
         },
         circuit: CircuitPolicy {
             failures: raw.circuit_breaker.failures,
