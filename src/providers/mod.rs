@@ -7,6 +7,8 @@
 
 mod anthropic;
 mod azure;
+#[cfg(test)]
+mod continuation_tests;
 mod error;
 mod gemini;
 pub(crate) mod native;
