@@ -403,3 +403,65 @@ async fn a_cut_stream_resumes_through_the_responses_front_door() {
     assert_eq!(done["output"][0]["content"][0]["text"], text(0..WORDS));
     assert_eq!(prefill_sent(&m[1]), text(0..CUT));
 }
+
+#[tokio::test]
+async fn a_continuation_that_fails_before_content_fails_over_to_the_next_target() {
+    let (m, p) = proxy(
+        &[
+            ("a", "openai", "m-a", ""),
+            ("b", "anthropic", "claude-x", ""),
+            ("c", "ollama", "llama3.2", ""),
+        ],
+        ON,
+    )
+    .await;
+    m[0].push(openai_first_part(End::Drop));
+    m[1].push(Reply::json(
+        529,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ));
+    m[2].push(ndjson(&ollama_words(CUT, WORDS, true)));
+    let r = p.chat(user_stream("default")).await;
+    assert_eq!(chat_text(&chat_chunks(&r)), text(0..WORDS));
+    assert_eq!(prefill_sent(&m[1]), text(0..CUT));
+    assert_eq!(prefill_sent(&m[2]), text(0..CUT));
+    let metrics = get(&p.url("/metrics")).await.text();
+    for line in [
+        "understudy_attempts_total{provider=\"b\",outcome=\"error_status\"} 1",
+        "understudy_attempts_total{provider=\"c\",outcome=\"ok\"} 1",
+        "understudy_failovers_total{route=\"default\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert_eq!(resumes(&p, "resumed").await, 1);
+}
+
+#[tokio::test]
+async fn a_native_messages_stream_is_not_resumed() {
+    // /v1/messages answered by Anthropic itself: the client got Anthropic's own
+    // events, which a translated continuation cannot join.
+    let (m, p) = proxy(
+        &[
+            ("a", "anthropic", "claude-x", ""),
+            ("b", "ollama", "llama3.2", ""),
+        ],
+        ON,
+    )
+    .await;
+    let mut first = anthropic_rest();
+    first.events.truncate(3 + 10); // start, block start, ping, ten words
+    m[0].push(first.end(End::Drop));
+    let body = json!({"model": "default", "max_tokens": 400, "stream": true,
+        "messages": [{"role": "user", "content": "Count."}]});
+    let r = send(
+        &p.url("/v1/messages"),
+        "POST",
+        &[("anthropic-version", "2023-06-01")],
+        body.to_string(),
+    )
+    .await;
+    let events = sse_events(&r);
+    assert_eq!(events.last().unwrap().0, "error", "{}", r.text());
+    assert_eq!(m[1].count(), 0);
+    assert_eq!(resumes(&p, "not_resumable").await, 1);
+}
