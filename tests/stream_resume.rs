@@ -465,3 +465,48 @@ async fn a_native_messages_stream_is_not_resumed() {
     assert_eq!(m[1].count(), 0);
     assert_eq!(resumes(&p, "not_resumable").await, 1);
 }
+
+/// Gemini's SSE answer streaming words `CUT..WORDS`.
+fn gemini_rest() -> Reply {
+    let mut datas: Vec<String> = (CUT..WORDS)
+        .map(|i| {
+            json!({"candidates": [{"content": {"parts": [{"text": piece(i)}], "role": "model"}}],
+                "modelVersion": "gemini-2.0-flash", "responseId": "gem-cont"})
+            .to_string()
+        })
+        .collect();
+    datas.push(
+        json!({"candidates": [{"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 40, "totalTokenCount": 130},
+            "modelVersion": "gemini-2.0-flash", "responseId": "gem-cont"})
+        .to_string(),
+    );
+    let refs: Vec<&str> = datas.iter().map(String::as_str).collect();
+    Reply::sse(&refs)
+}
+
+#[tokio::test]
+async fn a_cut_stream_resumes_on_a_gemini_target() {
+    let (m, p) = proxy(
+        &[
+            ("a", "openai", "m-a", ""),
+            ("b", "gemini", "gemini-2.0-flash", ""),
+        ],
+        ON,
+    )
+    .await;
+    m[0].push(openai_first_part(End::Drop));
+    m[1].push(gemini_rest());
+    let r = p.chat(user_stream("default")).await;
+    let chunks = chat_chunks(&r);
+    assert_eq!(chat_text(&chunks), text(0..WORDS));
+    assert!(chunks.iter().all(|c| c["id"] == "chatcmpl-mock1"));
+    assert!(m[1].received()[0].path.contains(":streamGenerateContent"));
+    let sent = m[1].received()[0].json();
+    let contents = sent["contents"].as_array().unwrap();
+    assert_eq!(
+        contents.last().unwrap(),
+        &json!({"role": "model", "parts": [{"text": text(0..CUT)}]}),
+        "{sent}"
+    );
+}
