@@ -349,13 +349,17 @@ impl BodyState {
 
     /// Today's end of a failed stream: the final error event.
     fn fail(&mut self, e: StreamError, out: &mut BytesMut) {
+        self.end.finished(Some(&e));
+        self.error_event(e.into_outcome(), out);
+    }
+
+    fn error_event(&mut self, failure: Outcome, out: &mut BytesMut) {
         self.ended = true;
         let err = ProxyError::MidStream {
             provider: self.provider.clone(),
-            failure: Box::new(e.clone().into_outcome()),
+            failure: Box::new(failure),
         };
         tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
-        self.end.finished(Some(&e));
         self.render.error(&err, out);
     }
 
@@ -385,16 +389,12 @@ impl BodyState {
                 r = plan.resume(&prefill) => Some(r),
             },
         };
-        let from = std::mem::take(&mut self.provider);
         match resumed {
-            None => {
-                self.provider = from;
-                self.shut_down(out);
-            }
+            None => self.shut_down(out),
             Some(Ok(c)) => {
                 plan.app().metrics.stream_resume("resumed");
                 tracing::info!(
-                    from = %from,
+                    from = %self.provider,
                     to = %c.provider,
                     failure = %failure.describe(),
                     prefill_chars = prefill.chars().count(),
@@ -405,14 +405,8 @@ impl BodyState {
             }
             Some(Err(why)) => {
                 plan.app().metrics.stream_resume("failed");
-                tracing::warn!(provider = %from, failure = %failure.describe(), reason = %why, "stream failed; resume found no target");
-                self.provider = from;
-                self.ended = true;
-                let err = ProxyError::MidStream {
-                    provider: self.provider.clone(),
-                    failure: Box::new(failure),
-                };
-                self.render.error(&err, out);
+                tracing::warn!(provider = %self.provider, reason = %why, "resume found no target to continue the stream");
+                self.error_event(failure, out);
             }
         }
     }
