@@ -121,7 +121,8 @@ impl Splice {
     }
 
     /// A continuation's chunk as the client gets it (`None`: nothing to send yet).
-    /// `last` says the continuation has ended: held text goes out.
+    /// Text that may still be an echo is held until it is told apart, or until a
+    /// tool call or finish reason comes.
     pub fn rewrite(&mut self, mut chunk: ChatChunk) -> Option<ChatChunk> {
         if let Some((id, created, model)) = &self.head {
             chunk.id.clone_from(id);
@@ -136,11 +137,9 @@ impl Splice {
             d.role = None;
             d.reasoning = None;
             release |= c.finish_reason.is_some() || d.tool_calls.is_some() || d.refusal.is_some();
-            if let Some(text) = d.content.take() {
-                let out = self.unecho(&text, release);
-                d.content = (!out.is_empty()).then_some(out);
-            } else if release {
-                let out = self.unecho("", true);
+            let text = d.content.take();
+            if text.is_some() || release {
+                let out = self.unecho(text.as_deref().unwrap_or_default(), release);
                 d.content = (!out.is_empty()).then_some(out);
             }
         }
