@@ -510,3 +510,47 @@ async fn a_cut_stream_resumes_on_a_gemini_target() {
         "{sent}"
     );
 }
+
+#[tokio::test]
+async fn a_vllm_style_target_that_echoes_the_prefill_is_spliced_without_repeats() {
+    let (m, p) = proxy(
+        &[
+            ("a", "openai", "m-a", ""),
+            (
+                "v",
+                "openai",
+                "served",
+                "prefill = \"continue_final_message\"",
+            ),
+        ],
+        ON,
+    )
+    .await;
+    // The first answer's words each end in a space: the prefill goes without the
+    // last one, and the continuation starts with it.
+    let spaced: Vec<String> = (0..CUT).map(|i| format!("w{i} ")).collect();
+    let refs: Vec<&str> = spaced.iter().map(String::as_str).collect();
+    let mut first = stream_reply("m-a-2024", &refs);
+    first.events.truncate(1 + CUT);
+    m[0].push(first.end(End::Drop));
+    // This server repeats the prefill (in two pieces) before continuing it.
+    let prefill = spaced.concat().trim_end().to_string();
+    let (echo1, echo2) = prefill.split_at(7);
+    let mut rest = vec![echo1.to_string(), echo2.to_string()];
+    rest.extend((CUT..WORDS).map(|i| format!(" w{i}")));
+    let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    m[1].push(stream_reply("served", &refs));
+    let r = p.chat(user_stream("default")).await;
+    let words: Vec<String> = (0..WORDS).map(|i| format!("w{i}")).collect();
+    assert_eq!(chat_text(&chat_chunks(&r)), words.join(" "));
+    let sent = m[1].received()[0].json();
+    assert_eq!(
+        (
+            sent["continue_final_message"].clone(),
+            sent["add_generation_prompt"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    assert_eq!(sent["model"], "served");
+    assert_eq!(prefill_sent(&m[1]), prefill);
+}
