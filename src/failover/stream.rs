@@ -349,8 +349,9 @@ impl BodyState {
 
     /// Today's end of a failed stream: the final error event.
     fn fail(&mut self, e: StreamError, out: &mut BytesMut) {
+        // Logged before the booking, whose own lines (a circuit opening) follow it.
+        self.error_event(e.clone().into_outcome(), out);
         self.end.finished(Some(&e));
-        self.error_event(e.into_outcome(), out);
     }
 
     fn error_event(&mut self, failure: Outcome, out: &mut BytesMut) {
