@@ -60,6 +60,8 @@ pub struct Metrics {
     pub spans_dropped: Counter,
     /// Spans lost to a failed or timed-out export.
     pub spans_failed: Counter,
+    /// Streams that failed after content, by what resuming them did.
+    pub stream_resumes: Family<ResultLabel, Counter>,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -139,6 +141,7 @@ impl Default for Metrics {
             "Trace spans lost to a failed or timed-out OTLP export",
             spans_failed.clone(),
         );
+        let stream_resumes = Family::<ResultLabel, Counter>::default();
         registry.register(
             "understudy_requests",
             "Client requests by route, final status and client API",
@@ -194,6 +197,11 @@ impl Default for Metrics {
             "Shared-state operations that failed or timed out (the replica used its own state)",
             state_errors.clone(),
         );
+        registry.register(
+            "understudy_stream_resumes",
+            "Streams that failed after content with resume_streams on: resumed, failed (no target continued), not_resumable (inside a tool call, finished, native)",
+            stream_resumes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -209,6 +217,7 @@ impl Default for Metrics {
             state_errors,
             spans_dropped,
             spans_failed,
+            stream_resumes,
             totals: Totals::default(),
         }
     }
@@ -259,6 +268,13 @@ impl Metrics {
             .get_or_create(&RouteLabel {
                 route: route.to_string(),
             })
+            .inc();
+    }
+
+    /// `result` is one of resumed, failed, not_resumable.
+    pub fn stream_resume(&self, result: &'static str) {
+        self.stream_resumes
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 

@@ -12,6 +12,7 @@ mod assemble;
 mod chunk;
 mod embed;
 mod ids;
+mod prefill;
 mod reasoning;
 mod replay;
 mod request;

@@ -79,6 +79,9 @@ pub struct FailoverPolicy {
     pub hedge_after: Duration,
     /// The retry budget: extra attempts a route may send over the budget window.
     pub budget: BudgetPolicy,
+    /// A stream that fails after content continues on the next target that can
+    /// continue an assistant turn (DESIGN §10).
+    pub resume_streams: bool,
 }
 
 /// Failovers, retries and hedges of a route may add at most `ratio` extra upstream

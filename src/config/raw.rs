@@ -115,6 +115,7 @@ pub struct RawFailover {
     pub hedge_after: Dur,
     pub budget_ratio: f64,
     pub budget_min_per_s: u32,
+    pub resume_streams: bool,
 }
 
 impl Default for RawFailover {
@@ -130,6 +131,7 @@ impl Default for RawFailover {
             hedge_after: secs(0),
             budget_ratio: 0.2,
             budget_min_per_s: 10,
+            resume_streams: false,
         }
     }
 }

@@ -89,6 +89,7 @@ impl Work for Call<'_> {
                             guard: None,
                             drain: None,
                             trace: crate::telemetry::StreamTrace::current(),
+                            resume: None,
                         })));
                     }
                 }

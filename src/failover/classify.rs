@@ -331,6 +331,7 @@ mod tests {
                 ratio: 0.2,
                 min_per_s: 10,
             },
+            resume_streams: false,
         }
     }
 

@@ -16,6 +16,8 @@ pub mod health;
 mod hedge;
 pub mod order;
 pub mod probe;
+pub mod resume;
+mod splice;
 pub mod stream;
 mod walk;
 
@@ -97,8 +99,22 @@ pub async fn run<W: Work>(
     call: &W,
 ) -> Exchange<W::Answer> {
     let targets = order::targets(app, resolved);
+    run_over(app, snap, resolved.label(), &targets, call, 0).await
+}
+
+/// The walk over `targets` in this order, `sent` upstream requests already spent
+/// (a resumed stream's walk counts toward its request's `max_attempts`).
+async fn run_over<W: Work>(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    route: String,
+    targets: &[Arc<Target>],
+    call: &W,
+    sent: u32,
+) -> Exchange<W::Answer> {
     let policy = &snap.failover;
-    let mut walk = Walk::new(app, snap, resolved.label(), call, targets.len());
+    let mut walk = Walk::new(app, snap, route, call, targets.len());
+    walk.sent = sent;
     let wait_until = Instant::now() + policy.max_wait;
     loop {
         walk.new_pass();
@@ -151,9 +167,9 @@ pub async fn run<W: Work>(
                 if !walk.may_send() {
                     // Over the retry budget: the failure so far is the answer.
                     permit.neutral();
-                    return walk.exhausted(&targets);
+                    return walk.exhausted(targets);
                 }
-                match walk.try_target(&targets, idx, permit, upstream_req).await {
+                match walk.try_target(targets, idx, permit, upstream_req).await {
                     Settled::Finished(ex) => return ex,
                     Settled::Next { retry_same: true } => {}
                     Settled::Next { retry_same: false } => break,
@@ -163,7 +179,7 @@ pub async fn run<W: Work>(
         // DESIGN §6: when every usable target is cooling, wait (up to max_wait) for the
         // soonest and try again.
         if !walk.out_of_attempts() && !policy.max_wait.is_zero() {
-            if let Some(at) = all_cooling_until(app, &targets) {
+            if let Some(at) = all_cooling_until(app, targets) {
                 if at <= wait_until {
                     tracing::debug!(
                         wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64,
@@ -174,7 +190,7 @@ pub async fn run<W: Work>(
                 }
             }
         }
-        return walk.exhausted(&targets);
+        return walk.exhausted(targets);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::canonical::{
 use serde::Deserialize;
 
 use super::openai_embed;
+use super::openai_prefill::{self, Prefill};
 use super::openai_responses::{self, Mode};
 use crate::http::sse::Event;
 
@@ -36,6 +37,10 @@ pub(super) trait Endpoint: Send + Sync {
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str>;
     /// Whether the provider takes the Responses API natively (`responses = "native"`).
     fn responses_mode(&self, provider: &Provider) -> Mode;
+    /// How the provider continues a final assistant message, if it declares a way.
+    fn prefill(&self, _provider: &Provider) -> Option<Prefill> {
+        None
+    }
     /// Its Responses endpoint.
     fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
     /// Where a client's `/v1{rest}` goes under `[passthrough]`, if this endpoint
@@ -53,6 +58,8 @@ pub(super) trait Endpoint: Send + Sync {
 struct Settings {
     #[serde(default)]
     responses: Mode,
+    #[serde(default)]
+    prefill: Option<Prefill>,
 }
 
 /// The adapter for every provider that speaks the OpenAI wire format.
@@ -76,6 +83,10 @@ impl Endpoint for Plain {
 
     fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
         join_url(&target.provider.base_url, "/responses")
+    }
+
+    fn prefill(&self, provider: &Provider) -> Option<Prefill> {
+        provider.settings::<Settings>().and_then(|s| s.prefill)
     }
 
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
@@ -134,6 +145,18 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         }
         let body = with_model(req, &target.model)?;
         self.post(self.0.chat_url(target)?, target, body)
+    }
+
+    fn build_continuation(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        let how = self.0.prefill(&target.provider)?;
+        Some(
+            openai_prefill::body(&req.raw, &target.model, how)
+                .and_then(|body| self.post(self.0.chat_url(target)?, target, body)),
+        )
     }
 
     fn build_embeddings(

@@ -168,6 +168,14 @@ async fn answer(
             committed.guard = Some(inflight);
             committed.drain = Some(app.draining.subscribe());
             committed.tap = cached.recorder(&success.target);
+            committed.resume = failover::resume::plan(
+                app,
+                &snap,
+                &resolved,
+                &call,
+                &success.target,
+                exchange.attempts,
+            );
             let render = turn.stream_renderer();
             sse_response(failover::stream::into_body(committed, render))
         }

@@ -290,6 +290,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 ratio: f.budget_ratio,
                 min_per_s: f.budget_min_per_s,
             },
+            resume_streams: f.resume_streams,
         },
         circuit: CircuitPolicy {
             failures: raw.circuit_breaker.failures,

@@ -451,3 +451,26 @@ fn a_targets_context_window_is_a_positive_token_count() {
         assert!(err.contains(want), "{window}: {err:?} lacks {want:?}");
     }
 }
+
+#[test]
+fn resume_streams_is_off_by_default_and_prefill_is_typed() {
+    assert!(!check("").unwrap().failover.resume_streams);
+    assert!(
+        check("[failover]\nresume_streams = true")
+            .unwrap()
+            .failover
+            .resume_streams
+    );
+    let openai = "[providers.v]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\n";
+    check(&format!("{openai}prefill = \"continue_final_message\"\n")).unwrap();
+    let err = check(&format!("{openai}prefill = \"always\"\n")).unwrap_err();
+    assert!(
+        err.contains("providers.v") && err.contains("prefill"),
+        "{err}"
+    );
+    let err = check(
+        "[providers.c]\nkind = \"anthropic\"\nbase_url = \"http://h\"\nprefill = \"prefix\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("not a setting of kind \"anthropic\""), "{err}");
+}
