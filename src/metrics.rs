@@ -36,6 +36,20 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+/// `understudy_tokens_total`'s labels: `type` is input, output, cached or reasoning.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: String,
+    pub model: String,
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderModel {
+    pub provider: String,
+    pub model: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
@@ -55,6 +69,8 @@ pub struct Metrics {
     pub cache: Family<ResultLabel, Counter>,
     pub inflight: Gauge,
     pub state_errors: Counter,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost_usd: Family<ProviderModel, Counter<f64, AtomicU64>>,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -121,6 +137,8 @@ impl Default for Metrics {
         let cache = Family::<ResultLabel, Counter>::default();
         let inflight = Gauge::default();
         let state_errors = Counter::default();
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost_usd = Family::<ProviderModel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "understudy_requests",
             "Client requests by route, final status and client API",
@@ -171,6 +189,16 @@ impl Default for Metrics {
             "Shared-state operations that failed or timed out (the replica used its own state)",
             state_errors.clone(),
         );
+        registry.register(
+            "understudy_tokens",
+            "Tokens of upstream answers by provider, model and type (input, output, cached input, reasoning)",
+            tokens.clone(),
+        );
+        registry.register(
+            "understudy_cost_usd",
+            "Spend in USD of upstream answers by provider and model, from the price table",
+            cost_usd.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -183,6 +211,8 @@ impl Default for Metrics {
             cache,
             inflight,
             state_errors,
+            tokens,
+            cost_usd,
             totals: Totals::default(),
         }
     }
@@ -234,6 +264,27 @@ impl Metrics {
             self.totals.cache[i].fetch_add(1, Ordering::Relaxed);
         }
         self.cache.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn tokens(&self, provider: &str, model: &str, tokens: &crate::spend::Tokens) {
+        for (r#type, n) in tokens.by_type() {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_string(),
+                    model: model.to_string(),
+                    r#type,
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn cost(&self, provider: &str, model: &str, usd: f64) {
+        self.cost_usd
+            .get_or_create(&ProviderModel {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            })
+            .inc_by(usd);
     }
 
     pub fn encode(&self) -> String {

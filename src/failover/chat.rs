@@ -10,6 +10,7 @@ use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::{Answer, Answered, Call, Work};
 use crate::app::App;
 use crate::providers::{adapter_for, build_for, Target};
+use crate::spend::Meter;
 
 /// Bytes an upstream may send before its first content event (role chunks, pings,
 /// filter results) — past that it is not answering.
@@ -70,6 +71,7 @@ impl Work for Call<'_> {
                             }),
                             guard: None,
                             drain: None,
+                            meter: Meter::new(app.clone(), target.clone()),
                         })));
                     }
                 }

@@ -22,6 +22,7 @@ use crate::frontdoor::StreamRender;
 use crate::http::body::{Body, Cut};
 use crate::http::sse::{Decoder, Event, Framing};
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
+use crate::spend::Meter;
 use crate::upstream::Phase;
 
 #[derive(Debug, Clone)]
@@ -225,6 +226,8 @@ pub struct Committed {
     pub guard: Option<crate::metrics::InflightGuard>,
     /// Turns true when the proxy stops waiting for streams (shutdown grace over).
     pub drain: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Counts the stream's tokens and cost.
+    pub meter: Meter,
 }
 
 struct BodyState {
@@ -237,6 +240,7 @@ struct BodyState {
     tap: Option<Box<dyn StreamTap>>,
     ended: bool,
     drain: Option<tokio::sync::watch::Receiver<bool>>,
+    meter: Meter,
     _guard: Option<crate::metrics::InflightGuard>,
 }
 
@@ -284,10 +288,14 @@ impl BodyState {
                 if let Some(tap) = &mut self.tap {
                     tap.chunk(&chunk);
                 }
+                self.meter.chunk(&chunk);
                 self.render.chunk(chunk, out);
             }
             Ok(None) => {
                 self.ended = true;
+                // Booked before the end goes out: whoever reads the last byte can
+                // read the metric.
+                self.meter.finish();
                 self.end.finished(None);
                 if let Some(tap) = self.tap.take() {
                     tap.done();
@@ -301,6 +309,7 @@ impl BodyState {
                     failure: Box::new(e.clone().into_outcome()),
                 };
                 tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
+                self.meter.finish();
                 self.end.finished(Some(&e));
                 self.render.error(&err, out);
             }
@@ -318,6 +327,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         if let Some(tap) = &mut c.tap {
             tap.chunk(&chunk);
         }
+        c.meter.chunk(&chunk);
         render.chunk(chunk, &mut first);
     }
     let state = BodyState {
@@ -329,6 +339,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         tap: c.tap,
         ended: false,
         drain: c.drain,
+        meter: c.meter,
         _guard: c.guard,
     };
     // hyper polls the body outside the request's span: carry it, so every line this

@@ -194,6 +194,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 .settings(p.settings.clone())
                 .map_err(|e| format!("{key}: {e}"))?,
             egress: egresses.provider(&key, p)?,
+            prices: prices::table(&key, &p.prices)?,
         };
         providers.push(Arc::new(provider));
     }
@@ -248,6 +249,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 merge_timeouts(provider.timeouts, &t.timeouts, &format!("{tkey}.timeouts"))?;
             targets.push(Arc::new(Target::new(provider, model, t.weight, timeouts)));
         }
+        prices::check_strategy(&key, r.strategy, &targets)?;
         routes.push(Route {
             model: r.model.clone(),
             strategy: r.strategy,
@@ -466,5 +468,6 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
 }
 
 mod egress;
+mod prices;
 #[cfg(test)]
 mod tests;
