@@ -373,6 +373,40 @@ async fn stream_usage_is_counted_but_reaches_only_clients_that_asked() {
     assert_eq!(after[..4], [100.0 * n, 40.0 * n, 60.0 * n, 10.0 * n]);
 }
 
+/// A stream has no trailer: its cost is in the log line booked at its end (the
+/// tests run on one thread, proxy included, so the capture sees the proxy's lines).
+#[tokio::test]
+async fn a_streams_cost_is_logged_when_it_ends() {
+    let (logs, _logging) = Logs::capture();
+    let mock = Mock::start().await;
+    let p = one("openai", &format!("{}/v1", mock.url()), "").await;
+    mock.push(openai_stream());
+    let r = send(
+        &p.url("/v1/chat/completions"),
+        "POST",
+        &[],
+        user_stream("default").to_string(),
+    )
+    .await;
+    assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("stream usage"))
+        .unwrap_or_else(|| panic!("no stream usage line in {text}"));
+    for field in [
+        "provider=up",
+        "model=m-up",
+        "input_tokens=100",
+        "output_tokens=40",
+        "cached_tokens=60",
+        "reasoning_tokens=10",
+        "cost_usd=\"0.00043\"",
+    ] {
+        assert!(line.contains(field), "{field} not in {line}");
+    }
+}
+
 /// An answer from the cache sent nothing upstream: it costs 0 and adds no tokens.
 #[tokio::test]
 async fn a_cache_hit_costs_nothing() {

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod http_proxy;
+pub mod logs;
 pub mod mock;
 pub mod proxy;
 pub mod redis;
@@ -16,5 +17,5 @@ pub mod wait;
 
 #[allow(unused_imports)]
 pub use self::{
-    client::*, http_proxy::*, mock::*, proxy::*, redis::*, sdk::*, sse::*, tls::*, wait::*,
+    client::*, http_proxy::*, logs::*, mock::*, proxy::*, redis::*, sdk::*, sse::*, tls::*, wait::*,
 };
