@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pem;
 pub mod providers;
 pub mod server;
+pub mod spend;
 pub mod state;
 pub mod telemetry;
 pub mod upstream;

@@ -36,6 +36,20 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+/// `understudy_tokens_total`'s labels: `type` is input, output, cached or reasoning.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: String,
+    pub model: String,
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderModel {
+    pub provider: String,
+    pub model: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
@@ -62,6 +76,8 @@ pub struct Metrics {
     pub spans_failed: Counter,
     /// Streams that failed after content, by what resuming them did.
     pub stream_resumes: Family<ResultLabel, Counter>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost_usd: Family<ProviderModel, Counter<f64, AtomicU64>>,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -142,6 +158,8 @@ impl Default for Metrics {
             spans_failed.clone(),
         );
         let stream_resumes = Family::<ResultLabel, Counter>::default();
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost_usd = Family::<ProviderModel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "understudy_requests",
             "Client requests by route, final status and client API",
@@ -202,6 +220,16 @@ impl Default for Metrics {
             "Streams that failed after content with resume_streams on: resumed, failed (no target continued), not_resumable (inside a tool call, finished, native)",
             stream_resumes.clone(),
         );
+        registry.register(
+            "understudy_tokens",
+            "Tokens of upstream answers by provider, model and type (input, output, cached input, reasoning)",
+            tokens.clone(),
+        );
+        registry.register(
+            "understudy_cost_usd",
+            "Spend in USD of upstream answers by provider and model, from the price table",
+            cost_usd.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -218,6 +246,8 @@ impl Default for Metrics {
             spans_dropped,
             spans_failed,
             stream_resumes,
+            tokens,
+            cost_usd,
             totals: Totals::default(),
         }
     }
@@ -284,6 +314,27 @@ impl Metrics {
             self.totals.cache[i].fetch_add(1, Ordering::Relaxed);
         }
         self.cache.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn tokens(&self, provider: &str, model: &str, tokens: &crate::spend::Tokens) {
+        for (r#type, n) in tokens.by_type() {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_string(),
+                    model: model.to_string(),
+                    r#type,
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn cost(&self, provider: &str, model: &str, usd: f64) {
+        self.cost_usd
+            .get_or_create(&ProviderModel {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            })
+            .inc_by(usd);
     }
 
     pub fn encode(&self) -> String {

@@ -256,12 +256,9 @@ impl Snapshot {
         if !direct_model_ok(target_model) {
             return None;
         }
-        Some(Resolved::Direct(Arc::new(Target::new(
-            provider.clone(),
-            target_model,
-            1,
-            provider.timeouts,
-        ))))
+        let mut target = Target::new(provider.clone(), target_model, 1, provider.timeouts);
+        target.direct = true;
+        Some(Resolved::Direct(Arc::new(target)))
     }
 
     /// Whether any request could be served: some route has a target whose provider is

@@ -297,8 +297,22 @@ pub struct RawProvider {
     pub client_cert: Option<String>,
     #[serde(default)]
     pub client_key: Option<String>,
+    /// USD per million tokens, by the provider's model name.
+    #[serde(default)]
+    pub prices: BTreeMap<String, RawPrice>,
     #[serde(flatten)]
     pub settings: toml::Table,
+}
+
+/// `[providers.X.prices."model"]`, USD per million tokens; `output` may be left out
+/// for embedding models, `cached_input` defaults to `input`.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    #[serde(default)]
+    pub output: f64,
+    pub cached_input: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -309,6 +323,8 @@ pub enum Strategy {
     RoundRobin,
     Weighted,
     LowestLatency,
+    /// By price (input + output per million tokens), unpriced targets last.
+    Cheapest,
 }
 
 impl Strategy {
@@ -318,6 +334,7 @@ impl Strategy {
             Strategy::RoundRobin => "round-robin",
             Strategy::Weighted => "weighted",
             Strategy::LowestLatency => "lowest-latency",
+            Strategy::Cheapest => "cheapest",
         }
     }
 }

@@ -11,9 +11,10 @@ use super::fit::Estimate;
 use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::{Answer, Answered, Call, Work};
 use crate::app::App;
-use crate::dashboard::{FailedAttempt, Then};
 use crate::canonical::Api;
+use crate::dashboard::{FailedAttempt, Then};
 use crate::providers::{adapter_for, build_for, Target};
+use crate::spend::Meter;
 
 /// Bytes an upstream may send before its first content event (role chunks, pings,
 /// filter results) — past that it is not answering.
@@ -90,6 +91,7 @@ impl Work for Call<'_> {
                             drain: None,
                             trace: crate::telemetry::StreamTrace::current(),
                             resume: None,
+                            meter: Meter::new(app.clone(), target.clone()),
                         })));
                     }
                 }

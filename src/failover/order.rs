@@ -43,6 +43,7 @@ fn arrange(app: &App, route: &Route, for_a_request: bool) -> Vec<Arc<Target>> {
         Strategy::LowestLatency => {
             v.sort_by(|a, b| app.health.latency(a).total_cmp(&app.health.latency(b)));
         }
+        Strategy::Cheapest => by_price(&mut v),
     }
     v
 }
@@ -133,5 +134,64 @@ mod tests {
         app.health.observe_latency(&route.targets[1], 0.1);
         app.health.observe_latency(&route.targets[2], 0.5);
         assert_eq!(labels(&preview(&app, route)), ["b/x", "c/x", "a/x"]);
+    }
+}
+
+/// Cheapest first by input + output per million tokens; unpriced targets last; ties
+/// keep the route's order (the sort is stable). Unhealthy targets stay in the list:
+/// the walk skips them, so the cheapest healthy one is tried first.
+fn by_price(targets: &mut [Arc<Target>]) {
+    targets.sort_by(|a, b| {
+        let rank = |t: &Target| t.price.map_or(f64::INFINITY, |p| p.rank());
+        rank(a).total_cmp(&rank(b))
+    });
+}
+
+#[cfg(test)]
+mod by_price_tests {
+    use super::*;
+    use crate::providers::testing::target_with;
+    use crate::providers::Kind;
+    use crate::spend::Price;
+
+    fn priced(model: &str, price: Option<(f64, f64)>) -> Arc<Target> {
+        Arc::new(target_with(Kind::Openai, "http://x/v1", model, |p| {
+            if let Some((input, output)) = price {
+                p.prices.insert(
+                    model.to_string(),
+                    Price {
+                        input,
+                        output,
+                        cached_input: input,
+                    },
+                );
+            }
+        }))
+    }
+
+    #[test]
+    fn cheapest_by_input_plus_output_unpriced_last_ties_in_route_order() {
+        let mut v = vec![
+            priced("unpriced-1", None),
+            priced("dear", Some((5.0, 15.0))),
+            priced("cheap-a", Some((0.5, 1.5))),
+            priced("unpriced-2", None),
+            // Cheaper input, dearer output: 2.5 in all, so after the 2.0s.
+            priced("mid", Some((0.1, 2.4))),
+            priced("cheap-b", Some((1.0, 1.0))),
+        ];
+        by_price(&mut v);
+        let order: Vec<&str> = v.iter().map(|t| t.model.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "cheap-a",
+                "cheap-b",
+                "mid",
+                "dear",
+                "unpriced-1",
+                "unpriced-2"
+            ]
+        );
     }
 }

@@ -24,6 +24,7 @@ use crate::frontdoor::StreamRender;
 use crate::http::body::{Body, Cut};
 use crate::http::sse::{Decoder, Event, Framing};
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
+use crate::spend::Meter;
 use crate::upstream::Phase;
 
 #[derive(Debug, Clone)]
@@ -232,6 +233,8 @@ pub struct Committed {
     /// Set when `resume_streams` is on: a failure after content is continued by
     /// another target instead of ending the stream.
     pub resume: Option<ResumePlan>,
+    /// Counts the stream's tokens and cost.
+    pub meter: Meter,
 }
 
 struct BodyState {
@@ -245,6 +248,7 @@ struct BodyState {
     ended: bool,
     drain: Option<tokio::sync::watch::Receiver<bool>>,
     trace: Option<crate::telemetry::StreamTrace>,
+    meter: Meter,
     _guard: Option<crate::metrics::InflightGuard>,
     resume: Option<ResumePlan>,
     /// What the client has received, and how a continuation joins it.
@@ -313,6 +317,7 @@ impl BodyState {
         if let Some(trace) = &mut self.trace {
             trace.chunk(&chunk);
         }
+        self.meter.chunk(&chunk);
         self.render.chunk(chunk, out);
     }
 
@@ -342,6 +347,9 @@ impl BodyState {
                     }
                 }
                 self.ended = true;
+                // Booked before the end goes out: whoever reads the last byte can
+                // read the metric.
+                self.meter.finish();
                 self.end.finished(None);
                 if let Some(trace) = &mut self.trace {
                     trace.end(None);
@@ -365,6 +373,7 @@ impl BodyState {
 
     fn error_event(&mut self, failure: Outcome, out: &mut BytesMut) {
         self.ended = true;
+        self.meter.finish();
         if let Some(trace) = &mut self.trace {
             trace.end(Some((failure.label(), failure.describe())));
         }
@@ -429,6 +438,9 @@ impl BodyState {
         self.upstream = c.upstream;
         self.provider = c.provider;
         self.end = c.end;
+        // The failed target's meter books what it saw as it goes; the continuation's
+        // tokens are its own target's.
+        self.meter = c.meter;
         self.continuing = true;
         self.splice.begin();
         for chunk in c.held {
@@ -454,6 +466,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         if let Some(trace) = &mut c.trace {
             trace.chunk(&chunk);
         }
+        c.meter.chunk(&chunk);
         render.chunk(chunk, &mut first);
     }
     let state = BodyState {
@@ -466,6 +479,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         ended: false,
         drain: c.drain,
         trace: c.trace,
+        meter: c.meter,
         _guard: c.guard,
         resume: c.resume,
         splice,

@@ -262,9 +262,18 @@ fn responses_native(req: &ChatRequest) -> Option<&Native> {
     req.native.as_deref().filter(|n| n.api == Api::Responses)
 }
 
-/// The client's body with `model` replaced by the target's.
+/// The client's body with `model` replaced by the target's. A stream always asks for
+/// usage, so its tokens can be counted; the chat front door drops the usage chunk
+/// for a client that did not ask for it.
 fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
-    super::native::with_model(&req.raw, model)
+    if !req.is_stream() || req.include_usage() {
+        return super::native::with_model(&req.raw, model);
+    }
+    let mut options = req.stream_options.clone().unwrap_or_default();
+    options.include_usage = Some(true);
+    let options = serde_json::to_vec(&options)
+        .map_err(|e| AdapterError::InvalidRequest(format!("stream_options: {e}")))?;
+    super::native::with_fields(&req.raw, model, &[("stream_options", &options)])
 }
 
 /// The reasoning some OpenAI-compatible servers add to a message or delta
@@ -421,6 +430,34 @@ mod tests {
             serde_json::json!({"model": "gpt-4o", "input": [[1, 2], [3]],
                 "encoding_format": "base64", "dimensions": 64, "user": "u"})
         );
+    }
+
+    #[test]
+    fn a_stream_always_asks_for_usage_keeping_the_clients_other_options() {
+        let t = target(Kind::Openai, "http://x/v1");
+        let sent = |body: &str| -> Value {
+            let out = ADAPTER.build_request(&request(body), &t).unwrap();
+            serde_json::from_slice(out.body()).unwrap()
+        };
+        let msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
+        for (options, expected) in [
+            ("", serde_json::json!({"include_usage": true})),
+            (
+                r#","stream_options":{"include_usage":false,"include_obfuscation":false}"#,
+                serde_json::json!({"include_usage": true, "include_obfuscation": false}),
+            ),
+            (
+                r#","stream_options":{"include_usage":true}"#,
+                serde_json::json!({"include_usage": true}),
+            ),
+        ] {
+            let v = sent(&format!(r#"{{"model":"m","stream":true,{msgs}{options}}}"#));
+            assert_eq!(v["stream_options"], expected, "{options}");
+            assert_eq!(v["model"], "gpt-4o");
+            assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
+        }
+        let whole = sent(&format!(r#"{{"model":"m",{msgs}}}"#));
+        assert!(whole.get("stream_options").is_none(), "{whole}");
     }
 
     #[test]

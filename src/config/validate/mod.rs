@@ -201,6 +201,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 .settings(p.settings.clone())
                 .map_err(|e| format!("{key}: {e}"))?,
             egress: egresses.provider(&key, p)?,
+            prices: prices::table(&key, &p.prices)?,
         };
         providers.push(Arc::new(provider));
     }
@@ -257,6 +258,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             target.context_window = context_window(t.context_window, &tkey)?;
             targets.push(Arc::new(target));
         }
+        prices::check_strategy(&key, r.strategy, &targets)?;
         routes.push(Route {
             model: r.model.clone(),
             strategy: r.strategy,
@@ -493,6 +495,7 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
 }
 
 mod egress;
+mod prices;
 mod telemetry;
 #[cfg(test)]
 mod tests;
