@@ -63,10 +63,7 @@ class Upstream:
                 model = json.loads(body).get("model", "")
                 with up.lock:
                     up.hits[model] = up.hits.get(model, 0) + 1
-                if model.startswith("lead"):
-                    out, status, extra = b'{"error":{"message":"slow down"}}', 429, [("retry-after", "30")]
-                else:
-                    out, status, extra = ANSWER.encode(), 200, []
+                status, out, extra = up.reply(model)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(out)))
@@ -78,6 +75,12 @@ class Upstream:
         self.port = free_port()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reply(self, model):
+        """Status, body and extra headers for a request to `model`."""
+        if model.startswith("lead"):
+            return 429, b'{"error":{"message":"slow down"}}', [("retry-after", "30")]
+        return 200, ANSWER.encode(), []
 
     def count(self, prefix):
         with self.lock:

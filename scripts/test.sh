@@ -2,8 +2,9 @@
 # Runs every test: unit and integration tests (cargo test), the official openai SDK
 # and other real clients through the proxy, shared state against a real
 # redis-server, and the fixture checks against each provider's official SDK.
-# Installs redis-server if missing (Debian's package; needs apt). Creates .venv
+# Installs redis-server and chromium if missing (Debian's packages; needs apt). Creates .venv
 # with the pinned SDKs on first use (needs python3 and PyPI), tests/js/node_modules with the pinned JS clients and
+# tests/browser/node_modules with playwright-core,
 # tests/claude/node_modules with Claude Code and tests/codex/node_modules with Codex
 # CLI (all need node, npm and the npm registry); each is reinstalled when its pins
 # change.
@@ -18,6 +19,15 @@ if ! command -v redis-server >/dev/null; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+
+# chromium (Debian's package): tests/dashboard.rs opens /dashboard in it, headless.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing chromium"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 req=tests/sdk/requirements.txt
@@ -35,6 +45,15 @@ if [ ! -d "$js/node_modules" ] || ! cmp -s "$js/package-lock.json" "$js_stamp"; 
   echo "==> installing the JS clients into $js/node_modules"
   (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$js/package-lock.json" "$js_stamp"
+fi
+
+# playwright-core, which drives that chromium (tests/browser/dashboard.mjs).
+br=tests/browser
+br_stamp=$br/node_modules/.understudy-lock
+if [ ! -d "$br/node_modules" ] || ! cmp -s "$br/package-lock.json" "$br_stamp"; then
+  echo "==> installing playwright-core into $br/node_modules"
+  (cd "$br" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$br/package-lock.json" "$br_stamp"
 fi
 
 for check in scripts/fixtures/check_*.py; do

@@ -6,19 +6,26 @@ use arc_swap::ArcSwap;
 
 use crate::cache::AnswerCache;
 use crate::config::{EnvLookup, Snapshot, StatePolicy};
+use crate::dashboard::Dashboard;
+use crate::failover::budget::Budgets;
 use crate::failover::health::Health;
 use crate::metrics::Metrics;
 use crate::state::redis::responses::{EngineSlot, SharedResponses};
 use crate::state::redis::Shared;
 use crate::state::responses::ResponseStore;
+use crate::telemetry::TelemetrySlot;
 use crate::upstream::Upstream;
 
 pub struct App {
     /// One snapshot, swapped whole on reload: requests in flight keep theirs.
     pub config: ArcSwap<Snapshot>,
     pub health: Arc<Health>,
+    /// Each route's retry budget; outside the snapshot so a reload keeps it.
+    pub budgets: Budgets,
     pub upstream: Upstream,
     pub metrics: Metrics,
+    /// What `/dashboard` shows beyond `/status`: recent attempts, failures, reloads.
+    pub dashboard: Dashboard,
     /// Outside the snapshot so cached answers survive reloads.
     pub cache: AnswerCache,
     /// Responses-API answers kept for `previous_response_id` and `GET`: in this
@@ -34,6 +41,8 @@ pub struct App {
     /// Set when the shutdown grace ran out: streams still open end with their front
     /// door's final error event instead of being cut silently.
     pub draining: tokio::sync::watch::Sender<bool>,
+    /// The span exporter (`[telemetry]`), swapped on reload.
+    pub telemetry: TelemetrySlot,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -58,13 +67,17 @@ impl App {
             engine,
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
+            budgets: Budgets::default(),
             upstream,
             metrics: Metrics::default(),
+            dashboard: Dashboard::default(),
             reload: Mutex::new(ReloadStatus::default()),
             env,
             draining: tokio::sync::watch::Sender::new(false),
+            telemetry: TelemetrySlot::default(),
         });
         app.apply_state(&policy);
+        app.apply_telemetry();
         app
     }
 
@@ -99,6 +112,16 @@ impl App {
                 tracing::error!(error = %e, "shared state: not started; this replica keeps its state in memory")
             }
         }
+    }
+
+    /// Starts, stops or replaces the span exporter to match the snapshot in force.
+    pub fn apply_telemetry(&self) {
+        let snap = self.config.load();
+        self.telemetry.apply(
+            snap.telemetry.as_ref(),
+            &self.metrics.spans_dropped,
+            &self.metrics.spans_failed,
+        );
     }
 
     pub fn reload_status(&self) -> ReloadStatus {

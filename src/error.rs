@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode};
 
 use crate::failover::classify::Outcome;
+use crate::failover::fit::Estimate;
 use crate::providers::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,10 @@ pub enum ProxyError {
     /// The walk ended without an answer; it says why and lists every step.
     #[error("{0}")]
     Exhausted(Exhausted),
+    /// The request is too long for every target that could take it: each said so,
+    /// or was skipped because the request clearly exceeds its `context_window`.
+    #[error("{0}")]
+    ContextTooLong(TooLong),
     /// A committed stream's upstream failed after content reached the client.
     #[error("{}", mid_stream(provider, failure))]
     MidStream {
@@ -134,6 +139,21 @@ pub enum SkipReason {
     TrialBusy,
     /// This kind cannot express the request.
     Unsupported(String),
+    /// The request clearly exceeds the target's declared context window.
+    ContextWindow {
+        window: u64,
+        estimate: Estimate,
+    },
+}
+
+/// No target can take a request this long.
+#[derive(Debug, Clone)]
+pub struct TooLong {
+    /// The last provider's own refusal (its name and error); `None` when every
+    /// target was skipped by its declared window and none was asked.
+    pub refused: Option<(String, Box<UpstreamError>)>,
+    pub estimate: Option<Estimate>,
+    pub steps: Vec<Step>,
 }
 
 /// The outcomes of the steps that were attempts, in order.
@@ -160,6 +180,10 @@ impl fmt::Display for Step {
                     SkipReason::CircuitOpen => "circuit open".into(),
                     SkipReason::TrialBusy => "circuit half-open, trial in flight".into(),
                     SkipReason::Unsupported(m) => format!("cannot express the request: {m}"),
+                    SkipReason::ContextWindow { window, estimate } => format!(
+                        "context window of {window} tokens clearly exceeded: {}",
+                        estimate.describe()
+                    ),
                 };
                 write!(f, "{}: skipped ({why})", self.target)
             }
@@ -176,6 +200,26 @@ impl fmt::Display for Exhausted {
             Why::AllDisabled => "no provider available: every target is disabled: ",
             Why::NoneTried { .. } => "no target could be tried: ",
         })?;
+        for (i, step) in self.steps.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{step}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.refused {
+            Some((provider, error)) => write!(f, "{provider}: {}", error.message)?,
+            None => f.write_str("the request does not fit the context window of any target")?,
+        }
+        if let Some(e) = &self.estimate {
+            write!(f, " (request estimated by size: {})", e.describe())?;
+        }
+        f.write_str("; ")?;
         for (i, step) in self.steps.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
@@ -208,6 +252,7 @@ impl ProxyError {
             BadRequest(_)
             | InvalidParam { .. }
             | ProviderRejected { .. }
+            | ContextTooLong(_)
             | PreviousResponseNotFound(_) => StatusCode::BAD_REQUEST,
             ResponseNotFound(_) => StatusCode::NOT_FOUND,
             StateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -13,6 +13,7 @@ pub mod app;
 pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod failover;
 pub mod frontdoor;
@@ -21,7 +22,9 @@ pub mod metrics;
 pub mod pem;
 pub mod providers;
 pub mod server;
+pub mod spend;
 pub mod state;
+pub mod telemetry;
 pub mod upstream;
 
 pub use app::App;

@@ -36,6 +36,20 @@ pub struct ProviderLabel {
     pub provider: String,
 }
 
+/// `understudy_tokens_total`'s labels: `type` is input, output, cached or reasoning.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: String,
+    pub model: String,
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderModel {
+    pub provider: String,
+    pub model: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
@@ -48,6 +62,7 @@ pub struct Metrics {
     pub requests: Family<RouteStatus, Counter>,
     pub attempts: Family<ProviderOutcome, Counter>,
     pub failovers: Family<RouteLabel, Counter>,
+    pub budget_exhausted: Family<RouteLabel, Counter>,
     pub upstream_seconds: HistogramFamily,
     pub circuit_open: Family<ProviderLabel, Gauge>,
     pub cooldowns: Gauge,
@@ -55,6 +70,14 @@ pub struct Metrics {
     pub cache: Family<ResultLabel, Counter>,
     pub inflight: Gauge,
     pub state_errors: Counter,
+    /// Finished spans dropped because the export queue was full.
+    pub spans_dropped: Counter,
+    /// Spans lost to a failed or timed-out export.
+    pub spans_failed: Counter,
+    /// Streams that failed after content, by what resuming them did.
+    pub stream_resumes: Family<ResultLabel, Counter>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost_usd: Family<ProviderModel, Counter<f64, AtomicU64>>,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -114,6 +137,7 @@ impl Default for Metrics {
         let requests = Family::<RouteStatus, Counter>::default();
         let attempts = Family::<ProviderOutcome, Counter>::default();
         let failovers = Family::<RouteLabel, Counter>::default();
+        let budget_exhausted = Family::<RouteLabel, Counter>::default();
         let upstream_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let circuit_open = Family::<ProviderLabel, Gauge>::default();
         let cooldowns = Gauge::default();
@@ -121,6 +145,21 @@ impl Default for Metrics {
         let cache = Family::<ResultLabel, Counter>::default();
         let inflight = Gauge::default();
         let state_errors = Counter::default();
+        let spans_dropped = Counter::default();
+        let spans_failed = Counter::default();
+        registry.register(
+            "understudy_spans_dropped",
+            "Finished trace spans dropped because the export queue was full",
+            spans_dropped.clone(),
+        );
+        registry.register(
+            "understudy_spans_failed",
+            "Trace spans lost to a failed or timed-out OTLP export",
+            spans_failed.clone(),
+        );
+        let stream_resumes = Family::<ResultLabel, Counter>::default();
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let cost_usd = Family::<ProviderModel, Counter<f64, AtomicU64>>::default();
         registry.register(
             "understudy_requests",
             "Client requests by route, final status and client API",
@@ -135,6 +174,11 @@ impl Default for Metrics {
             "understudy_failovers",
             "Attempts that failed over to another target",
             failovers.clone(),
+        );
+        registry.register(
+            "understudy_budget_exhausted",
+            "Client requests refused a further attempt by the route's retry budget",
+            budget_exhausted.clone(),
         );
         registry.register(
             "understudy_upstream_seconds",
@@ -171,11 +215,27 @@ impl Default for Metrics {
             "Shared-state operations that failed or timed out (the replica used its own state)",
             state_errors.clone(),
         );
+        registry.register(
+            "understudy_stream_resumes",
+            "Streams that failed after content with resume_streams on: resumed, failed (no target continued), not_resumable (inside a tool call, finished, native)",
+            stream_resumes.clone(),
+        );
+        registry.register(
+            "understudy_tokens",
+            "Tokens of upstream answers by provider, model and type (input, output, cached input, reasoning)",
+            tokens.clone(),
+        );
+        registry.register(
+            "understudy_cost_usd",
+            "Spend in USD of upstream answers by provider and model, from the price table",
+            cost_usd.clone(),
+        );
         Metrics {
             registry,
             requests,
             attempts,
             failovers,
+            budget_exhausted,
             upstream_seconds,
             circuit_open,
             cooldowns,
@@ -183,6 +243,11 @@ impl Default for Metrics {
             cache,
             inflight,
             state_errors,
+            spans_dropped,
+            spans_failed,
+            stream_resumes,
+            tokens,
+            cost_usd,
             totals: Totals::default(),
         }
     }
@@ -228,12 +293,48 @@ impl Metrics {
             .inc();
     }
 
+    pub fn budget_exhausted(&self, route: &str) {
+        self.budget_exhausted
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .inc();
+    }
+
+    /// `result` is one of resumed, failed, not_resumable.
+    pub fn stream_resume(&self, result: &'static str) {
+        self.stream_resumes
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
     /// `result` is one of hit, miss, stale.
     pub fn cache_result(&self, result: &'static str) {
         if let Some(i) = CACHE_RESULTS.iter().position(|r| *r == result) {
             self.totals.cache[i].fetch_add(1, Ordering::Relaxed);
         }
         self.cache.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub fn tokens(&self, provider: &str, model: &str, tokens: &crate::spend::Tokens) {
+        for (r#type, n) in tokens.by_type() {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    provider: provider.to_string(),
+                    model: model.to_string(),
+                    r#type,
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn cost(&self, provider: &str, model: &str, usd: f64) {
+        self.cost_usd
+            .get_or_create(&ProviderModel {
+                provider: provider.to_string(),
+                model: model.to_string(),
+            })
+            .inc_by(usd);
     }
 
     pub fn encode(&self) -> String {

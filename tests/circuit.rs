@@ -235,3 +235,49 @@ async fn health_probes_open_a_sick_providers_circuit_and_close_it_when_it_recove
         .await
     );
 }
+
+#[tokio::test]
+async fn each_failed_trial_doubles_open_for_up_to_the_cap_and_status_shows_it() {
+    let (a, b, p) =
+        two("[circuit_breaker]\nfailures = 1\nopen_for = \"1h\"\nmax_open_for = \"3h\"\n").await;
+    a.always(Reply::json(500, "{}"));
+    b.always(Reply::json(200, completion("m-b", "b")));
+    let hour = Duration::from_secs(3600);
+    let circuit = || async {
+        let s = get(&p.url("/status")).await.json();
+        let a = &s["providers"][0];
+        assert_eq!(a["name"], "a");
+        (
+            a["circuit"].as_str().unwrap().to_string(),
+            a["open_for_secs"].as_f64().unwrap(),
+        )
+    };
+    let attempts = || async {
+        let r = p.chat(user("default")).await;
+        assert_eq!(r.header("x-understudy-provider"), Some("b"));
+        r.header("x-understudy-attempts").unwrap().to_string()
+    };
+    assert_eq!(circuit().await, ("closed".into(), 3600.0));
+    assert_eq!(attempts().await, "2");
+    assert_eq!(circuit().await, ("open".into(), 3600.0));
+    // each failed trial re-opens for twice as long: 2 h, then 3 h (capped), 3 h
+    for (period, want) in [(hour, 7200.0), (hour * 2, 10800.0), (hour * 3, 10800.0)] {
+        skip(period - Duration::from_secs(2)).await;
+        assert_eq!(attempts().await, "1", "still open before {period:?}");
+        skip(Duration::from_secs(3)).await;
+        assert_eq!(attempts().await, "2", "the trial after {period:?}");
+        assert_eq!(circuit().await, ("open".into(), want));
+    }
+    assert_eq!(a.count(), 4, "the failure that opened it and three trials");
+    // a success resets it: the next open is an hour again, and doubles from there
+    a.push(Reply::json(200, completion("m-a", "a is back")));
+    skip(hour * 3 + Duration::from_secs(1)).await;
+    let r = p.chat(user("default")).await;
+    assert_eq!(r.header("x-understudy-provider"), Some("a"));
+    assert_eq!(circuit().await, ("closed".into(), 3600.0));
+    assert_eq!(attempts().await, "2");
+    assert_eq!(circuit().await, ("open".into(), 3600.0));
+    skip(hour + Duration::from_secs(1)).await;
+    assert_eq!(attempts().await, "2");
+    assert_eq!(circuit().await, ("open".into(), 7200.0));
+}

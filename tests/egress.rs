@@ -311,44 +311,10 @@ async fn an_http_upstream_goes_through_http_proxy_in_absolute_form() {
     assert_eq!(attempts(&p, "a", "connect").await, "1");
 }
 
-/// Everything logged while it is the thread's default subscriber (these tests run
-/// on one thread, proxy included).
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
-
 #[tokio::test]
 async fn a_proxy_that_refuses_or_hangs_fails_over_on_the_connect_timeout_named_without_credentials()
 {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = Logs::capture();
 
     let ca = TestCa::new("understudy test CA");
     let up = https_mock(&ca, Alpn::H2AndHttp1, false).await;

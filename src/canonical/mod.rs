@@ -13,6 +13,7 @@ mod chunk;
 mod embed;
 mod ids;
 mod open;
+mod prefill;
 mod reasoning;
 mod replay;
 mod request;

@@ -166,10 +166,13 @@ pub(super) fn describe_json_error(e: serde_json::Error) -> String {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
+    /// Options we do not interpret (`include_obfuscation`), kept for the upstream.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

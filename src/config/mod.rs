@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub cache: Option<CachePolicy>,
     pub responses: ResponsesPolicy,
     pub state: StatePolicy,
+    /// `None`: traces off.
+    pub telemetry: Option<TelemetryPolicy>,
     /// `None` unless `[passthrough]` names a provider.
     pub passthrough: Option<PassthroughPolicy>,
     /// Sorted by name.
@@ -75,6 +77,19 @@ pub struct FailoverPolicy {
     /// When non-zero: start the next target too if the current one has no
     /// response head by then.
     pub hedge_after: Duration,
+    /// The retry budget: extra attempts a route may send over the budget window.
+    pub budget: BudgetPolicy,
+    /// A stream that fails after content continues on the next target that can
+    /// continue an assistant turn (DESIGN §10).
+    pub resume_streams: bool,
+}
+
+/// Failovers, retries and hedges of a route may add at most `ratio` extra upstream
+/// requests per client request over the window, and always `min_per_s` a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetPolicy {
+    pub ratio: f64,
+    pub min_per_s: u32,
 }
 
 /// The validated `[cache]` section, present only when the cache is enabled.
@@ -94,6 +109,19 @@ pub struct CachePolicy {
 pub enum StatePolicy {
     Memory,
     Redis(RedisPolicy),
+}
+
+/// Where and how spans are exported (`[telemetry]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryPolicy {
+    /// The full OTLP/HTTP traces URL (`…/v1/traces`).
+    pub endpoint: http::Uri,
+    /// Prompts and answers in spans; off by default, as they may hold personal data.
+    pub capture_content: bool,
+    pub service_name: String,
+    /// Spans waiting for export; past it new spans are dropped (and counted), so a
+    /// slow collector never holds a request.
+    pub queue_size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +191,9 @@ pub enum CacheMode {
 pub struct CircuitPolicy {
     pub failures: u32,
     pub open_for: Duration,
+    /// Each consecutive re-open doubles the open period up to this (never below
+    /// `open_for`).
+    pub max_open_for: Duration,
 }
 
 #[derive(Debug)]
@@ -225,12 +256,9 @@ impl Snapshot {
         if !direct_model_ok(target_model) {
             return None;
         }
-        Some(Resolved::Direct(Arc::new(Target::new(
-            provider.clone(),
-            target_model,
-            1,
-            provider.timeouts,
-        ))))
+        let mut target = Target::new(provider.clone(), target_model, 1, provider.timeouts);
+        target.direct = true;
+        Some(Resolved::Direct(Arc::new(target)))
     }
 
     /// Whether any request could be served: some route has a target whose provider is

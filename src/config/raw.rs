@@ -52,6 +52,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub state: RawState,
     #[serde(default)]
+    pub telemetry: RawTelemetry,
+    #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -111,6 +113,9 @@ pub struct RawFailover {
     pub max_cooldown: Dur,
     pub max_wait: Dur,
     pub hedge_after: Dur,
+    pub budget_ratio: f64,
+    pub budget_min_per_s: u32,
+    pub resume_streams: bool,
 }
 
 impl Default for RawFailover {
@@ -124,6 +129,9 @@ impl Default for RawFailover {
             max_cooldown: secs(600),
             max_wait: secs(0),
             hedge_after: secs(0),
+            budget_ratio: 0.2,
+            budget_min_per_s: 10,
+            resume_streams: false,
         }
     }
 }
@@ -133,6 +141,7 @@ impl Default for RawFailover {
 pub struct RawCircuitBreaker {
     pub failures: u32,
     pub open_for: Dur,
+    pub max_open_for: Dur,
 }
 
 impl Default for RawCircuitBreaker {
@@ -140,6 +149,7 @@ impl Default for RawCircuitBreaker {
         RawCircuitBreaker {
             failures: 5,
             open_for: secs(30),
+            max_open_for: secs(300),
         }
     }
 }
@@ -217,6 +227,27 @@ impl Default for RawState {
     }
 }
 
+/// `[telemetry]`: OpenTelemetry traces, off unless an endpoint is given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub capture_content: bool,
+    pub service_name: String,
+    pub queue_size: usize,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            otlp_endpoint: None,
+            capture_content: false,
+            service_name: "understudy".into(),
+            queue_size: 2048,
+        }
+    }
+}
+
 /// `[passthrough]`: forward the rest of OpenAI's `/v1` surface to one provider.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,8 +297,22 @@ pub struct RawProvider {
     pub client_cert: Option<String>,
     #[serde(default)]
     pub client_key: Option<String>,
+    /// USD per million tokens, by the provider's model name.
+    #[serde(default)]
+    pub prices: BTreeMap<String, RawPrice>,
     #[serde(flatten)]
     pub settings: toml::Table,
+}
+
+/// `[providers.X.prices."model"]`, USD per million tokens; `output` may be left out
+/// for embedding models, `cached_input` defaults to `input`.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    #[serde(default)]
+    pub output: f64,
+    pub cached_input: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -278,6 +323,8 @@ pub enum Strategy {
     RoundRobin,
     Weighted,
     LowestLatency,
+    /// By price (input + output per million tokens), unpriced targets last.
+    Cheapest,
 }
 
 impl Strategy {
@@ -287,6 +334,7 @@ impl Strategy {
             Strategy::RoundRobin => "round-robin",
             Strategy::Weighted => "weighted",
             Strategy::LowestLatency => "lowest-latency",
+            Strategy::Cheapest => "cheapest",
         }
     }
 }
@@ -300,12 +348,15 @@ pub struct RawRoute {
     pub strategy: Strategy,
 }
 
-/// `"provider/model"` or `{ target = "provider/model", weight = 1, timeouts = {...} }`.
+/// `"provider/model"` or `{ target = "provider/model", weight = 1, timeouts = {...},
+/// context_window = 128000 }`.
 #[derive(Debug)]
 pub struct RawTarget {
     pub target: String,
     pub weight: u32,
     pub timeouts: RawTimeouts,
+    /// Signed so that a negative value gets our message, not serde's.
+    pub context_window: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +367,8 @@ struct RawTargetTable {
     weight: u32,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default)]
+    context_window: Option<i64>,
 }
 
 fn one() -> u32 {
@@ -337,6 +390,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                     target: s.to_string(),
                     weight: 1,
                     timeouts: RawTimeouts::default(),
+                    context_window: None,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTarget, A::Error> {
@@ -345,6 +399,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                     target: t.target,
                     weight: t.weight,
                     timeouts: t.timeouts,
+                    context_window: t.context_window,
                 })
             }
         }

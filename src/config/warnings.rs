@@ -28,6 +28,12 @@ impl Snapshot {
                 self.failover.default_cooldown, self.failover.max_cooldown
             ));
         }
+        if self.circuit.max_open_for < self.circuit.open_for {
+            out.push(format!(
+                "circuit_breaker.max_open_for ({:?}) is below open_for ({:?}): a re-opened circuit stays open for open_for, without backoff",
+                self.circuit.max_open_for, self.circuit.open_for
+            ));
+        }
         if self.server.api_keys.is_empty() {
             out.push(match &self.server.api_keys_env {
                 Some(var) => format!(

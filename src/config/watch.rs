@@ -40,13 +40,16 @@ pub fn reload(app: &App) -> bool {
                 tracing::warn!("{w}");
             }
             app.health.retain(&new);
+            app.budgets.retain(&new);
             app.cache.apply(new.cache.as_ref());
             app.apply_state(&new.state);
             app.upstream.prepare(&new);
             app.config.store(Arc::new(new));
+            app.apply_telemetry();
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.reloads += 1;
             st.last_error = None;
+            app.dashboard.reloaded(true, summary(app));
             app.metrics
                 .reloads
                 .get_or_create(&ResultLabel { result: "ok" })
@@ -57,6 +60,7 @@ pub fn reload(app: &App) -> bool {
             tracing::error!(error = %e, "config reload failed; the previous config stays in force");
             let mut st = app.reload.lock().unwrap_or_else(|e| e.into_inner());
             st.last_error = Some(e.to_string());
+            app.dashboard.reloaded(false, e.to_string());
             app.metrics
                 .reloads
                 .get_or_create(&ResultLabel { result: "error" })
@@ -64,6 +68,16 @@ pub fn reload(app: &App) -> bool {
             false
         }
     }
+}
+
+/// A good reload's line in the dashboard's history.
+fn summary(app: &App) -> String {
+    let snap = app.config.load();
+    format!(
+        "applied: {} routes, {} providers",
+        snap.routes.len(),
+        snap.providers.len()
+    )
 }
 
 fn log_changes(old: &Snapshot, new: &Snapshot) {

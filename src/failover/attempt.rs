@@ -16,6 +16,7 @@ use super::Work;
 use crate::app::App;
 use crate::config::{Snapshot, Target};
 use crate::providers::{adapter_for, AdapterError};
+use crate::telemetry;
 use crate::upstream::Phase;
 
 /// Larger answers are an upstream fault, not something to buffer.
@@ -67,10 +68,52 @@ pub(super) fn observe(app: &App, target: &Target, started: Instant, good: bool) 
         .observe(secs);
     if good {
         app.health.observe_latency(target, secs);
+        app.dashboard.latency(&target.provider.name, secs);
     }
 }
 
+/// Attempt `number` of a request (1 for the first), in its own trace span when
+/// traces are on.
 pub(super) async fn attempt<W: Work>(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    target: &Arc<Target>,
+    work: &W,
+    mut upstream_req: http::Request<Bytes>,
+    head: &Notify,
+    number: u32,
+) -> Result<W::Answer, Outcome> {
+    use opentelemetry::context::FutureExt as _;
+    let Some(cx) = telemetry::attempt(target, number, upstream_req.headers_mut()) else {
+        return send(app, snap, target, work, upstream_req, head).await;
+    };
+    let result = send(app, snap, target, work, upstream_req, head)
+        .with_context(cx.clone())
+        .await;
+    match &result {
+        Ok(answer) => {
+            if let Some(facts) = W::facts(answer, telemetry::capture_content_in(&cx)) {
+                telemetry::attempt_answered(&cx, &facts);
+            }
+        }
+        Err(outcome) => {
+            let error_type = match outcome {
+                Outcome::Status { error, .. } => error.status.to_string(),
+                other => other.label().to_string(),
+            };
+            // A provider's message may quote the prompt: only with content capture.
+            let message = if telemetry::capture_content_in(&cx) {
+                outcome.describe()
+            } else {
+                format!("{} ({error_type})", outcome.label())
+            };
+            telemetry::attempt_failed(&cx, outcome.label(), error_type, &message);
+        }
+    }
+    result
+}
+
+async fn send<W: Work>(
     app: &Arc<App>,
     snap: &Snapshot,
     target: &Arc<Target>,

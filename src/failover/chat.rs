@@ -2,14 +2,19 @@
 //! first content event, where it is committed to the client.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
 use super::classify::{decide, Outcome, Verdict};
+use super::fit::Estimate;
 use super::stream::{Committed, StreamEnd, StreamError, UpstreamStream};
 use super::{Answer, Answered, Call, Work};
 use crate::app::App;
+use crate::canonical::Api;
+use crate::dashboard::{FailedAttempt, Then};
 use crate::providers::{adapter_for, build_for, Target};
+use crate::spend::Meter;
 
 /// Bytes an upstream may send before its first content event (role chunks, pings,
 /// filter results) — past that it is not answering.
@@ -20,6 +25,19 @@ impl Work for Call<'_> {
 
     fn build(&self, target: &Target) -> Result<http::Request<Bytes>, String> {
         build_for(self.req, target)
+    }
+
+    fn facts(answer: &Answer, capture: bool) -> Option<crate::telemetry::Facts> {
+        match answer {
+            Answer::Complete(a) => Some(crate::telemetry::Facts::of_chat(a, capture)),
+            Answer::Stream(_) => None,
+        }
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        // Counting the tokens of a prompt too long to answer is what a count is for.
+        let counting = self.req.native.as_ref().map(|n| n.api) == Some(Api::CountTokens);
+        (!counting).then(|| Estimate::of_chat(self.req))
     }
 
     async fn read(&self, answered: Answered<'_>) -> Result<Answer, Outcome> {
@@ -65,11 +83,15 @@ impl Work for Call<'_> {
                                 app: app.clone(),
                                 provider_key: target.provider.health_key(),
                                 provider: target.provider.name.clone(),
+                                target: target.label.clone(),
                                 circuit: snap.circuit,
                                 failover: snap.failover.clone(),
                             }),
                             guard: None,
                             drain: None,
+                            trace: crate::telemetry::StreamTrace::current(),
+                            resume: None,
+                            meter: Meter::new(app.clone(), target.clone()),
                         })));
                     }
                 }
@@ -86,6 +108,7 @@ struct CircuitOnEnd {
     app: Arc<App>,
     provider_key: String,
     provider: String,
+    target: String,
     circuit: crate::config::CircuitPolicy,
     failover: crate::config::FailoverPolicy,
 }
@@ -95,6 +118,15 @@ impl StreamEnd for CircuitOnEnd {
         let Some(e) = error else { return };
         let outcome = e.clone().into_outcome();
         self.app.metrics.attempt(&self.provider, outcome.label());
+        self.app.dashboard.attempt(&self.provider, false);
+        self.app.dashboard.failed(FailedAttempt {
+            at: SystemTime::now(),
+            route: None,
+            target: self.target.clone(),
+            outcome: outcome.label(),
+            reason: outcome.describe(),
+            then: Then::StreamCut,
+        });
         let counts = matches!(
             decide(&outcome, &self.failover),
             Verdict::FailOver {

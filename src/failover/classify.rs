@@ -132,7 +132,15 @@ pub fn decide(outcome: &Outcome, policy: &FailoverPolicy) -> Verdict {
     };
     let hinted = retry_hint.unwrap_or(policy.default_cooldown);
     match error.class {
-        FailureClass::CallerFault | FailureClass::ContextTooLong => Verdict::Return,
+        FailureClass::CallerFault => Verdict::Return,
+        // Another target may have a larger window. The provider is healthy and the
+        // same request would fail again: no cooldown, no circuit, no retry.
+        FailureClass::ContextTooLong => Verdict::FailOver {
+            cooldown: None,
+            rate_limited: false,
+            counts_as_failure: false,
+            retry_same: false,
+        },
         _ if !policy.on_status.contains(&error.status) => Verdict::Return,
         FailureClass::RateLimit => cool(hinted, true),
         // An account out of quota stays so for long: don't ask again soon.
@@ -319,6 +327,11 @@ mod tests {
             max_cooldown: Duration::from_secs(600),
             max_wait: Duration::ZERO,
             hedge_after: Duration::ZERO,
+            budget: crate::config::BudgetPolicy {
+                ratio: 0.2,
+                min_per_s: 10,
+            },
+            resume_streams: false,
         }
     }
 
@@ -390,7 +403,16 @@ mod tests {
             error: long,
             retry_hint: None,
         };
-        assert_eq!(decide(&long, &p), Verdict::Return);
+        assert_eq!(
+            decide(&long, &p),
+            Verdict::FailOver {
+                cooldown: None,
+                rate_limited: false,
+                counts_as_failure: false,
+                retry_same: false,
+            },
+            "too long for this target: the next one may fit; this provider is healthy"
+        );
         assert!(matches!(
             decide(&Outcome::Reset("reset".into()), &p),
             Verdict::FailOver {

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::fit::Estimate;
 use super::{Answered, Outcome, Work};
 use crate::canonical::{EmbedRequest, EmbedResponse};
 use crate::providers::{adapter_for, build_embeddings_for, Target};
@@ -12,6 +13,18 @@ impl Work for EmbedRequest {
 
     fn build(&self, target: &Target) -> Result<http::Request<Bytes>, String> {
         build_embeddings_for(self, target)
+    }
+
+    fn facts(answer: &Self::Answer, _capture: bool) -> Option<crate::telemetry::Facts> {
+        Some(crate::telemetry::Facts {
+            response_model: Some(answer.model.clone()),
+            input_tokens: Some(answer.usage.prompt_tokens),
+            ..Default::default()
+        })
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        Some(Estimate::of_embeddings(self))
     }
 
     async fn read(&self, answered: Answered<'_>) -> Result<Self::Answer, Outcome> {

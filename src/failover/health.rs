@@ -37,6 +37,8 @@ pub enum Learned {
     Opened {
         provider: String,
         until: SystemTime,
+        /// The open period, so the fleet backs off from where this replica is.
+        open_for: Duration,
     },
     Closed {
         provider: String,
@@ -77,6 +79,9 @@ enum CircuitState {
 struct Circuit {
     state: CircuitState,
     consecutive_failures: u32,
+    /// The latest open period; zero until the circuit first opens. A failed trial
+    /// doubles it (probation), a success resets it.
+    open_for: Duration,
 }
 
 impl Default for Circuit {
@@ -84,6 +89,7 @@ impl Default for Circuit {
         Circuit {
             state: CircuitState::Closed,
             consecutive_failures: 0,
+            open_for: Duration::ZERO,
         }
     }
 }
@@ -276,14 +282,17 @@ impl Health {
         }
     }
 
-    /// Another replica opened the provider's circuit; a later open-until wins.
-    pub fn remote_opened(&self, provider_key: &str, until: SystemTime) {
+    /// Another replica opened the provider's circuit; a later open-until wins, and
+    /// the longer open period (zero from a replica that does not send one), so the
+    /// next re-open anywhere doubles from the fleet's longest.
+    pub fn remote_opened(&self, provider_key: &str, until: SystemTime, open_for: Duration) {
         let until = from_wall(until);
         if until <= Instant::now() {
             return;
         }
         let mut map = lock(&self.circuits);
         let c = map.entry(provider_key.to_string()).or_default();
+        c.open_for = c.open_for.max(open_for);
         match c.state {
             CircuitState::Open { until: mine } if mine >= until => {}
             _ => c.state = CircuitState::Open { until },
@@ -295,18 +304,23 @@ impl Health {
         let mut map = lock(&self.circuits);
         let c = map.entry(provider_key.to_string()).or_default();
         c.consecutive_failures = c.consecutive_failures.saturating_add(1);
-        let open = match c.state {
-            CircuitState::HalfOpen { .. } => true,
-            CircuitState::Closed => c.consecutive_failures >= policy.failures,
-            CircuitState::Open { .. } | CircuitState::Leasing { .. } => false,
+        let open_for = match c.state {
+            CircuitState::HalfOpen { .. } => Some(reopen_period(c.open_for, policy)),
+            CircuitState::Closed if c.consecutive_failures >= policy.failures => {
+                Some(policy.open_for)
+            }
+            CircuitState::Closed | CircuitState::Open { .. } | CircuitState::Leasing { .. } => None,
         };
-        if open {
-            let until = Instant::now() + policy.open_for;
+        let open = open_for.is_some();
+        if let Some(open_for) = open_for {
+            let until = Instant::now() + open_for;
             c.state = CircuitState::Open { until };
+            c.open_for = open_for;
             drop(map);
             self.tell(Learned::Opened {
                 provider: provider_key.to_string(),
                 until: to_wall(until),
+                open_for,
             });
         }
         open
@@ -361,6 +375,14 @@ impl Health {
                 c.consecutive_failures,
             ),
         }
+    }
+
+    /// The latest open period while the circuit is not closed (open or on
+    /// probation: half-open); `None` when closed.
+    pub fn open_period(&self, provider_key: &str) -> Option<Duration> {
+        let map = lock(&self.circuits);
+        let c = map.get(provider_key)?;
+        (c.state != CircuitState::Closed && !c.open_for.is_zero()).then_some(c.open_for)
     }
 
     /// Open (not yet half-open-eligible) until when.
@@ -418,6 +440,14 @@ impl Health {
     }
 }
 
+/// A failed half-open trial: twice the last open period, capped at `max_open_for`
+/// (or `open_for`, should the cap be below it), and never below `open_for` (the
+/// policy may have changed on a reload since).
+fn reopen_period(last: Duration, policy: CircuitPolicy) -> Duration {
+    let cap = policy.max_open_for.max(policy.open_for);
+    last.saturating_mul(2).clamp(policy.open_for, cap)
+}
+
 pub struct Permit<'a> {
     health: &'a Health,
     key: String,
@@ -456,12 +486,17 @@ impl Drop for Permit<'_> {
 }
 
 #[cfg(test)]
+#[path = "health_backoff_tests.rs"]
+mod backoff_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     const POLICY: CircuitPolicy = CircuitPolicy {
         failures: 3,
         open_for: Duration::from_secs(30),
+        max_open_for: Duration::from_secs(300),
     };
 
     #[tokio::test(start_paused = true)]
@@ -478,7 +513,7 @@ mod tests {
         assert_eq!(h.admit("p"), Admission::TrialBusy);
         assert!(h.failure("p", POLICY), "a failed trial re-opens");
         assert!(matches!(h.admit("p"), Admission::Open { .. }));
-        tokio::time::advance(Duration::from_secs(30)).await;
+        tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(h.admit("p"), Admission::Trial);
         h.neutral("p", Admission::Trial);
         assert_eq!(
@@ -555,7 +590,11 @@ mod tests {
         let h = Health::default();
         let (tx, mut rx) = mpsc::channel(16);
         h.set_fleet(Some(tx));
-        h.remote_opened("p", SystemTime::now() + Duration::from_secs(10));
+        h.remote_opened(
+            "p",
+            SystemTime::now() + Duration::from_secs(10),
+            Duration::ZERO,
+        );
         assert!(matches!(h.admit("p"), Admission::Open { .. }));
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(h.admit("p"), Admission::TrialBusy);
@@ -572,8 +611,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn remote_deadlines_only_ever_extend() {
         let h = Health::default();
-        h.remote_opened("p", SystemTime::now() + Duration::from_secs(60));
-        h.remote_opened("p", SystemTime::now() + Duration::from_secs(5));
+        h.remote_opened(
+            "p",
+            SystemTime::now() + Duration::from_secs(60),
+            Duration::ZERO,
+        );
+        h.remote_opened(
+            "p",
+            SystemTime::now() + Duration::from_secs(5),
+            Duration::ZERO,
+        );
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(
             matches!(h.admit("p"), Admission::Open { .. }),

@@ -34,16 +34,21 @@ impl<'a, W: Work> Walk<'a, W> {
             return None;
         }
         for (j, t) in targets.iter().enumerate().skip(idx + 1) {
-            if self.hedged[j] {
+            if self.hedged[j] || self.exceeds_window(t).is_some() {
                 continue;
             }
             let Candidate::Admitted(permit) = admit(self.app, t) else {
                 continue;
             };
             match self.call.build(t) {
-                Ok(r) => {
+                Ok(r) if self.may_send() => {
                     self.hedged[j] = true;
                     return Some((t.clone(), permit, r));
+                }
+                // Over the retry budget: the first attempt goes on alone.
+                Ok(_) => {
+                    permit.neutral();
+                    return None;
                 }
                 Err(_) => permit.neutral(),
             }
@@ -78,7 +83,9 @@ impl<'a, W: Work> Walk<'a, W> {
         tracing::info!(slow = %target.label, hedge = %second.label, "no response head yet; hedging");
         self.start_attempt();
         let never = Notify::new();
-        let hedge = attempt(self.app, self.snap, &second, self.call, second_req, &never);
+        let hedge = attempt(
+            self.app, self.snap, &second, self.call, second_req, &never, self.sent,
+        );
         tokio::pin!(hedge);
         let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));
         while permit.is_some() || second_permit.is_some() {

@@ -7,13 +7,17 @@
 
 mod admission;
 mod attempt;
+pub mod budget;
 mod chat;
 pub mod classify;
 mod embed;
+pub mod fit;
 pub mod health;
 mod hedge;
-mod order;
+pub mod order;
 pub mod probe;
+pub mod resume;
+mod splice;
 pub mod stream;
 mod walk;
 
@@ -67,6 +71,18 @@ pub trait Work: Sync {
         &self,
         answered: Answered<'_>,
     ) -> impl Future<Output = Result<Self::Answer, Outcome>> + Send;
+
+    /// What a good answer tells its trace span now; `None` when it tells it later
+    /// (a stream, at its end).
+    /// `capture`: the answer's text may go into the span.
+    fn facts(_answer: &Self::Answer, _capture: bool) -> Option<crate::telemetry::Facts> {
+        None
+    }
+
+    /// The request's size in tokens, for targets that declare a `context_window`.
+    fn estimate(&self) -> Option<fit::Estimate> {
+        None
+    }
 }
 
 /// A chat turn, whichever API it came in by.
@@ -83,8 +99,22 @@ pub async fn run<W: Work>(
     call: &W,
 ) -> Exchange<W::Answer> {
     let targets = order::targets(app, resolved);
+    run_over(app, snap, resolved.label(), &targets, call, 0).await
+}
+
+/// The walk over `targets` in this order, `sent` upstream requests already spent
+/// (a resumed stream's walk counts toward its request's `max_attempts`).
+async fn run_over<W: Work>(
+    app: &Arc<App>,
+    snap: &Snapshot,
+    route: String,
+    targets: &[Arc<Target>],
+    call: &W,
+    sent: u32,
+) -> Exchange<W::Answer> {
     let policy = &snap.failover;
-    let mut walk = Walk::new(app, snap, resolved.label(), call, targets.len());
+    let mut walk = Walk::new(app, snap, route, call, targets.len());
+    walk.sent = sent;
     let wait_until = Instant::now() + policy.max_wait;
     loop {
         walk.new_pass();
@@ -98,6 +128,17 @@ pub async fn run<W: Work>(
                 }
                 if try_no > 0 {
                     tokio::time::sleep(backoff(policy.backoff, try_no)).await;
+                }
+                if let Some(reason) = walk.exceeds_window(target) {
+                    walk.skip(
+                        target,
+                        admission::Skip {
+                            reason,
+                            usable_at: None,
+                            rate_limited: false,
+                        },
+                    );
+                    break;
                 }
                 let permit = match admit(app, target) {
                     Candidate::Admitted(p) => p,
@@ -123,7 +164,12 @@ pub async fn run<W: Work>(
                         break;
                     }
                 };
-                match walk.try_target(&targets, idx, permit, upstream_req).await {
+                if !walk.may_send() {
+                    // Over the retry budget: the failure so far is the answer.
+                    permit.neutral();
+                    return walk.exhausted(targets);
+                }
+                match walk.try_target(targets, idx, permit, upstream_req).await {
                     Settled::Finished(ex) => return ex,
                     Settled::Next { retry_same: true } => {}
                     Settled::Next { retry_same: false } => break,
@@ -133,7 +179,7 @@ pub async fn run<W: Work>(
         // DESIGN §6: when every usable target is cooling, wait (up to max_wait) for the
         // soonest and try again.
         if !walk.out_of_attempts() && !policy.max_wait.is_zero() {
-            if let Some(at) = all_cooling_until(app, &targets) {
+            if let Some(at) = all_cooling_until(app, targets) {
                 if at <= wait_until {
                     tracing::debug!(
                         wait_ms = at.saturating_duration_since(Instant::now()).as_millis() as u64,
@@ -144,7 +190,7 @@ pub async fn run<W: Work>(
                 }
             }
         }
-        return walk.exhausted(&targets);
+        return walk.exhausted(targets);
     }
 }
 

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::classify::Outcome;
+use super::resume::ResumePlan;
+use super::splice::Splice;
 use crate::canonical::ChatChunk;
 use crate::config::Timeouts;
 use crate::error::ProxyError;
@@ -22,6 +24,7 @@ use crate::frontdoor::StreamRender;
 use crate::http::body::{Body, Cut};
 use crate::http::sse::{Decoder, Event, Framing};
 use crate::providers::{AdapterError, Flow, StreamTranslator, UpstreamError};
+use crate::spend::Meter;
 use crate::upstream::Phase;
 
 #[derive(Debug, Clone)]
@@ -233,6 +236,13 @@ pub struct Committed {
     pub guard: Option<crate::metrics::InflightGuard>,
     /// Turns true when the proxy stops waiting for streams (shutdown grace over).
     pub drain: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The attempt's trace span, ended with the stream (traces on).
+    pub trace: Option<crate::telemetry::StreamTrace>,
+    /// Set when `resume_streams` is on: a failure after content is continued by
+    /// another target instead of ending the stream.
+    pub resume: Option<ResumePlan>,
+    /// Counts the stream's tokens and cost.
+    pub meter: Meter,
 }
 
 struct BodyState {
@@ -245,7 +255,16 @@ struct BodyState {
     tap: Option<Box<dyn StreamTap>>,
     ended: bool,
     drain: Option<tokio::sync::watch::Receiver<bool>>,
+    trace: Option<crate::telemetry::StreamTrace>,
+    meter: Meter,
     _guard: Option<crate::metrics::InflightGuard>,
+    resume: Option<ResumePlan>,
+    /// What the client has received, and how a continuation joins it.
+    splice: Splice,
+    /// The upstream now read is a continuation: its chunks go through `splice`.
+    continuing: bool,
+    /// A failure to resume (or report) once what came before it has gone out.
+    failed: Option<StreamError>,
 }
 
 impl BodyState {
@@ -255,6 +274,15 @@ impl BodyState {
     async fn next_frame(&mut self) -> Option<Bytes> {
         let mut out = self.first.take().unwrap_or_default();
         while !self.ended {
+            if let Some(e) = self.failed.take() {
+                if !out.is_empty() {
+                    // What came before the failure goes out first.
+                    self.failed = Some(e);
+                    break;
+                }
+                self.recover(e, &mut out).await;
+                continue;
+            }
             if out.is_empty() {
                 let next = match &mut self.drain {
                     None => Some(self.upstream.next().await),
@@ -265,14 +293,12 @@ impl BodyState {
                     },
                 };
                 let Some(next) = next else {
-                    self.ended = true;
-                    tracing::warn!(provider = %self.provider, "shutdown grace over; ending the stream with an error event");
-                    self.render.error(&ProxyError::ShuttingDown, &mut out);
+                    self.shut_down(&mut out);
                     break;
                 };
                 self.emit(next, &mut out);
             }
-            while !self.ended {
+            while !self.ended && self.failed.is_none() {
                 let Some(next) = self.upstream.ready() else {
                     break;
                 };
@@ -285,33 +311,148 @@ impl BodyState {
         (!out.is_empty()).then(|| out.freeze())
     }
 
-    /// Renders one step of the upstream into `out`; the end or a failure ends the body.
+    fn shut_down(&mut self, out: &mut BytesMut) {
+        self.ended = true;
+        tracing::warn!(provider = %self.provider, "shutdown grace over; ending the stream with an error event");
+        self.render.error(&ProxyError::ShuttingDown, out);
+    }
+
+    /// One chunk to the client (the tap sees it too).
+    fn send(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
+        if let Some(tap) = &mut self.tap {
+            tap.chunk(&chunk);
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.chunk(&chunk);
+        }
+        self.meter.chunk(&chunk);
+        self.render.chunk(chunk, out);
+    }
+
+    /// A chunk of the upstream now read: as it came, or joined to what was sent.
+    fn pass(&mut self, chunk: ChatChunk, out: &mut BytesMut) {
+        if self.continuing {
+            if let Some(c) = self.splice.rewrite(chunk) {
+                self.send(c, out);
+            }
+        } else {
+            if self.resume.is_some() {
+                self.splice.observe(&chunk);
+            }
+            self.send(chunk, out);
+        }
+    }
+
+    /// Renders one step of the upstream into `out`; the end or a failure ends the
+    /// body, unless the failure is left to [`Self::recover`].
     fn emit(&mut self, next: Result<Option<ChatChunk>, StreamError>, out: &mut BytesMut) {
         match next {
-            Ok(Some(chunk)) => {
-                if let Some(tap) = &mut self.tap {
-                    tap.chunk(&chunk);
-                }
-                self.render.chunk(chunk, out);
-            }
+            Ok(Some(chunk)) => self.pass(chunk, out),
             Ok(None) => {
+                if self.continuing {
+                    if let Some(c) = self.splice.flush() {
+                        self.send(c, out);
+                    }
+                }
                 self.ended = true;
+                // Booked before the end goes out: whoever reads the last byte can
+                // read the metric.
+                self.meter.finish();
                 self.end.finished(None);
+                if let Some(trace) = &mut self.trace {
+                    trace.end(None);
+                }
                 if let Some(tap) = self.tap.take() {
                     tap.done();
                 }
                 self.render.done(out);
             }
-            Err(e) => {
-                self.ended = true;
-                let err = ProxyError::MidStream {
-                    provider: self.provider.clone(),
-                    failure: Box::new(e.clone().into_outcome()),
-                };
-                tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
-                self.end.finished(Some(&e));
-                self.render.error(&err, out);
+            Err(e) if self.resume.is_some() => self.failed = Some(e),
+            Err(e) => self.fail(e, out),
+        }
+    }
+
+    /// Today's end of a failed stream: the final error event.
+    fn fail(&mut self, e: StreamError, out: &mut BytesMut) {
+        // Logged before the booking, whose own lines (a circuit opening) follow it.
+        self.error_event(e.clone().into_outcome(), out);
+        self.end.finished(Some(&e));
+    }
+
+    fn error_event(&mut self, failure: Outcome, out: &mut BytesMut) {
+        self.ended = true;
+        self.meter.finish();
+        if let Some(trace) = &mut self.trace {
+            trace.end(Some((failure.label(), failure.describe())));
+        }
+        let err = ProxyError::MidStream {
+            provider: self.provider.clone(),
+            failure: Box::new(failure),
+        };
+        tracing::warn!(provider = %self.provider, error = %err, "stream failed after its first content event");
+        self.render.error(&err, out);
+    }
+
+    /// A failure after content, with `resume_streams` on: continue on another target
+    /// if the answer can be continued and one does, else end as [`Self::fail`] does.
+    async fn recover(&mut self, e: StreamError, out: &mut BytesMut) {
+        let Some(plan) = &mut self.resume else {
+            return self.fail(e, out);
+        };
+        let prefill = match self.splice.prefill() {
+            Ok(p) => p.to_string(),
+            Err(why) => {
+                plan.app().metrics.stream_resume("not_resumable");
+                tracing::info!(provider = %self.provider, reason = why.describe(), "stream failed; not resumable");
+                return self.fail(e, out);
             }
+        };
+        // The failed target is booked as if the stream had simply ended.
+        let failure = e.clone().into_outcome();
+        self.end.finished(Some(&e));
+        let cut = Instant::now();
+        let resumed = match &mut self.drain {
+            None => Some(plan.resume(&prefill).await),
+            Some(drain) => tokio::select! {
+                biased;
+                _ = drain.wait_for(|d| *d) => None,
+                r = plan.resume(&prefill) => Some(r),
+            },
+        };
+        match resumed {
+            None => self.shut_down(out),
+            Some(Ok(c)) => {
+                plan.app().metrics.stream_resume("resumed");
+                tracing::info!(
+                    from = %self.provider,
+                    to = %c.provider,
+                    failure = %failure.describe(),
+                    prefill_chars = prefill.chars().count(),
+                    stall_ms = cut.elapsed().as_millis() as u64,
+                    "stream resumed on another target"
+                );
+                self.adopt(*c, out);
+            }
+            Some(Err(why)) => {
+                plan.app().metrics.stream_resume("failed");
+                tracing::warn!(provider = %self.provider, reason = %why, "resume found no target to continue the stream");
+                self.error_event(failure, out);
+            }
+        }
+    }
+
+    /// Reads on from a continuation.
+    fn adopt(&mut self, c: Committed, out: &mut BytesMut) {
+        self.upstream = c.upstream;
+        self.provider = c.provider;
+        self.end = c.end;
+        // The failed target's meter books what it saw as it goes; the continuation's
+        // tokens are its own target's.
+        self.meter = c.meter;
+        self.continuing = true;
+        self.splice.begin();
+        for chunk in c.held {
+            self.pass(chunk, out);
         }
     }
 }
@@ -322,10 +463,24 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
     let mut c = *c;
     // The role-only chunk goes out together with the first content, in one frame.
     let mut first = BytesMut::new();
+    let mut splice = Splice::new();
+    if c.resume
+        .as_ref()
+        .is_some_and(ResumePlan::client_speaks_chat)
+    {
+        splice = splice.for_chat_client();
+    }
     for chunk in c.held {
+        if c.resume.is_some() {
+            splice.observe(&chunk);
+        }
         if let Some(tap) = &mut c.tap {
             tap.chunk(&chunk);
         }
+        if let Some(trace) = &mut c.trace {
+            trace.chunk(&chunk);
+        }
+        c.meter.chunk(&chunk);
         render.chunk(chunk, &mut first);
     }
     let state = BodyState {
@@ -337,7 +492,13 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         tap: c.tap,
         ended: false,
         drain: c.drain,
+        trace: c.trace,
+        meter: c.meter,
         _guard: c.guard,
+        resume: c.resume,
+        splice,
+        continuing: false,
+        failed: None,
     };
     // hyper polls the body outside the request's span: carry it, so every line this
     // stream logs names its request.

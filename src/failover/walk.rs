@@ -2,8 +2,9 @@
 //! is booked (metrics, circuit, cooldown, the steps of the final error), and the
 //! final error when no target answered.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -11,13 +12,16 @@ use tokio::time::Instant;
 
 use super::admission::Skip;
 use super::attempt::attempt;
+use super::budget::Window;
 use super::classify::{decide, Outcome, Verdict};
+use super::fit::Estimate;
 use super::health::Permit;
 use super::hedge::Raced;
 use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
-use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, Why};
+use crate::dashboard::{FailedAttempt, Then};
+use crate::error::{tried, Exhausted, ProxyError, SkipReason, Step, StepKind, TooLong, Why};
 use crate::providers::{FailureClass, Target};
 
 pub(super) struct Walk<'a, W: Work> {
@@ -36,6 +40,13 @@ pub(super) struct Walk<'a, W: Work> {
     skipped_rate_limited: bool,
     /// Skipped for a reason other than a rate-limit cooldown or being disabled.
     skipped_other: bool,
+    /// The route's retry budget.
+    budget: Arc<Window>,
+    /// An attempt was refused for the budget (counted once per client request).
+    over_budget: bool,
+    /// The request's size, for targets that declare a context window: measured
+    /// when first needed, so a route without windows never pays for it.
+    estimate: OnceCell<Option<Estimate>>,
 }
 
 pub(super) enum Settled<A> {
@@ -54,9 +65,13 @@ impl<'a, W: Work> Walk<'a, W> {
         call: &'a W,
         targets: usize,
     ) -> Walk<'a, W> {
+        let budget = app.budgets.route(&route);
+        budget.request();
         Walk {
             app,
             snap,
+            budget,
+            over_budget: false,
             route,
             call,
             sent: 0,
@@ -65,7 +80,24 @@ impl<'a, W: Work> Walk<'a, W> {
             soonest: None,
             skipped_rate_limited: false,
             skipped_other: false,
+            estimate: OnceCell::new(),
         }
+    }
+
+    fn estimate(&self) -> Option<Estimate> {
+        *self.estimate.get_or_init(|| self.call.estimate())
+    }
+
+    /// Why `target` is skipped before it is asked: the request clearly exceeds the
+    /// context window the route declares for it.
+    pub(super) fn exceeds_window(&self, target: &Target) -> Option<SkipReason> {
+        let window = target.context_window?;
+        let estimate = self.estimate()?;
+        if !estimate.clearly_exceeds(window) {
+            return None;
+        }
+        tracing::debug!(target = %target.label, window, estimate = %estimate.describe(), "skipped: request exceeds the context window");
+        Some(SkipReason::ContextWindow { window, estimate })
     }
 
     /// Another pass over the targets (after waiting for a cooling one): what was
@@ -100,6 +132,20 @@ impl<'a, W: Work> Walk<'a, W> {
         });
     }
 
+    /// Whether the next attempt may be sent: the first always may; any other
+    /// (failover, retry, hedge) spends the route's retry budget.
+    pub(super) fn may_send(&mut self) -> bool {
+        if self.sent == 0 || self.budget.try_extra(self.snap.failover.budget) {
+            return true;
+        }
+        if !self.over_budget {
+            self.over_budget = true;
+            self.app.metrics.budget_exhausted(&self.route);
+            tracing::info!(route = %self.route, "retry budget exhausted; no further attempt");
+        }
+        false
+    }
+
     pub(super) fn start_attempt(&mut self) {
         if self
             .steps
@@ -123,7 +169,15 @@ impl<'a, W: Work> Walk<'a, W> {
         let target = &targets[idx];
         self.start_attempt();
         let head = Notify::new();
-        let first = attempt(self.app, self.snap, target, self.call, upstream_req, &head);
+        let first = attempt(
+            self.app,
+            self.snap,
+            target,
+            self.call,
+            upstream_req,
+            &head,
+            self.sent,
+        );
         if self.snap.failover.hedge_after.is_zero() {
             let result = first.await;
             return self.settle(target, permit, result);
@@ -147,6 +201,7 @@ impl<'a, W: Work> Walk<'a, W> {
             Ok(answer) => {
                 permit.success();
                 self.app.metrics.attempt(&provider.name, "ok");
+                self.app.dashboard.attempt(&provider.name, true);
                 return Settled::Finished(Exchange {
                     attempts: self.sent,
                     result: Ok(Success {
@@ -159,6 +214,7 @@ impl<'a, W: Work> Walk<'a, W> {
         };
         self.app.metrics.attempt(&provider.name, outcome.label());
         let verdict = decide(&outcome, &self.snap.failover);
+        self.book_failure(target, &outcome, &verdict);
         match verdict {
             Verdict::Return => {
                 tracing::info!(target = %target.label, outcome = %outcome.describe(), "attempt failed; returned to the client");
@@ -199,8 +255,41 @@ impl<'a, W: Work> Walk<'a, W> {
         }
     }
 
+    /// For the dashboard: the provider's window and the list of failed attempts.
+    fn book_failure(&self, target: &Target, outcome: &Outcome, verdict: &Verdict) {
+        self.app.dashboard.attempt(&target.provider.name, false);
+        self.app.dashboard.failed(FailedAttempt {
+            at: SystemTime::now(),
+            route: Some(self.route.clone()),
+            target: target.label.clone(),
+            outcome: outcome.label(),
+            reason: outcome.describe(),
+            then: match verdict {
+                Verdict::FailOver { .. } => Then::FailedOver,
+                Verdict::Return => Then::Returned,
+            },
+        });
+    }
+
     /// No target answered: the final error, with every step in order.
     pub(super) fn exhausted(self, targets: &[Arc<Target>]) -> Exchange<W::Answer> {
+        if too_long(&self.steps) {
+            let refused = self.steps.iter().rev().find_map(|s| match &s.what {
+                StepKind::Tried(Outcome::Status { error, .. }) => Some((
+                    s.target.split('/').next().unwrap_or_default().to_string(),
+                    Box::new(error.clone()),
+                )),
+                _ => None,
+            });
+            return Exchange {
+                attempts: self.sent,
+                result: Err(ProxyError::ContextTooLong(TooLong {
+                    refused,
+                    estimate: self.estimate(),
+                    steps: self.steps,
+                })),
+            };
+        }
         let now = Instant::now();
         let tried = tried(&self.steps);
         let skipped = |pred: fn(&SkipReason) -> bool| {
@@ -263,6 +352,22 @@ impl<'a, W: Work> Walk<'a, W> {
             result: Err(error),
         }
     }
+}
+
+/// Every target that could take the request is too small for it: it said so, or
+/// was skipped by its declared window (disabled ones and kinds that cannot express
+/// the request aside).
+fn too_long(steps: &[Step]) -> bool {
+    let mut any = false;
+    for s in steps {
+        match &s.what {
+            StepKind::Tried(o) if o.class() == FailureClass::ContextTooLong => any = true,
+            StepKind::Skipped(SkipReason::ContextWindow { .. }) => any = true,
+            StepKind::Skipped(SkipReason::Disabled(_) | SkipReason::Unsupported(_)) => {}
+            _ => return false,
+        }
+    }
+    any
 }
 
 /// An upstream error handed to the client without failover.

@@ -127,7 +127,16 @@ pub(crate) fn openai_style_error(status: StatusCode, body: &[u8]) -> UpstreamErr
                 (Some("insufficient_quota"), _) | (_, Some("insufficient_quota")) => {
                     FailureClass::Quota
                 }
-                (Some("context_length_exceeded"), _) => FailureClass::ContextTooLong,
+                (Some("context_length_exceeded"), _) | (_, Some("exceed_context_size_error")) => {
+                    FailureClass::ContextTooLong
+                }
+                // vLLM and other OpenAI-compatible servers give no code, only the
+                // wording OpenAI once used.
+                _ if status == StatusCode::BAD_REQUEST
+                    && says_context_too_long(o.error.message.as_deref().unwrap_or("")) =>
+                {
+                    FailureClass::ContextTooLong
+                }
                 (Some("model_not_found"), _) if status != StatusCode::BAD_REQUEST => {
                     FailureClass::ModelGone
                 }
@@ -142,8 +151,23 @@ pub(crate) fn openai_style_error(status: StatusCode, body: &[u8]) -> UpstreamErr
                 retry_after: None,
             }
         }
-        Err(_) => UpstreamError::new(status.as_u16(), excerpt(status, body)),
+        Err(_) => {
+            let mut e = UpstreamError::new(status.as_u16(), excerpt(status, body));
+            // vLLM before its `{"error": …}` envelope: `{"object":"error","message":…}`.
+            if status == StatusCode::BAD_REQUEST
+                && says_context_too_long(&String::from_utf8_lossy(body))
+            {
+                e.class = FailureClass::ContextTooLong;
+            }
+            e
+        }
     }
+}
+
+/// OpenAI's "This model's maximum context length is N tokens…", which vLLM and
+/// other OpenAI-compatible servers copy.
+fn says_context_too_long(message: &str) -> bool {
+    message.contains("maximum context length")
 }
 
 /// A short, printable summary of an unreadable error body.

@@ -7,12 +7,17 @@
 
 mod anthropic;
 mod azure;
+#[cfg(test)]
+mod context_errors;
+#[cfg(test)]
+mod continuation_tests;
 mod error;
 mod gemini;
 pub(crate) mod native;
 mod ollama;
 mod openai;
 mod openai_embed;
+mod openai_prefill;
 mod openai_responses;
 mod settings;
 mod target;
@@ -78,6 +83,17 @@ pub trait Adapter: Send + Sync {
         req: &ChatRequest,
         target: &Target,
     ) -> Result<http::Request<Bytes>, AdapterError>;
+
+    /// The upstream request that continues `req`'s final assistant message (a
+    /// prefill, see [`ChatRequest::with_prefill`]) instead of answering after it;
+    /// `None` when this target cannot continue an assistant turn.
+    fn build_continuation(
+        &self,
+        _req: &ChatRequest,
+        _target: &Target,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        None
+    }
 
     /// A complete non-streamed answer in OpenAI's shape.
     fn parse_response(
@@ -186,6 +202,23 @@ pub fn build_for(req: &ChatRequest, target: &Target) -> Result<http::Request<Byt
         return Err(why.clone());
     }
     adapter.build_request(req, target).map_err(cannot)
+}
+
+/// The upstream request continuing `req`'s final assistant message on `target`, or
+/// why this target cannot (see [`Adapter::build_continuation`]).
+pub fn build_continuation_for(
+    req: &ChatRequest,
+    target: &Target,
+) -> Result<http::Request<Bytes>, String> {
+    adapter_for(target.provider.kind)
+        .build_continuation(req, target)
+        .unwrap_or_else(|| {
+            Err(AdapterError::InvalidRequest(format!(
+                "provider kind {} cannot continue an assistant turn",
+                target.provider.kind.as_str()
+            )))
+        })
+        .map_err(cannot)
 }
 
 /// The upstream embeddings request for `req` on `target`, or why this target cannot

@@ -13,13 +13,30 @@ use crate::http::sse::Event;
 /// `body` with `model` replaced. Every other field is copied as raw JSON text, never
 /// parsed into a tree: the pass-through stays cheap and loses nothing.
 pub(crate) fn with_model(body: &[u8], model: &str) -> Result<Vec<u8>, AdapterError> {
+    with_fields(body, model, &[])
+}
+
+/// `body` with `model` replaced and each `(key, raw JSON)` of `set` put in place of
+/// the client's own value of that key.
+pub(crate) fn with_fields(
+    body: &[u8],
+    model: &str,
+    set: &[(&str, &[u8])],
+) -> Result<Vec<u8>, AdapterError> {
     let fields: std::collections::BTreeMap<String, &RawValue> = serde_json::from_slice(body)
         .map_err(|e| AdapterError::InvalidRequest(format!("request body: {e}")))?;
     let encode = |e: serde_json::Error| AdapterError::InvalidRequest(e.to_string());
     let mut out = Vec::with_capacity(body.len() + model.len() + 16);
     out.extend_from_slice(b"{\"model\":");
     serde_json::to_writer(&mut out, model).map_err(encode)?;
-    for (key, value) in fields.iter().filter(|(k, _)| k.as_str() != "model") {
+    for (key, value) in set {
+        out.push(b',');
+        serde_json::to_writer(&mut out, key).map_err(encode)?;
+        out.push(b':');
+        out.extend_from_slice(value);
+    }
+    let replaced = |k: &str| k == "model" || set.iter().any(|(s, _)| *s == k);
+    for (key, value) in fields.iter().filter(|(k, _)| !replaced(k)) {
         out.push(b',');
         serde_json::to_writer(&mut out, key).map_err(encode)?;
         out.push(b':');

@@ -17,6 +17,7 @@ use crate::canonical::{
 use serde::Deserialize;
 
 use super::openai_embed;
+use super::openai_prefill::{self, Prefill};
 use super::openai_responses::{self, Mode};
 use crate::http::sse::{self, Event};
 
@@ -36,6 +37,10 @@ pub(super) trait Endpoint: Send + Sync {
     fn base_url_hint(&self, provider: &Provider) -> Option<&'static str>;
     /// Whether the provider takes the Responses API natively (`responses = "native"`).
     fn responses_mode(&self, provider: &Provider) -> Mode;
+    /// How the provider continues a final assistant message, if it declares a way.
+    fn prefill(&self, _provider: &Provider) -> Option<Prefill> {
+        None
+    }
     /// Its Responses endpoint.
     fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError>;
     /// Where a client's `/v1{rest}` goes under `[passthrough]`, if this endpoint
@@ -53,6 +58,8 @@ pub(super) trait Endpoint: Send + Sync {
 struct Settings {
     #[serde(default)]
     responses: Mode,
+    #[serde(default)]
+    prefill: Option<Prefill>,
 }
 
 /// The adapter for every provider that speaks the OpenAI wire format.
@@ -76,6 +83,10 @@ impl Endpoint for Plain {
 
     fn responses_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
         join_url(&target.provider.base_url, "/responses")
+    }
+
+    fn prefill(&self, provider: &Provider) -> Option<Prefill> {
+        provider.settings::<Settings>().and_then(|s| s.prefill)
     }
 
     fn chat_url(&self, target: &Target) -> Result<http::Uri, AdapterError> {
@@ -134,6 +145,18 @@ impl<E: Endpoint> Adapter for OpenAiWire<E> {
         }
         let body = with_model(req, &target.model)?;
         self.post(self.0.chat_url(target)?, target, body)
+    }
+
+    fn build_continuation(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        let how = self.0.prefill(&target.provider)?;
+        Some(
+            openai_prefill::body(&req.raw, &target.model, how)
+                .and_then(|body| self.post(self.0.chat_url(target)?, target, body)),
+        )
     }
 
     fn build_embeddings(
@@ -239,9 +262,18 @@ fn responses_native(req: &ChatRequest) -> Option<&Native> {
     req.native.as_deref().filter(|n| n.api == Api::Responses)
 }
 
-/// The client's body with `model` replaced by the target's.
+/// The client's body with `model` replaced by the target's. A stream always asks for
+/// usage, so its tokens can be counted; the chat front door drops the usage chunk
+/// for a client that did not ask for it.
 fn with_model(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AdapterError> {
-    super::native::with_model(&req.raw, model)
+    if !req.is_stream() || req.include_usage() {
+        return super::native::with_model(&req.raw, model);
+    }
+    let mut options = req.stream_options.clone().unwrap_or_default();
+    options.include_usage = Some(true);
+    let options = serde_json::to_vec(&options)
+        .map_err(|e| AdapterError::InvalidRequest(format!("stream_options: {e}")))?;
+    super::native::with_fields(&req.raw, model, &[("stream_options", &options)])
 }
 
 /// The reasoning some OpenAI-compatible servers add to a message or delta
@@ -406,6 +438,34 @@ mod tests {
             serde_json::json!({"model": "gpt-4o", "input": [[1, 2], [3]],
                 "encoding_format": "base64", "dimensions": 64, "user": "u"})
         );
+    }
+
+    #[test]
+    fn a_stream_always_asks_for_usage_keeping_the_clients_other_options() {
+        let t = target(Kind::Openai, "http://x/v1");
+        let sent = |body: &str| -> Value {
+            let out = ADAPTER.build_request(&request(body), &t).unwrap();
+            serde_json::from_slice(out.body()).unwrap()
+        };
+        let msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
+        for (options, expected) in [
+            ("", serde_json::json!({"include_usage": true})),
+            (
+                r#","stream_options":{"include_usage":false,"include_obfuscation":false}"#,
+                serde_json::json!({"include_usage": true, "include_obfuscation": false}),
+            ),
+            (
+                r#","stream_options":{"include_usage":true}"#,
+                serde_json::json!({"include_usage": true}),
+            ),
+        ] {
+            let v = sent(&format!(r#"{{"model":"m","stream":true,{msgs}{options}}}"#));
+            assert_eq!(v["stream_options"], expected, "{options}");
+            assert_eq!(v["model"], "gpt-4o");
+            assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
+        }
+        let whole = sent(&format!(r#"{{"model":"m",{msgs}}}"#));
+        assert!(whole.get("stream_options").is_none(), "{whole}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A configured provider and a route's target: what an adapter is handed. Built by
 //! `config`, read by adapters and the failover walk.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::{Kind, KindSettings};
+use crate::spend::Price;
 use crate::upstream::Egress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub struct Provider {
     /// Proxy, trust and client certificate (`proxy`, `ca_file`, `tls_roots`,
     /// `client_cert`, `client_key`): how its requests and probes leave the process.
     pub egress: Arc<Egress>,
+    /// `prices."model"`: what each of its models costs, by the provider's model name.
+    pub prices: BTreeMap<String, Price>,
 }
 
 impl Provider {
@@ -102,6 +106,13 @@ pub struct Target {
     pub timeouts: Timeouts,
     /// `provider/model`, as written in the route.
     pub label: String,
+    /// The model's context window in tokens, when the route declares it: a request
+    /// that clearly exceeds it skips this target.
+    pub context_window: Option<u64>,
+    /// The provider's price for `model`, if its table has one.
+    pub price: Option<Price>,
+    /// Named by the client as `provider/model` rather than by a route.
+    pub direct: bool,
     /// See [`Target::health_key`]; looked up several times per attempt.
     key: String,
 }
@@ -112,6 +123,9 @@ impl Target {
             label: format!("{}/{}", provider.name, model),
             key: format!("{}|{}", provider.health_key(), model),
             model: model.to_string(),
+            context_window: None,
+            price: provider.prices.get(model).copied(),
+            direct: false,
             weight,
             timeouts,
             provider,
@@ -121,5 +135,16 @@ impl Target {
     /// Cooldowns are per provider + model; keyed like [`Provider::health_key`].
     pub fn health_key(&self) -> &str {
         &self.key
+    }
+
+    /// The `model` label of token and cost metrics. A direct target's model is the
+    /// client's string, and labels must not grow with whatever clients send: it is
+    /// named only when the price table names it.
+    pub fn metric_model(&self) -> &str {
+        if self.direct && self.price.is_none() {
+            "*"
+        } else {
+            &self.model
+        }
     }
 }

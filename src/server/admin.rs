@@ -134,10 +134,16 @@ pub fn status(app: &App) -> Response<Body> {
         .iter()
         .map(|p| {
             let (circuit, failures) = app.health.circuit(&p.health_key());
+            // The period in force (or, closed, the one a first open would take).
+            let open_for = app
+                .health
+                .open_period(&p.health_key())
+                .unwrap_or(snap.circuit.open_for);
             json!({
                 "name": p.name, "kind": p.kind.as_str(), "enabled": p.enabled(),
                 "disabled_reason": p.disabled_reason, "circuit": circuit,
                 "consecutive_failures": failures,
+                "open_for_secs": open_for.as_secs_f64(),
                 "proxy": p.proxy_shown(),
             })
         })

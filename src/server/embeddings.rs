@@ -9,7 +9,8 @@ use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::exchange::{
-    cached_headers, failed, read_body, stand_in, target_headers, with_cache_header, UNROUTED,
+    cached_headers, cost_header, failed, read_body, stand_in, target_headers, with_cache_header,
+    UNROUTED,
 };
 use super::respond::{error_response, json};
 use crate::app::App;
@@ -21,6 +22,7 @@ use crate::frontdoor::chat::CHAT;
 use crate::frontdoor::embeddings::render;
 use crate::http::body::Body;
 use crate::metrics::InflightGuard;
+use crate::spend::{self, Tokens};
 
 /// The `api` label of its requests.
 const API: &str = "embeddings";
@@ -58,6 +60,7 @@ async fn answer(
         return fail(UNROUTED, ProxyError::ModelNotFound(req.model.clone()));
     };
     let route = resolved.label();
+    crate::telemetry::routed(&req.model, &route, || None);
     let format = req.encoding_format;
 
     let cached = app.cache.lookup_embeddings(&route, &req).await;
@@ -85,6 +88,8 @@ async fn answer(
     };
     app.metrics.request(API, &route, 200);
     let target = &success.target;
+    let tokens = Tokens::of_input(success.answer.usage.prompt_tokens);
+    let cost = spend::book(&app.metrics, target, &tokens);
     tracing::info!(
         %route,
         provider = %target.provider.name,
@@ -92,10 +97,12 @@ async fn answer(
         attempts = exchange.attempts,
         inputs = req.input.len(),
         latency_ms = started.elapsed().as_millis() as u64,
+        cost_usd = cost.map(spend::format_usd),
         "answered embeddings"
     );
     cached.store(&success.answer, target);
     let mut resp = json(StatusCode::OK, render(&success.answer, format));
+    cost_header(&mut resp, cost);
     target_headers(&mut resp, target, exchange.attempts, request_id);
     resp
 }

@@ -20,11 +20,13 @@ use crate::failover::{self, Answer, Call};
 use crate::frontdoor::{replay_stream, Dialect, Turn};
 use crate::http::body::{full, Body};
 use crate::metrics::InflightGuard;
+use crate::spend;
 
 /// The `route` label of requests refused before a route was chosen.
 pub(super) const UNROUTED: &str = "unrouted";
 
 const CACHE_HEADER: &str = "x-understudy-cache";
+const COST_HEADER: &str = "x-understudy-cost-usd";
 
 pub async fn handle(
     app: Arc<App>,
@@ -90,6 +92,9 @@ async fn answer(
         return fail(UNROUTED, ProxyError::ModelNotFound(chat.model.clone()));
     };
     let route = resolved.label();
+    crate::telemetry::routed(&chat.model, &route, || {
+        serde_json::to_string(&chat.messages).ok()
+    });
 
     let cached = app.cache.lookup(&route, chat).await;
     if let Some(entry) = cached.fresh() {
@@ -146,6 +151,11 @@ async fn answer(
         }
     };
     app.metrics.request(door.api(), &route, 200);
+    // A stream's usage comes at its end: its meter books and logs it then.
+    let cost = match &success.answer {
+        Answer::Complete(a) => spend::book_usage(&app.metrics, &success.target, a.usage.as_ref()),
+        Answer::Stream(_) => None,
+    };
     // For a stream this is the time to its first content event.
     tracing::info!(
         %route,
@@ -154,17 +164,28 @@ async fn answer(
         attempts = exchange.attempts,
         latency_ms = started.elapsed().as_millis() as u64,
         stream = matches!(success.answer, Answer::Stream(_)),
+        cost_usd = cost.map(spend::format_usd),
         "answered"
     );
     let mut resp = match success.answer {
         Answer::Complete(answer) => {
             cached.store(&answer, &success.target);
-            json(StatusCode::OK, turn.render_answer(&answer))
+            let mut resp = json(StatusCode::OK, turn.render_answer(&answer));
+            cost_header(&mut resp, cost);
+            resp
         }
         Answer::Stream(mut committed) => {
             committed.guard = Some(inflight);
             committed.drain = Some(app.draining.subscribe());
             committed.tap = cached.recorder(&success.target);
+            committed.resume = failover::resume::plan(
+                app,
+                &snap,
+                &resolved,
+                &call,
+                &success.target,
+                exchange.attempts,
+            );
             let render = turn.stream_renderer();
             sse_response(failover::stream::into_body(committed, render))
         }
@@ -313,7 +334,16 @@ pub(super) fn cached_headers<A>(
     );
     resp.headers_mut()
         .insert(CACHE_HEADER, HeaderValue::from_static(outcome.as_str()));
+    // No upstream request was sent for it.
+    cost_header(&mut resp, Some(0.0));
     resp
+}
+
+/// `x-understudy-cost-usd`, when the answer's target has a price.
+pub(super) fn cost_header(resp: &mut Response<Body>, cost: Option<f64>) {
+    if let Some(v) = cost.and_then(|c| HeaderValue::from_str(&spend::format_usd(c)).ok()) {
+        resp.headers_mut().insert(COST_HEADER, v);
+    }
 }
 
 fn sse_response(body: Body) -> Response<Body> {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod dashboard;
 mod embeddings;
 mod exchange;
 mod passthrough;
@@ -150,6 +151,8 @@ enum Route<'p> {
     Readyz,
     Status,
     Metrics,
+    Dashboard,
+    DashboardData,
 }
 
 impl<'p> Route<'p> {
@@ -165,6 +168,8 @@ impl<'p> Route<'p> {
             "/readyz" => Route::Readyz,
             "/status" => Route::Status,
             "/metrics" => Route::Metrics,
+            "/dashboard" => Route::Dashboard,
+            "/dashboard/data" => Route::DashboardData,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     Route::Model(id)
@@ -245,15 +250,15 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     match route {
         Route::Front(door) => {
             let span = request_span(&request_id);
-            exchange::handle(app, req, request_id, door)
-                .instrument(span)
-                .await
+            let traced = app.telemetry.request(req.headers(), door.api());
+            let answer = exchange::handle(app, req, request_id, door).instrument(span);
+            traced_answer(traced, answer).await
         }
         Route::Embeddings => {
             let span = request_span(&request_id);
-            embeddings::handle(app, req, request_id)
-                .instrument(span)
-                .await
+            let traced = app.telemetry.request(req.headers(), "embeddings");
+            let answer = embeddings::handle(app, req, request_id).instrument(span);
+            traced_answer(traced, answer).await
         }
         // Anthropic's SDKs send anthropic-version: answer in their list shape.
         Route::Models if req.headers().contains_key("anthropic-version") => {
@@ -272,7 +277,28 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Readyz => admin::readyz(&app),
         Route::Status => admin::status(&app),
         Route::Metrics => admin::metrics(&app),
+        Route::Dashboard => dashboard::page(),
+        Route::DashboardData => dashboard::data(&app),
     }
+}
+
+/// Runs a front door's answer inside its request span (when traces are on) and
+/// records what the client got on it.
+async fn traced_answer(
+    traced: Option<opentelemetry::Context>,
+    answer: impl std::future::Future<Output = http::Response<Body>>,
+) -> http::Response<Body> {
+    use opentelemetry::context::FutureExt as _;
+    let Some(cx) = traced else {
+        return answer.await;
+    };
+    let resp = answer.with_context(cx.clone()).await;
+    let attempts = resp
+        .headers()
+        .get("x-understudy-attempts")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    crate::telemetry::answered(&cx, resp.status(), attempts);
+    resp
 }
 
 /// Every log line of a request carries the id the client sees.

@@ -6,7 +6,9 @@
 
 pub mod client;
 pub mod http_proxy;
+pub mod logs;
 pub mod mock;
+pub mod otlp;
 pub mod proxy;
 pub mod redis;
 pub mod sdk;
@@ -16,5 +18,6 @@ pub mod wait;
 
 #[allow(unused_imports)]
 pub use self::{
-    client::*, http_proxy::*, mock::*, proxy::*, redis::*, sdk::*, sse::*, tls::*, wait::*,
+    client::*, http_proxy::*, logs::*, mock::*, otlp::*, proxy::*, redis::*, sdk::*, sse::*,
+    tls::*, wait::*,
 };

@@ -11,9 +11,9 @@ use http::{HeaderName, HeaderValue};
 
 use super::raw::{RawCache, RawConfig, RawPassthrough, RawState, RawTimeouts};
 use super::{
-    CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy, PassthroughPolicy, Provider,
-    RedisPolicy, RedisUrl, ResponsesPolicy, Route, Secret, Server, Snapshot, StatePolicy, Target,
-    Timeouts, TlsFiles,
+    BudgetPolicy, CacheMode, CachePolicy, CircuitPolicy, EnvLookup, FailoverPolicy,
+    PassthroughPolicy, Provider, RedisPolicy, RedisUrl, ResponsesPolicy, Route, Secret, Server,
+    Snapshot, StatePolicy, Target, Timeouts, TlsFiles,
 };
 use crate::providers::adapter_for;
 
@@ -129,6 +129,12 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
     if f.max_attempts == 0 {
         return Err("failover.max_attempts: must be at least 1".into());
     }
+    if !f.budget_ratio.is_finite() || f.budget_ratio < 0.0 {
+        return Err(format!(
+            "failover.budget_ratio: {} must be a finite number of at least 0 (0.2 = 20% extra attempts)",
+            f.budget_ratio
+        ));
+    }
     if raw.circuit_breaker.failures == 0 {
         return Err("circuit_breaker.failures: must be at least 1".into());
     }
@@ -140,6 +146,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
         return Err("responses.max_bytes: must be greater than 0".into());
     }
     let state = state_policy(&raw.state, env.as_ref())?;
+    let telemetry = telemetry::policy(&raw.telemetry)?;
 
     let mut providers = Vec::with_capacity(raw.providers.len());
     let mut egresses = egress::Egresses::new(path, env);
@@ -194,6 +201,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 .settings(p.settings.clone())
                 .map_err(|e| format!("{key}: {e}"))?,
             egress: egresses.provider(&key, p)?,
+            prices: prices::table(&key, &p.prices)?,
         };
         providers.push(Arc::new(provider));
     }
@@ -246,8 +254,11 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             }
             let timeouts =
                 merge_timeouts(provider.timeouts, &t.timeouts, &format!("{tkey}.timeouts"))?;
-            targets.push(Arc::new(Target::new(provider, model, t.weight, timeouts)));
+            let mut target = Target::new(provider, model, t.weight, timeouts);
+            target.context_window = context_window(t.context_window, &tkey)?;
+            targets.push(Arc::new(target));
         }
+        prices::check_strategy(&key, r.strategy, &targets)?;
         routes.push(Route {
             model: r.model.clone(),
             strategy: r.strategy,
@@ -277,10 +288,16 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             max_cooldown: f.max_cooldown.0,
             max_wait: f.max_wait.0,
             hedge_after: f.hedge_after.0,
+            budget: BudgetPolicy {
+                ratio: f.budget_ratio,
+                min_per_s: f.budget_min_per_s,
+            },
+            resume_streams: f.resume_streams,
         },
         circuit: CircuitPolicy {
             failures: raw.circuit_breaker.failures,
             open_for: raw.circuit_breaker.open_for.0,
+            max_open_for: raw.circuit_breaker.max_open_for.0,
         },
         health_interval: raw.health.interval.0,
         fallback_message: raw.fallback.message.clone(),
@@ -290,6 +307,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             max_bytes: raw.responses.max_bytes,
         },
         state,
+        telemetry,
         passthrough,
         providers,
         routes,
@@ -449,6 +467,17 @@ fn names(providers: &[Arc<Provider>]) -> String {
         .join(", ")
 }
 
+/// A target's `context_window`, in tokens: a positive whole number when given.
+fn context_window(raw: Option<i64>, tkey: &str) -> Result<Option<u64>, String> {
+    match raw {
+        None => Ok(None),
+        Some(n) if n >= 1 => Ok(u64::try_from(n).ok()),
+        Some(n) => Err(format!(
+            "{tkey}.context_window: must be a positive number of tokens (e.g. 128000), got {n}"
+        )),
+    }
+}
+
 fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeouts, String> {
     let pick = |v: Option<super::raw::Dur>, d: Duration, name: &str| -> Result<Duration, String> {
         match v {
@@ -466,5 +495,7 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
 }
 
 mod egress;
+mod prices;
+mod telemetry;
 #[cfg(test)]
 mod tests;

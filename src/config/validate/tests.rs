@@ -385,3 +385,92 @@ fn a_disabled_passthrough_provider_is_legal_and_warned_about() {
     let s = check(&format!("{GOOD}\n[passthrough]\nprovider = \"openai\"\n")).unwrap();
     assert!(!s.warnings().join("\n").contains("passthrough"));
 }
+
+#[test]
+fn the_retry_budget_and_breaker_backoff_have_their_defaults_and_checks() {
+    let s = check("").unwrap();
+    assert_eq!(
+        s.failover.budget,
+        BudgetPolicy {
+            ratio: 0.2,
+            min_per_s: 10
+        }
+    );
+    assert_eq!(s.circuit.max_open_for, Duration::from_secs(300));
+    let s = check("[failover]\nbudget_ratio = 0\nbudget_min_per_s = 0\n[circuit_breaker]\nmax_open_for = \"1h\"").unwrap();
+    assert_eq!(
+        s.failover.budget,
+        BudgetPolicy {
+            ratio: 0.0,
+            min_per_s: 0
+        }
+    );
+    assert_eq!(s.circuit.max_open_for, Duration::from_secs(3600));
+    for bad in ["-0.5", "nan", "inf"] {
+        let err = check(&format!("[failover]\nbudget_ratio = {bad}")).unwrap_err();
+        assert!(
+            err.contains("failover.budget_ratio: ") && err.contains("finite number of at least 0"),
+            "{bad}: {err}"
+        );
+    }
+    let err = check("[failover]\nbudget_min_per_s = -1").unwrap_err();
+    assert!(err.contains("budget_min_per_s"), "{err}");
+    let err = check("[circuit_breaker]\nmax_open_for = \"soon\"").unwrap_err();
+    assert!(err.contains("circuit_breaker.max_open_for"), "{err}");
+    let w = check("[circuit_breaker]\nopen_for = \"10m\"")
+        .unwrap()
+        .warnings()
+        .join("\n");
+    assert!(w.contains("circuit_breaker.max_open_for"), "{w}");
+}
+
+#[test]
+fn a_targets_context_window_is_a_positive_token_count() {
+    let route = |window: &str| {
+        format!(
+            "[providers.a]\nkind = \"openai\"\nbase_url = \"http://x\"\n[[routes]]\nmodel = \"m\"\ntargets = [\"a/big\", {{ target = \"a/small\", context_window = {window} }}]"
+        )
+    };
+    let snap = check(&route("8192")).unwrap();
+    let windows: Vec<Option<u64>> = snap.routes[0]
+        .targets
+        .iter()
+        .map(|t| t.context_window)
+        .collect();
+    assert_eq!(windows, [None, Some(8192)]);
+    for (window, want) in [
+        (
+            "0",
+            "routes[0].targets[1].context_window: must be a positive number of tokens",
+        ),
+        ("-5", "got -5"),
+        ("\"128k\"", "invalid type: string \"128k\""),
+        ("1.5", "invalid type: floating point"),
+    ] {
+        let err = check(&route(window)).unwrap_err();
+        assert!(err.contains(want), "{window}: {err:?} lacks {want:?}");
+    }
+}
+
+#[test]
+fn resume_streams_is_off_by_default_and_prefill_is_typed() {
+    assert!(!check("").unwrap().failover.resume_streams);
+    assert!(
+        check("[failover]\nresume_streams = true")
+            .unwrap()
+            .failover
+            .resume_streams
+    );
+    let openai = "[providers.v]\nkind = \"openai\"\nbase_url = \"http://h/v1\"\n";
+    check(&format!("{openai}prefill = \"continue_final_message\"\n")).unwrap();
+    let err = check(&format!("{openai}prefill = \"always\"\n")).unwrap_err();
+    assert!(
+        err.contains("providers.v") && err.contains("prefill"),
+        "{err}"
+    );
+    let err = check(
+        "[providers.c]\nkind = \"anthropic\"\nbase_url = \"http://h\"\nprefill = \"prefix\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("not a setting of kind \"anthropic\""), "{err}");
+}

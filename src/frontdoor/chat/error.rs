@@ -27,6 +27,8 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
         BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
         TooLarge(_) => ("invalid_request_error", "request_too_large"),
         Upstream { error, .. } => return upstream(error),
+        // OpenAI's own code for it, which clients test for to trim their history.
+        ContextTooLong(_) => ("invalid_request_error", "context_length_exceeded"),
         Exhausted(e) => match e.why {
             Why::RateLimited | Why::NoneTried { rate_limited: true } => {
                 ("rate_limit_error", "rate_limited")
@@ -188,6 +190,16 @@ mod tests {
                 502,
                 "upstream_error",
                 "upstream_failed",
+            ),
+            (
+                ProxyError::ContextTooLong(crate::error::TooLong {
+                    refused: None,
+                    estimate: None,
+                    steps: Vec::new(),
+                }),
+                400,
+                "invalid_request_error",
+                "context_length_exceeded",
             ),
             (
                 ProxyError::ShuttingDown,

@@ -53,7 +53,15 @@ pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
 
 pub(super) fn body(err: &ProxyError) -> Value {
     let (_, kind) = status_and_type(err);
-    json!({"type": "error", "error": {"type": kind, "message": err.to_string()}})
+    let mut message = err.to_string();
+    // Anthropic's own wording for it, whichever provider refused last, so a
+    // Messages client that tests for it need not know the other providers' words.
+    if matches!(err, ProxyError::ContextTooLong(_))
+        && !message.to_ascii_lowercase().contains("prompt is too long")
+    {
+        message = format!("prompt is too long: {message}");
+    }
+    json!({"type": "error", "error": {"type": kind, "message": message}})
 }
 
 pub(super) fn render(err: &ProxyError) -> Rendered {

@@ -31,12 +31,7 @@ impl ErrorBody {
         };
         let class = if billing {
             FailureClass::Quota
-        } else if self.kind == "invalid_request_error"
-            && self
-                .message
-                .to_ascii_lowercase()
-                .contains("prompt is too long")
-        {
+        } else if self.kind == "invalid_request_error" && is_context_too_long(&self.message) {
             FailureClass::ContextTooLong
         } else {
             FailureClass::of_status(status)
@@ -77,6 +72,14 @@ fn classify(kind: &str, message: &str) -> (u16, Option<String>, Option<&'static 
         _ => return (500, None, None),
     };
     (status, Some(openai_type.to_string()), Some(code))
+}
+
+/// "prompt is too long: 208656 tokens > 200000 maximum", or the input and
+/// `max_tokens` together: "input length and `max_tokens` exceed context limit: 188240
+/// + 21333 > 200000, decrease input length or `max_tokens` and try again".
+fn is_context_too_long(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("prompt is too long") || m.contains("exceed context limit")
 }
 
 fn is_billing(kind: &str, message: &str) -> bool {

@@ -102,6 +102,15 @@ impl Adapter for Anthropic {
         Ok(Box::new(s))
     }
 
+    /// A final assistant message is a prefill: the model continues it.
+    fn build_continuation(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        Some(self.build_request(req, target))
+    }
+
     fn build_request(
         &self,
         req: &ChatRequest,

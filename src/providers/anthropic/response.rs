@@ -81,6 +81,15 @@ pub(super) struct AnthropicUsage {
     cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
+    /// `{"thinking_tokens": N}`: the part of `output_tokens` spent thinking.
+    #[serde(default)]
+    output_tokens_details: Option<OutputTokensDetails>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub(super) struct OutputTokensDetails {
+    #[serde(default)]
+    thinking_tokens: Option<u64>,
 }
 
 impl AnthropicUsage {
@@ -105,6 +114,9 @@ impl AnthropicUsage {
             &mut self.cache_read_input_tokens,
             later.cache_read_input_tokens,
         );
+        if later.output_tokens_details.is_some() {
+            self.output_tokens_details = later.output_tokens_details;
+        }
     }
 
     /// prompt = every input token billed (cache writes and reads included).
@@ -130,6 +142,17 @@ impl AnthropicUsage {
             usage
                 .extra
                 .insert("prompt_tokens_details".into(), Value::Object(details));
+        }
+        let thinking = self
+            .output_tokens_details
+            .and_then(|d| d.thinking_tokens)
+            .unwrap_or(0);
+        if thinking > 0 {
+            let mut details = Map::new();
+            details.insert("reasoning_tokens".into(), thinking.into());
+            usage
+                .extra
+                .insert("completion_tokens_details".into(), Value::Object(details));
         }
         usage
     }
@@ -270,6 +293,21 @@ mod tests {
 
     fn ok(body: &str, json_mode: bool) -> ChatResponse {
         parse(body.as_bytes(), json_mode, "claude-sonnet-4-5", &origin()).unwrap()
+    }
+
+    #[test]
+    fn cache_reads_and_thinking_tokens_become_openai_usage_details() {
+        let body = r#"{"id":"msg_1","type":"message","role":"assistant","content":[
+            {"type":"text","text":"ok"}],"stop_reason":"end_turn",
+            "usage":{"input_tokens":10,"cache_creation_input_tokens":5,"cache_read_input_tokens":100,
+            "output_tokens":40,"output_tokens_details":{"thinking_tokens":25}}}"#;
+        let usage = serde_json::to_value(ok(body, false).usage.unwrap()).unwrap();
+        assert_eq!(
+            usage,
+            json!({"prompt_tokens": 115, "completion_tokens": 40, "total_tokens": 155,
+                "prompt_tokens_details": {"cached_tokens": 100},
+                "completion_tokens_details": {"reasoning_tokens": 25}})
+        );
     }
 
     #[test]

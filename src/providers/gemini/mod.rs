@@ -49,6 +49,15 @@ impl Adapter for Gemini {
         Ok(Box::new(typed::<NoSettings>(Kind::Gemini, table)?))
     }
 
+    /// A final assistant message is a prefill: the model continues it.
+    fn build_continuation(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        Some(self.build_request(req, target))
+    }
+
     fn build_request(
         &self,
         req: &ChatRequest,

@@ -33,8 +33,8 @@ use serde_json::Value;
 
 use super::settings::typed;
 use super::{
-    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, Kind,
-    KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
+    get, join_url, json_post, openai_style_error, set_secret, Adapter, AdapterError, FailureClass,
+    Kind, KindSettings, NoSettings, Provider, StreamTranslator, Target, UpstreamError,
 };
 use crate::canonical::{ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use crate::http::sse::Framing;
@@ -48,6 +48,15 @@ pub(super) static ADAPTER: Ollama = Ollama;
 impl Adapter for Ollama {
     fn settings(&self, table: toml::Table) -> Result<Box<dyn KindSettings>, String> {
         Ok(Box::new(typed::<NoSettings>(Kind::Ollama, table)?))
+    }
+
+    /// A final assistant message is a prefill: the model continues it.
+    fn build_continuation(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Option<Result<http::Request<Bytes>, AdapterError>> {
+        Some(self.build_request(req, target))
     }
 
     fn build_request(
@@ -94,7 +103,13 @@ impl Adapter for Ollama {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(ErrorBody {
                 error: Value::String(message),
-            }) if !message.trim().is_empty() => UpstreamError::new(status.as_u16(), message),
+            }) if !message.trim().is_empty() => {
+                let mut e = UpstreamError::new(status.as_u16(), message);
+                if status == StatusCode::BAD_REQUEST && says_context_too_long(&e.message) {
+                    e.class = FailureClass::ContextTooLong;
+                }
+                e
+            }
             // A proxy in front of Ollama may answer in OpenAI's shape; else an excerpt.
             _ => openai_style_error(status, body),
         }
@@ -120,6 +135,15 @@ fn post(target: &Target, path: &str, body: Vec<u8>) -> Result<http::Request<Byte
     let mut out = json_post(uri, &target.provider, body)?;
     authorize(&mut out, &target.provider)?;
     Ok(out)
+}
+
+/// Ollama's 400s for an input past the model's context (`num_ctx`): "the prompt is
+/// longer than the context length currently available to the model; …" (chat, since
+/// 0.30.10, when context shift is off), "the input length exceeds the context length"
+/// and "input exceeds maximum context length …" (embed). Older versions truncate
+/// silently instead.
+fn says_context_too_long(message: &str) -> bool {
+    message.contains("context length")
 }
 
 fn authorize(req: &mut http::Request<Bytes>, provider: &Provider) -> Result<(), AdapterError> {

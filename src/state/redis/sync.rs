@@ -27,6 +27,9 @@ enum Wire {
         from: String,
         provider: String,
         until_ms: u64,
+        /// The open period (breaker backoff); absent from older replicas' events.
+        #[serde(default)]
+        open_for_ms: u64,
     },
     Closed {
         from: String,
@@ -77,13 +80,18 @@ pub async fn publish(engine: Arc<Engine>, health: Arc<Health>, mut rx: mpsc::Rec
                     rate_limited,
                 },
             ),
-            Learned::Opened { provider, until } => (
+            Learned::Opened {
+                provider,
+                until,
+                open_for,
+            } => (
                 engine.key("circuit", &provider),
                 until,
                 Wire::Opened {
                     from,
                     provider,
                     until_ms: epoch_ms(until),
+                    open_for_ms: open_for.as_millis() as u64,
                 },
             ),
             Learned::Closed { provider } => {
@@ -226,8 +234,15 @@ fn apply(engine: &Engine, health: &Health, wire: Wire) {
             ..
         } => health.remote_cooled(&key, from_epoch_ms(until_ms), rate_limited),
         Wire::Opened {
-            provider, until_ms, ..
-        } => health.remote_opened(&provider, from_epoch_ms(until_ms)),
+            provider,
+            until_ms,
+            open_for_ms,
+            ..
+        } => health.remote_opened(
+            &provider,
+            from_epoch_ms(until_ms),
+            Duration::from_millis(open_for_ms),
+        ),
         Wire::Closed { provider, .. } => health.remote_closed(&provider),
     }
 }
@@ -297,5 +312,24 @@ mod tests {
         assert!(s.contains(r#""ev":"cooled""#), "{s}");
         assert!(s.contains(r#""until_ms":1700000000000"#), "{s}");
         assert_eq!(serde_json::from_str::<Wire>(&s).unwrap(), w);
+    }
+
+    #[test]
+    fn an_open_circuit_carries_its_period_and_reads_without_one() {
+        let w = Wire::Opened {
+            from: "a".into(),
+            provider: "p|openai|http://x".into(),
+            until_ms: 1_700_000_000_000,
+            open_for_ms: 120_000,
+        };
+        let s = serde_json::to_string(&w).unwrap();
+        assert!(s.contains(r#""open_for_ms":120000"#), "{s}");
+        assert_eq!(serde_json::from_str::<Wire>(&s).unwrap(), w);
+        // what a replica from before the backoff writes: the period reads as zero
+        let old = r#"{"ev":"opened","from":"b","provider":"p","until_ms":5}"#;
+        assert!(matches!(
+            serde_json::from_str::<Wire>(old).unwrap(),
+            Wire::Opened { open_for_ms: 0, .. }
+        ));
     }
 }

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# What traces cost: throughput and p99 of chat completions (plain and streamed) with
+# `[telemetry]` off and on (exporting every span to a local OTLP/HTTP receiver that
+# answers 200), in one run, alternating off/on twice so drift on a shared machine
+# falls on both sides.
+#
+#   upstream: nginx (Debian) answering a fixed chat.completion JSON / 20-chunk stream
+#   receiver: a Python OTLP/HTTP endpoint counting export requests and bytes
+#   load:     wrk (Debian), 64 keep-alive connections
+#   pinning:  the proxy on core 0; wrk, nginx and the receiver on core 1 (taskset)
+# Usage: scripts/bench_telemetry.sh [seconds]   (default 15 per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-15}
+
+# shellcheck source=scripts/bench_setup.sh
+. scripts/bench_setup.sh
+
+answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+stream_answer=$(python3 - <<'PY'
+import json
+def chunk(delta, finish=None):
+    return {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+events = [chunk({"role": "assistant", "content": ""})]
+events += [chunk({"content": f" w{i}"}) for i in range(17)]
+events += [chunk({}, "stop")]
+events += [{"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-4o", "choices": [],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 17, "total_tokens": 29}}]
+body = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\\n\\n" for e in events)
+print(body + "data: [DONE]\\n\\n")
+PY
+)
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $work;
+  server {
+    listen 127.0.0.1:$up_port;
+    location / { default_type application/json; return 200 '$answer'; }
+    location /stream/ { default_type text/event-stream; return 200 '$stream_answer'; }
+  }
+}
+NGINX
+taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" &
+pids+=($!)
+
+otlp_port=$(free_port)
+cat > "$work/receiver.py" <<'PY'
+import http.server, sys, threading
+count = {"requests": 0, "bytes": 0}
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        self.rfile.read(n)
+        count["requests"] += 1; count["bytes"] += n
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def do_GET(self):
+        body = f'{count["requests"]} {count["bytes"]}'.encode()
+        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+taskset -c 1 python3 "$work/receiver.py" "$otlp_port" &
+pids+=($!)
+
+config() { # $1: extra TOML
+  cat > "$work/proxy.toml" <<TOML
+[server]
+listen = "127.0.0.1:$proxy_port"
+$1
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:$up_port/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+[providers.streamer]
+kind = "openai"
+base_url = "http://127.0.0.1:$up_port/stream/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+[[routes]]
+model = "default"
+targets = ["upstream/gpt-4o"]
+[[routes]]
+model = "streamed"
+targets = ["streamer/gpt-4o"]
+TOML
+}
+
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"default","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello!"}]}'
+LUA
+sed 's/"model":"default"/"model":"streamed","stream":true/' "$work/post.lua" > "$work/stream.lua"
+
+run() { taskset -c 1 wrk --latency "$@" 2>&1; }
+rate() { awk '/Requests\/sec/ {print $2}'; }
+
+measure() { # $1: label, $2: extra TOML
+  config "$2"
+  BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn taskset -c 0 "$bin" --config "$work/proxy.toml" 2>"$work/proxy.log" &
+  local pid=$!
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$proxy_port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  run -t1 -c8 -d2s -s "$work/post.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions" >/dev/null
+  local plain stream
+  plain=$(run -t1 -c64 -d"${secs}s" -s "$work/post.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")
+  stream=$(run -t1 -c64 -d"${secs}s" -s "$work/stream.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")
+  local dropped
+  dropped=$(curl -fs "http://127.0.0.1:$proxy_port/metrics" | awk '/^understudy_spans_dropped_total/ {print $2}')
+  echo "$1: plain $(echo "$plain" | rate) req/s p99 $(echo "$plain" | pct 99%) | stream $(echo "$stream" | rate) req/s p99 $(echo "$stream" | pct 99%) | spans dropped ${dropped:-0}"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+echo "== chat completions, 64 connections, ${secs}s per row (proxy on core 0; wrk + nginx + receiver on core 1)"
+for round in 1 2; do
+  measure "off (round $round)" ""
+  measure "on  (round $round)" "[telemetry]
+otlp_endpoint = \"http://127.0.0.1:$otlp_port\""
+done
+echo "receiver: $(curl -fs "http://127.0.0.1:$otlp_port/") (export requests, bytes)"

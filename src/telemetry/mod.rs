@@ -1,0 +1,273 @@
+//! OpenTelemetry traces (`[telemetry]`): one server span per client request and one
+//! client span per upstream attempt, attributed by the GenAI semantic conventions,
+//! exported over OTLP/HTTP by a task behind a bounded queue. Off, none of it runs: a
+//! request checks one pointer.
+//!
+//! The spans ride in the OpenTelemetry [`Context`] handed down the request: the
+//! request span in a [`Trace`] value, which the attempt code finds without knowing
+//! about the config; a span ends when the last context holding it is dropped, so a
+//! streamed answer's spans end with its stream.
+
+mod client;
+mod export;
+mod facts;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::config::TelemetryPolicy;
+use crate::providers::Target;
+
+pub use facts::{Facts, StreamTrace};
+
+/// A running exporter for one `[telemetry]` policy.
+pub struct Telemetry {
+    policy: TelemetryPolicy,
+    tracer: SdkTracer,
+    /// Dropped with the telemetry: the export task ends with it.
+    _provider: SdkTracerProvider,
+}
+
+impl Telemetry {
+    /// Inside a tokio runtime (the export task starts).
+    fn start(
+        policy: &TelemetryPolicy,
+        dropped: Counter,
+        failed: Counter,
+    ) -> Result<Telemetry, String> {
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(client::ExportClient::new()?)
+            .with_endpoint(policy.endpoint.to_string())
+            .with_protocol(Protocol::HttpBinary)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resource = Resource::builder()
+            .with_service_name(policy.service_name.clone())
+            .build();
+        opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+        let processor = export::QueueProcessor::start(exporter, policy.queue_size, dropped, failed);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(resource)
+            .build();
+        Ok(Telemetry {
+            policy: policy.clone(),
+            tracer: provider.tracer("understudy"),
+            _provider: provider,
+        })
+    }
+}
+
+/// The exporter in force, swapped on reload.
+#[derive(Default)]
+pub struct TelemetrySlot {
+    current: ArcSwapOption<Telemetry>,
+}
+
+impl TelemetrySlot {
+    /// Starts, stops or replaces the exporter to match `[telemetry]` (at start and on
+    /// every reload). Spans already queued by the old one are still sent.
+    pub fn apply(&self, policy: Option<&TelemetryPolicy>, dropped: &Counter, failed: &Counter) {
+        let current = self.current.load();
+        if current.as_ref().map(|t| &t.policy) == policy {
+            return;
+        }
+        let Some(policy) = policy else {
+            self.current.store(None);
+            tracing::info!("telemetry: traces off");
+            return;
+        };
+        match Telemetry::start(policy, dropped.clone(), failed.clone()) {
+            Ok(t) => {
+                tracing::info!(endpoint = %policy.endpoint, "telemetry: exporting traces");
+                self.current.store(Some(Arc::new(t)));
+            }
+            Err(e) => {
+                self.current.store(None);
+                tracing::error!(error = %e, "telemetry: not started; traces off");
+            }
+        }
+    }
+
+    /// The context a client request runs in: its server span, continuing the
+    /// caller's W3C `traceparent` when there is one. `None` while traces are off.
+    pub fn request(&self, headers: &http::HeaderMap, api: &'static str) -> Option<Context> {
+        let t = self.current.load_full()?;
+        let parent =
+            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
+        let operation = operation(api);
+        let span = t
+            .tracer
+            .span_builder(operation)
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("gen_ai.operation.name", operation),
+                KeyValue::new("understudy.api", api),
+            ])
+            .start_with_context(&t.tracer, &parent);
+        let trace = Trace {
+            tracer: t.tracer.clone(),
+            capture_content: t.policy.capture_content,
+            operation,
+        };
+        Some(parent.with_span(span).with_value(trace))
+    }
+}
+
+/// GenAI's `gen_ai.operation.name` for a front door.
+fn operation(api: &'static str) -> &'static str {
+    match api {
+        "embeddings" => "embeddings",
+        "count_tokens" => "count_tokens",
+        _ => "chat",
+    }
+}
+
+/// What the attempt code needs from the request's trace.
+#[derive(Clone)]
+struct Trace {
+    tracer: SdkTracer,
+    capture_content: bool,
+    operation: &'static str,
+}
+
+/// The request span, kept alive by a streamed answer until its end.
+#[derive(Clone)]
+struct RequestSpan(Context);
+
+/// Whether prompts and answers may go into spans for the current request.
+pub fn capture_content() -> bool {
+    capture_content_in(&Context::current())
+}
+
+/// Whether prompts and answers may go into the spans of `cx`.
+pub fn capture_content_in(cx: &Context) -> bool {
+    cx.get::<Trace>().is_some_and(|t| t.capture_content)
+}
+
+/// Names the current request span by its model and route once the front door has
+/// read the body.
+pub fn routed(model: &str, route: &str, input: impl FnOnce() -> Option<String>) {
+    let cx = Context::current();
+    let Some(trace) = cx.get::<Trace>() else {
+        return;
+    };
+    let span = cx.span();
+    span.update_name(format!("{} {model}", trace.operation));
+    span.set_attribute(KeyValue::new("gen_ai.request.model", model.to_string()));
+    span.set_attribute(KeyValue::new("understudy.route", route.to_string()));
+    if trace.capture_content {
+        if let Some(messages) = input() {
+            span.set_attribute(KeyValue::new("gen_ai.input.messages", messages));
+        }
+    }
+}
+
+/// Ends the request span's story: the status the client got and how many upstream
+/// requests it took.
+pub fn answered(cx: &Context, status: http::StatusCode, attempts: Option<u32>) {
+    let span = cx.span();
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    if let Some(n) = attempts {
+        span.set_attribute(KeyValue::new("understudy.attempts", i64::from(n)));
+        span.set_attribute(KeyValue::new("understudy.failover", n > 1));
+    }
+    if status.is_client_error() || status.is_server_error() {
+        span.set_attribute(KeyValue::new("error.type", status.as_str().to_string()));
+    }
+    if status.is_server_error() {
+        span.set_status(Status::error(format!("answered {status}")));
+    }
+}
+
+/// One upstream attempt's span, a child of the current request span, and the
+/// `traceparent` it sends upstream. `None` while traces are off.
+pub fn attempt(target: &Target, number: u32, headers: &mut http::HeaderMap) -> Option<Context> {
+    let parent = Context::current();
+    let trace = parent.get::<Trace>()?.clone();
+    let provider = &target.provider;
+    let mut attrs = vec![
+        KeyValue::new("gen_ai.operation.name", trace.operation),
+        KeyValue::new("gen_ai.system", facts::system(provider.kind)),
+        KeyValue::new("gen_ai.request.model", target.model.clone()),
+        KeyValue::new("understudy.provider", provider.name.clone()),
+        KeyValue::new("understudy.target", target.label.clone()),
+        KeyValue::new("understudy.attempt", i64::from(number)),
+        KeyValue::new("understudy.failover", number > 1),
+    ];
+    if let Ok(base) = provider.base_url.parse::<http::Uri>() {
+        if let Some(host) = base.host() {
+            attrs.push(KeyValue::new("server.address", host.to_string()));
+        }
+        if let Some(port) = base.port_u16() {
+            attrs.push(KeyValue::new("server.port", i64::from(port)));
+        }
+    }
+    let span = trace
+        .tracer
+        .span_builder(format!("{} {}", trace.operation, target.model))
+        .with_kind(SpanKind::Client)
+        .with_attributes(attrs)
+        .start_with_context(&trace.tracer, &parent);
+    let cx = parent
+        .with_span(span)
+        .with_value(RequestSpan(parent.clone()));
+    TraceContextPropagator::new()
+        .inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
+    Some(cx)
+}
+
+/// A failed attempt: its outcome on the attempt span.
+pub fn attempt_failed(cx: &Context, outcome: &'static str, error_type: String, message: &str) {
+    let span = cx.span();
+    span.set_attribute(KeyValue::new("understudy.outcome", outcome));
+    span.set_attribute(KeyValue::new("error.type", error_type));
+    span.set_status(Status::error(message.to_string()));
+}
+
+/// A good answer: on the attempt span and on its request span.
+pub fn attempt_answered(cx: &Context, facts: &Facts) {
+    cx.span()
+        .set_attribute(KeyValue::new("understudy.outcome", "ok"));
+    facts.record(cx);
+    if let Some(RequestSpan(request)) = cx.get::<RequestSpan>() {
+        facts.record(request);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_doors_map_to_genai_operations() {
+        assert_eq!(operation("chat"), "chat");
+        assert_eq!(operation("responses"), "chat");
+        assert_eq!(operation("messages"), "chat");
+        assert_eq!(operation("embeddings"), "embeddings");
+        assert_eq!(operation("count_tokens"), "count_tokens");
+    }
+
+    #[test]
+    fn nothing_is_traced_without_a_request_span() {
+        let mut headers = http::HeaderMap::new();
+        let target =
+            crate::providers::testing::target(crate::providers::Kind::Openai, "http://127.0.0.1:9");
+        assert!(attempt(&target, 1, &mut headers).is_none());
+        assert!(headers.is_empty());
+        assert!(!capture_content());
+    }
+}
