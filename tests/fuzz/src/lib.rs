@@ -12,3 +12,22 @@ pub fn pieces(data: &[u8], every: u8) -> Vec<&[u8]> {
         n => data.chunks(usize::from(n)).collect(),
     }
 }
+
+/// What a client must be able to read: SSE whose every `data:` is JSON or `[DONE]`.
+pub fn assert_client_sse(body: &[u8]) {
+    use understudy::http::sse::{Decoder, Framing};
+    let mut events = Vec::new();
+    let mut client = Decoder::new(Framing::Sse);
+    assert!(client.push(body, &mut events).is_ok() && client.finish(&mut events).is_ok());
+    for event in events {
+        assert!(
+            event.data == "[DONE]" || is_json(event.data.as_bytes()),
+            "the client got a data line that is not JSON: {:?}",
+            event.data
+        );
+    }
+}
+
+pub fn is_json(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok()
+}
