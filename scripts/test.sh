@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit and integration tests (cargo test), the official openai SDK
+# Runs every test: unit and integration tests (cargo test), short fuzz runs
+# (scripts/fuzz.sh, installs cargo-fuzz when missing), the official openai SDK
 # and other real clients through the proxy, shared state against a real
 # redis-server, and the fixture checks against each provider's official SDK.
 # Installs redis-server and chromium if missing (Debian's packages; needs apt). Creates .venv
@@ -81,6 +82,11 @@ if [ ! -d "$cx/node_modules" ] || ! cmp -s "$cx/package-lock.json" "$cx_stamp"; 
   (cd "$cx" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$cx/package-lock.json" "$cx_stamp"
 fi
+
+# Each fuzz target for a few seconds on its fixture-seeded corpus: a crash fails the
+# run (longer runs: scripts/fuzz.sh TARGET SECONDS).
+echo "==> fuzz (short runs)"
+scripts/fuzz.sh all 5
 
 echo "==> cargo test"
 cargo test "$@"
