@@ -50,6 +50,7 @@ fn target(kind: Kind) -> Target {
             .settings(Default::default())
             .expect("no settings are valid settings"),
         egress: Arc::new(understudy::upstream::Egress::direct().expect("default egress")),
+        concurrency: None,
     };
     Target::new(Arc::new(provider), "bench-model", 1, Timeouts::default())
 }

@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 use crate::cache::AnswerCache;
 use crate::config::{EnvLookup, Snapshot, StatePolicy};
 use crate::failover::health::Health;
+use crate::failover::limit::Limits;
 use crate::metrics::Metrics;
 use crate::state::redis::responses::{EngineSlot, SharedResponses};
 use crate::state::redis::Shared;
@@ -17,6 +18,8 @@ pub struct App {
     /// One snapshot, swapped whole on reload: requests in flight keep theirs.
     pub config: ArcSwap<Snapshot>,
     pub health: Arc<Health>,
+    /// Per-provider `max_concurrency` slots; outside the snapshot like health.
+    pub limits: Limits,
     pub upstream: Upstream,
     pub metrics: Metrics,
     /// Outside the snapshot so cached answers survive reloads.
@@ -58,6 +61,7 @@ impl App {
             engine,
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
+            limits: Limits::default(),
             upstream,
             metrics: Metrics::default(),
             reload: Mutex::new(ReloadStatus::default()),

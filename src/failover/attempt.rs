@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::classify::{self, Outcome};
+use super::limit::Slot;
 use super::stream::StreamError;
 use super::Work;
 use crate::app::App;
@@ -39,6 +40,9 @@ pub struct Answered<'a> {
     pub(super) started: Instant,
     /// The attempt's `total` deadline.
     pub(super) total: Instant,
+    /// Its place under the provider's `max_concurrency`, held until the answer has
+    /// been read (a stream: until it ends).
+    pub(super) slot: Slot,
 }
 
 impl Answered<'_> {
@@ -77,6 +81,7 @@ pub(super) async fn attempt<W: Work>(
     work: &W,
     upstream_req: http::Request<Bytes>,
     head: &Notify,
+    slot: Slot,
 ) -> Result<W::Answer, Outcome> {
     let adapter = adapter_for(target.provider.kind);
     let t = &target.timeouts;
@@ -126,6 +131,7 @@ pub(super) async fn attempt<W: Work>(
         target,
         started,
         total,
+        slot,
     })
     .await
 }

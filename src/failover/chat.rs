@@ -31,7 +31,7 @@ impl Work for Call<'_> {
                 .await
                 .map(|a| Answer::Complete(Box::new(a)));
         }
-        let (app, snap) = (answered.app, answered.snap);
+        let (app, snap, slot) = (answered.app, answered.snap, answered.slot);
         let mut upstream = UpstreamStream::new(
             answered.resp.into_body(),
             adapter.framing(),
@@ -67,6 +67,7 @@ impl Work for Call<'_> {
                                 provider: target.provider.name.clone(),
                                 circuit: snap.circuit,
                                 failover: snap.failover.clone(),
+                                _slot: slot,
                             }),
                             guard: None,
                             drain: None,
@@ -88,6 +89,8 @@ struct CircuitOnEnd {
     provider: String,
     circuit: crate::config::CircuitPolicy,
     failover: crate::config::FailoverPolicy,
+    /// The provider's concurrency slot: this stream holds it until it ends.
+    _slot: super::limit::Slot,
 }
 
 impl StreamEnd for CircuitOnEnd {

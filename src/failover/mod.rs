@@ -12,6 +12,7 @@ pub mod classify;
 mod embed;
 pub mod health;
 mod hedge;
+pub mod limit;
 mod order;
 pub mod probe;
 pub mod stream;
@@ -123,7 +124,19 @@ pub async fn run<W: Work>(
                         break;
                     }
                 };
-                match walk.try_target(&targets, idx, permit, upstream_req).await {
+                let slot = match app.limits.acquire(&target.provider).await {
+                    Ok(slot) => slot,
+                    Err(full) => {
+                        permit.neutral();
+                        app.metrics.concurrency_skip(&target.provider.name);
+                        walk.skip(target, admission::overloaded(target, full));
+                        break;
+                    }
+                };
+                match walk
+                    .try_target(&targets, idx, permit, slot, upstream_req)
+                    .await
+                {
                     Settled::Finished(ex) => return ex,
                     Settled::Next { retry_same: true } => {}
                     Settled::Next { retry_same: false } => break,

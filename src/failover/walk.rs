@@ -14,6 +14,7 @@ use super::attempt::attempt;
 use super::classify::{decide, Outcome, Verdict};
 use super::health::Permit;
 use super::hedge::Raced;
+use super::limit::Slot;
 use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
@@ -118,12 +119,21 @@ impl<'a, W: Work> Walk<'a, W> {
         targets: &[Arc<Target>],
         idx: usize,
         permit: Permit<'a>,
+        slot: Slot,
         upstream_req: http::Request<Bytes>,
     ) -> Settled<W::Answer> {
         let target = &targets[idx];
         self.start_attempt();
         let head = Notify::new();
-        let first = attempt(self.app, self.snap, target, self.call, upstream_req, &head);
+        let first = attempt(
+            self.app,
+            self.snap,
+            target,
+            self.call,
+            upstream_req,
+            &head,
+            slot,
+        );
         if self.snap.failover.hedge_after.is_zero() {
             let result = first.await;
             return self.settle(target, permit, result);
@@ -228,8 +238,14 @@ impl<'a, W: Work> Walk<'a, W> {
                     reasons.join("; ")
                 ))
             } else {
+                let overloaded = skipped(|r| matches!(r, SkipReason::Overloaded { .. }));
                 let (why, retry_after) = if tried.is_empty() {
-                    if disabled == targets.len() {
+                    if overloaded > 0 {
+                        self.app.metrics.shed_request(&self.route);
+                        // Shed: every target with capacity was busy (DESIGN §6 shape,
+                        // code `overloaded`); a second lets slots turn over.
+                        (Why::Overloaded, Some(Duration::from_secs(1)))
+                    } else if disabled == targets.len() {
                         (Why::AllDisabled, None)
                     } else {
                         let rate_limited = self.skipped_rate_limited;

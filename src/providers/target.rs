@@ -65,6 +65,17 @@ pub struct Provider {
     /// Proxy, trust and client certificate (`proxy`, `ca_file`, `tls_roots`,
     /// `client_cert`, `client_key`): how its requests and probes leave the process.
     pub egress: Arc<Egress>,
+    /// `max_concurrency` and its queue; `None`: no limit.
+    pub concurrency: Option<Concurrency>,
+}
+
+/// How many upstream requests may be in flight to one provider, how many more may
+/// wait for a slot, and for how long before the walk skips the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    pub max: u32,
+    pub queue: u32,
+    pub wait: std::time::Duration,
 }
 
 impl Provider {

@@ -34,6 +34,7 @@ pub(crate) fn target_with(
         timeouts: Timeouts::default(),
         settings: settings(kind, ""),
         egress: Arc::new(crate::upstream::Egress::direct().expect("default egress")),
+        concurrency: None,
     };
     adjust(&mut provider);
     Target::new(Arc::new(provider), model, 1, Timeouts::default())

@@ -194,6 +194,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 .settings(p.settings.clone())
                 .map_err(|e| format!("{key}: {e}"))?,
             egress: egresses.provider(&key, p)?,
+            concurrency: limits::concurrency(&key, p)?,
         };
         providers.push(Arc::new(provider));
     }
@@ -267,6 +268,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             body_timeout: raw.server.body_timeout.0,
             api_keys_env: raw.server.api_keys_env.clone(),
             shutdown_grace: raw.server.shutdown_grace.0,
+            limits: limits::conn_limits(&raw.server)?,
         },
         failover: FailoverPolicy {
             on_status: f.on_status.clone(),
@@ -466,5 +468,6 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
 }
 
 mod egress;
+mod limits;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,7 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
         MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
         BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
         TooLarge(_) => ("invalid_request_error", "request_too_large"),
+        HeadersTooLarge(_) => ("invalid_request_error", "request_header_fields_too_large"),
         Upstream { error, .. } => return upstream(error),
         Exhausted(e) => match e.why {
             Why::RateLimited | Why::NoneTried { rate_limited: true } => {
@@ -36,6 +37,7 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
             Why::AllDisabled | Why::NoneTried { .. } => {
                 ("service_unavailable", "no_provider_available")
             }
+            Why::Overloaded => ("service_unavailable", "overloaded"),
         },
         MidStream { failure, .. } | PassthroughFailed { failure, .. }
             if matches!(**failure, Outcome::Timeout(_)) =>
