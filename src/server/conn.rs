@@ -3,6 +3,8 @@
 //! preface or TLS hello is cut whatever the protocol), the idle keep-alive timeout
 //! for HTTP/1.1 and HTTP/2 alike, and graceful shutdown.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -214,10 +216,15 @@ async fn run<I>(
             a.inflight += 1;
         });
         let busy = Busy(activity.clone());
-        async move {
+        // Boxed: hyper keeps room for one in-flight request future per HTTP/1.1
+        // connection for the connection's whole life; unboxed, that is the whole
+        // request handler's state (tens of KiB) held by every idle keep-alive
+        // connection. Boxed, it is allocated per request and freed with it.
+        let fut: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
             let resp = super::handle(app, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| hold(body, busy)))
-        }
+        });
+        fut
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
