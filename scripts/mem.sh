@@ -22,7 +22,8 @@ proxy_port=$(free_port)
 load=scripts/hostile_load.py
 
 python3 "$load" upstream "$up_port" & pids+=($!)
-start_proxy "$proxy_port" "$up_port" "max_connections = 20000" ""
+# SERVER_KEYS="" for a build that predates max_connections.
+start_proxy "$proxy_port" "$up_port" "${SERVER_KEYS-max_connections = 20000}" ""
 rss() { awk '/^VmRSS/ {printf "%.1f", $2/1024}' "/proc/$proxy/status"; }
 hwm() { awk '/^VmHWM/ {printf "%.1f", $2/1024}' "/proc/$proxy/status"; }
 echo "proxy idle: RSS $(rss) MiB"
@@ -46,6 +47,7 @@ if [ "$what" = streams ] || [ "$what" = both ]; then
     echo "t=$(( $(date +%s) - start ))s: $STREAMS slow streams: RSS $(rss) MiB, peak $(hwm) MiB"
     sleep 10
   done
-  cat "$work/streams.log" | tail -2
+  tail -2 "$work/streams.log"
+  kill -0 "$proxy" 2>/dev/null || { echo "the proxy exited:"; tail -5 "$work/proxy.log"; exit 1; }
   echo "after $STREAMS slow streams: peak $(hwm) MiB"
 fi
