@@ -51,6 +51,7 @@ fn target(kind: Kind) -> Target {
             .expect("no settings are valid settings"),
         egress: Arc::new(understudy::upstream::Egress::direct().expect("default egress")),
         prices: Default::default(),
+        concurrency: None,
     };
     Target::new(Arc::new(provider), "bench-model", 1, Timeouts::default())
 }

@@ -10,12 +10,8 @@ if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores to pin proxy and load apart" >
 
 cargo build --release --quiet
 bin=target/release/understudy
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/work_setup.sh
+. scripts/work_setup.sh
 up_port=$(free_port)
 proxy_port=$(free_port)
 

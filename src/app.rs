@@ -9,6 +9,7 @@ use crate::config::{EnvLookup, Snapshot, StatePolicy};
 use crate::dashboard::Dashboard;
 use crate::failover::budget::Budgets;
 use crate::failover::health::Health;
+use crate::failover::limit::Limits;
 use crate::metrics::Metrics;
 use crate::state::redis::responses::{EngineSlot, SharedResponses};
 use crate::state::redis::Shared;
@@ -22,6 +23,8 @@ pub struct App {
     pub health: Arc<Health>,
     /// Each route's retry budget; outside the snapshot so a reload keeps it.
     pub budgets: Budgets,
+    /// Per-provider `max_concurrency` slots; outside the snapshot like health.
+    pub limits: Limits,
     pub upstream: Upstream,
     pub metrics: Metrics,
     /// What `/dashboard` shows beyond `/status`: recent attempts, failures, reloads.
@@ -68,6 +71,7 @@ impl App {
             config: ArcSwap::from_pointee(snapshot),
             health: Health::new(),
             budgets: Budgets::default(),
+            limits: Limits::default(),
             upstream,
             metrics: Metrics::default(),
             dashboard: Dashboard::default(),

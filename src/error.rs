@@ -34,6 +34,9 @@ pub enum ProxyError {
     MethodNotAllowed(String),
     #[error("request body exceeds the limit of {0} bytes")]
     TooLarge(u64),
+    /// A request header, or all of them together, over `server.max_header_*`.
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
     #[error("the request body did not arrive within {0} seconds")]
     BodyTimeout(u64),
     /// An upstream error passed on without failover (status not in `on_status`).
@@ -113,6 +116,9 @@ pub enum Why {
     /// Nothing could be tried: cooling, circuits open. `rate_limited`: some target
     /// is cooling from a rate limit (429 rather than 503).
     NoneTried { rate_limited: bool },
+    /// Nothing could be tried: the targets with capacity left were all at their
+    /// provider's `max_concurrency` (load shed).
+    Overloaded,
 }
 
 /// One target's part in a walk.
@@ -143,6 +149,12 @@ pub enum SkipReason {
     ContextWindow {
         window: u64,
         estimate: Estimate,
+    },
+    /// Its provider was at `max_concurrency`: the queue was full, or no slot came
+    /// within `queue_wait`.
+    Overloaded {
+        queue_full: bool,
+        wait: Duration,
     },
 }
 
@@ -184,6 +196,13 @@ impl fmt::Display for Step {
                         "context window of {window} tokens clearly exceeded: {}",
                         estimate.describe()
                     ),
+                    SkipReason::Overloaded {
+                        queue_full: true, ..
+                    } => "at max_concurrency, queue full".into(),
+                    SkipReason::Overloaded { wait, .. } => format!(
+                        "at max_concurrency, no slot within {:.1}s",
+                        wait.as_secs_f64()
+                    ),
                 };
                 write!(f, "{}: skipped ({why})", self.target)
             }
@@ -199,6 +218,7 @@ impl fmt::Display for Exhausted {
             Why::Failed => "every target failed: ",
             Why::AllDisabled => "no provider available: every target is disabled: ",
             Why::NoneTried { .. } => "no target could be tried: ",
+            Why::Overloaded => "overloaded, every target is at its concurrency limit: ",
         })?;
         for (i, step) in self.steps.iter().enumerate() {
             if i > 0 {
@@ -237,7 +257,7 @@ impl ProxyError {
     pub fn is_exhausted(&self) -> bool {
         match self {
             ProxyError::Exhausted(e) => match e.why {
-                Why::RateLimited | Why::TimedOut | Why::Failed => true,
+                Why::RateLimited | Why::TimedOut | Why::Failed | Why::Overloaded => true,
                 Why::NoneTried { .. } => e.retry_after.is_some(),
                 Why::AllDisabled => false,
             },
@@ -261,6 +281,7 @@ impl ProxyError {
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Upstream { error, .. } if error.status >= 500 => StatusCode::BAD_GATEWAY,
             Upstream { error, .. } => {
                 StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -271,7 +292,9 @@ impl ProxyError {
                 }
                 Why::TimedOut => StatusCode::GATEWAY_TIMEOUT,
                 Why::Failed => StatusCode::BAD_GATEWAY,
-                Why::AllDisabled | Why::NoneTried { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                Why::AllDisabled | Why::NoneTried { .. } | Why::Overloaded => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
             },
             MidStream { failure, .. } if matches!(**failure, Outcome::Timeout(_)) => {
                 StatusCode::GATEWAY_TIMEOUT

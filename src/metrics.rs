@@ -78,6 +78,13 @@ pub struct Metrics {
     pub stream_resumes: Family<ResultLabel, Counter>,
     pub tokens: Family<TokenLabels, Counter>,
     pub cost_usd: Family<ProviderModel, Counter<f64, AtomicU64>>,
+    /// Load shedding: client connections open, and those closed at accept past
+    /// `server.max_connections`; requests answered 503 `overloaded`; targets
+    /// skipped because their provider was at `max_concurrency`.
+    pub connections: Gauge,
+    pub shed_connections: Counter,
+    pub shed_requests: Family<RouteLabel, Counter>,
+    pub concurrency_skips: Family<ProviderLabel, Counter>,
     /// Process-wide totals of the same events, for `/status`.
     pub totals: Totals,
 }
@@ -230,7 +237,35 @@ impl Default for Metrics {
             "Spend in USD of upstream answers by provider and model, from the price table",
             cost_usd.clone(),
         );
+        let connections = Gauge::default();
+        let shed_connections = Counter::default();
+        let shed_requests = Family::<RouteLabel, Counter>::default();
+        let concurrency_skips = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "understudy_connections",
+            "Client connections open",
+            connections.clone(),
+        );
+        registry.register(
+            "understudy_shed_connections",
+            "Client connections closed at accept: server.max_connections reached",
+            shed_connections.clone(),
+        );
+        registry.register(
+            "understudy_shed_requests",
+            "Client requests answered 503 overloaded: every target at its concurrency limit",
+            shed_requests.clone(),
+        );
+        registry.register(
+            "understudy_concurrency_skips",
+            "Targets skipped because their provider was at max_concurrency",
+            concurrency_skips.clone(),
+        );
         Metrics {
+            connections,
+            shed_connections,
+            shed_requests,
+            concurrency_skips,
             registry,
             requests,
             attempts,
@@ -295,6 +330,22 @@ impl Metrics {
 
     pub fn budget_exhausted(&self, route: &str) {
         self.budget_exhausted
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn concurrency_skip(&self, provider: &str) {
+        self.concurrency_skips
+            .get_or_create(&ProviderLabel {
+                provider: provider.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn shed_request(&self, route: &str) {
+        self.shed_requests
             .get_or_create(&RouteLabel {
                 route: route.to_string(),
             })

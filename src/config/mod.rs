@@ -56,6 +56,18 @@ pub struct Server {
     pub max_body_bytes: u64,
     pub body_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Read when the listener starts, like `tls`: a change needs a restart.
+    pub limits: ConnLimits,
+}
+
+/// Per-connection limits of the listener (`[server]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_header_total_bytes: usize,
 }
 
 /// PEM files, resolved against the config file's directory.

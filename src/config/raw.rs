@@ -69,6 +69,15 @@ pub struct RawServer {
     pub body_timeout: Dur,
     pub shutdown_grace: Dur,
     pub tls: Option<RawTls>,
+    /// Open client connections; past it new ones are closed at accept.
+    pub max_connections: usize,
+    /// From accept until the first request head is complete, whatever the protocol.
+    pub header_timeout: Dur,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout: Dur,
+    /// One request header (name + value), and all of them together.
+    pub max_header_bytes: usize,
+    pub max_header_total_bytes: usize,
 }
 
 impl Default for RawServer {
@@ -80,6 +89,11 @@ impl Default for RawServer {
             body_timeout: secs(30),
             shutdown_grace: secs(30),
             tls: None,
+            max_connections: 10_000,
+            header_timeout: secs(30),
+            idle_timeout: secs(75),
+            max_header_bytes: 16 * 1024,
+            max_header_total_bytes: 64 * 1024,
         }
     }
 }
@@ -300,6 +314,14 @@ pub struct RawProvider {
     /// USD per million tokens, by the provider's model name.
     #[serde(default)]
     pub prices: BTreeMap<String, RawPrice>,
+    /// Upstream requests in flight to this provider at once; unset: no limit.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Requests that may wait for a slot (default: `max_concurrency`), and how long.
+    #[serde(default)]
+    pub max_queue: Option<u32>,
+    #[serde(default)]
+    pub queue_wait: Option<Dur>,
     #[serde(flatten)]
     pub settings: toml::Table,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::health::{Admission, Permit};
+use super::limit::NoSlot;
 use crate::app::App;
 use crate::error::SkipReason;
 use crate::providers::Target;
@@ -21,6 +22,24 @@ pub(super) struct Skip {
     pub(super) usable_at: Option<Instant>,
     /// Cooling from a rate limit (decides 429 vs 503 when nothing could be tried).
     pub(super) rate_limited: bool,
+}
+
+/// No slot under the provider's `max_concurrency`: skipped; worth another try in a
+/// second, when slots have turned over.
+pub(super) fn overloaded(target: &Target, full: NoSlot) -> Skip {
+    let wait = target
+        .provider
+        .concurrency
+        .map(|c| c.wait)
+        .unwrap_or_default();
+    Skip {
+        reason: SkipReason::Overloaded {
+            queue_full: full == NoSlot::QueueFull,
+            wait,
+        },
+        usable_at: Some(Instant::now() + Duration::from_secs(1)),
+        rate_limited: false,
+    }
 }
 
 pub(super) fn admit<'a>(app: &'a App, target: &Target) -> Candidate<'a> {

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::classify::{self, Outcome};
+use super::limit::Slot;
 use super::stream::StreamError;
 use super::Work;
 use crate::app::App;
@@ -40,6 +41,9 @@ pub struct Answered<'a> {
     pub(super) started: Instant,
     /// The attempt's `total` deadline.
     pub(super) total: Instant,
+    /// Its place under the provider's `max_concurrency`, held until the answer has
+    /// been read (a stream: until it ends).
+    pub(super) slot: Slot,
 }
 
 impl Answered<'_> {
@@ -81,13 +85,14 @@ pub(super) async fn attempt<W: Work>(
     work: &W,
     mut upstream_req: http::Request<Bytes>,
     head: &Notify,
+    slot: Slot,
     number: u32,
 ) -> Result<W::Answer, Outcome> {
     use opentelemetry::context::FutureExt as _;
     let Some(cx) = telemetry::attempt(target, number, upstream_req.headers_mut()) else {
-        return send(app, snap, target, work, upstream_req, head).await;
+        return send(app, snap, target, work, upstream_req, head, slot).await;
     };
-    let result = send(app, snap, target, work, upstream_req, head)
+    let result = send(app, snap, target, work, upstream_req, head, slot)
         .with_context(cx.clone())
         .await;
     match &result {
@@ -120,6 +125,7 @@ async fn send<W: Work>(
     work: &W,
     upstream_req: http::Request<Bytes>,
     head: &Notify,
+    slot: Slot,
 ) -> Result<W::Answer, Outcome> {
     let adapter = adapter_for(target.provider.kind);
     let t = &target.timeouts;
@@ -169,6 +175,7 @@ async fn send<W: Work>(
         target,
         started,
         total,
+        slot,
     })
     .await
 }

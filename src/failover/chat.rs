@@ -49,7 +49,7 @@ impl Work for Call<'_> {
                 .await
                 .map(|a| Answer::Complete(Box::new(a)));
         }
-        let (app, snap) = (answered.app, answered.snap);
+        let (app, snap, slot) = (answered.app, answered.snap, answered.slot);
         let mut upstream = UpstreamStream::new(
             answered.resp.into_body(),
             adapter.framing(),
@@ -86,6 +86,7 @@ impl Work for Call<'_> {
                                 target: target.label.clone(),
                                 circuit: snap.circuit,
                                 failover: snap.failover.clone(),
+                                _slot: slot,
                             }),
                             guard: None,
                             drain: None,
@@ -111,6 +112,8 @@ struct CircuitOnEnd {
     target: String,
     circuit: crate::config::CircuitPolicy,
     failover: crate::config::FailoverPolicy,
+    /// The provider's concurrency slot: this stream holds it until it ends.
+    _slot: super::limit::Slot,
 }
 
 impl StreamEnd for CircuitOnEnd {

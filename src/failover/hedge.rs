@@ -10,6 +10,7 @@ use super::admission::{admit, Candidate};
 use super::attempt::attempt;
 use super::classify::Outcome;
 use super::health::Permit;
+use super::limit::Slot;
 use super::walk::{Settled, Walk};
 use super::{Exchange, Work};
 use crate::providers::Target;
@@ -29,7 +30,7 @@ impl<'a, W: Work> Walk<'a, W> {
         &mut self,
         targets: &[Arc<Target>],
         idx: usize,
-    ) -> Option<(Arc<Target>, Permit<'a>, http::Request<Bytes>)> {
+    ) -> Option<(Arc<Target>, Permit<'a>, Slot, http::Request<Bytes>)> {
         if self.out_of_attempts() {
             return None;
         }
@@ -40,18 +41,20 @@ impl<'a, W: Work> Walk<'a, W> {
             let Candidate::Admitted(permit) = admit(self.app, t) else {
                 continue;
             };
-            match self.call.build(t) {
-                Ok(r) if self.may_send() => {
-                    self.hedged[j] = true;
-                    return Some((t.clone(), permit, r));
-                }
+            // A hedge does not queue: only a provider with a free slot now.
+            let (Ok(r), Some(slot)) =
+                (self.call.build(t), self.app.limits.try_acquire(&t.provider))
+            else {
+                permit.neutral();
+                continue;
+            };
+            if !self.may_send() {
                 // Over the retry budget: the first attempt goes on alone.
-                Ok(_) => {
-                    permit.neutral();
-                    return None;
-                }
-                Err(_) => permit.neutral(),
+                permit.neutral();
+                return None;
             }
+            self.hedged[j] = true;
+            return Some((t.clone(), permit, slot, r));
         }
         None
     }
@@ -77,14 +80,23 @@ impl<'a, W: Work> Walk<'a, W> {
             result = &mut first => return Raced::Alone(result, permit),
             _ = slow => {}
         }
-        let Some((second, second_permit, second_req)) = self.hedge_candidate(targets, idx) else {
+        let Some((second, second_permit, second_slot, second_req)) =
+            self.hedge_candidate(targets, idx)
+        else {
             return Raced::Alone(first.await, permit);
         };
         tracing::info!(slow = %target.label, hedge = %second.label, "no response head yet; hedging");
         self.start_attempt();
         let never = Notify::new();
         let hedge = attempt(
-            self.app, self.snap, &second, self.call, second_req, &never, self.sent,
+            self.app,
+            self.snap,
+            &second,
+            self.call,
+            second_req,
+            &never,
+            second_slot,
+            self.sent,
         );
         tokio::pin!(hedge);
         let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));

@@ -14,6 +14,7 @@ mod embed;
 pub mod fit;
 pub mod health;
 mod hedge;
+pub mod limit;
 pub mod order;
 pub mod probe;
 pub mod resume;
@@ -169,7 +170,19 @@ async fn run_over<W: Work>(
                     permit.neutral();
                     return walk.exhausted(targets);
                 }
-                match walk.try_target(targets, idx, permit, upstream_req).await {
+                let slot = match app.limits.acquire(&target.provider).await {
+                    Ok(slot) => slot,
+                    Err(full) => {
+                        permit.neutral();
+                        app.metrics.concurrency_skip(&target.provider.name);
+                        walk.skip(target, admission::overloaded(target, full));
+                        break;
+                    }
+                };
+                match walk
+                    .try_target(targets, idx, permit, slot, upstream_req)
+                    .await
+                {
                     Settled::Finished(ex) => return ex,
                     Settled::Next { retry_same: true } => {}
                     Settled::Next { retry_same: false } => break,

@@ -17,6 +17,7 @@ use super::classify::{decide, Outcome, Verdict};
 use super::fit::Estimate;
 use super::health::Permit;
 use super::hedge::Raced;
+use super::limit::Slot;
 use super::{Exchange, Success, Work};
 use crate::app::App;
 use crate::config::Snapshot;
@@ -164,6 +165,7 @@ impl<'a, W: Work> Walk<'a, W> {
         targets: &[Arc<Target>],
         idx: usize,
         permit: Permit<'a>,
+        slot: Slot,
         upstream_req: http::Request<Bytes>,
     ) -> Settled<W::Answer> {
         let target = &targets[idx];
@@ -176,6 +178,7 @@ impl<'a, W: Work> Walk<'a, W> {
             self.call,
             upstream_req,
             &head,
+            slot,
             self.sent,
         );
         if self.snap.failover.hedge_after.is_zero() {
@@ -317,8 +320,14 @@ impl<'a, W: Work> Walk<'a, W> {
                     reasons.join("; ")
                 ))
             } else {
+                let overloaded = skipped(|r| matches!(r, SkipReason::Overloaded { .. }));
                 let (why, retry_after) = if tried.is_empty() {
-                    if disabled == targets.len() {
+                    if overloaded > 0 {
+                        self.app.metrics.shed_request(&self.route);
+                        // Shed: every target with capacity was busy (DESIGN §6 shape,
+                        // code `overloaded`); a second lets slots turn over.
+                        (Why::Overloaded, Some(Duration::from_secs(1)))
+                    } else if disabled == targets.len() {
                         (Why::AllDisabled, None)
                     } else {
                         let rate_limited = self.skipped_rate_limited;

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::*;
 pub use settings::{KindSettings, NoSettings};
-pub use target::{Provider, Secret, Target, Timeouts};
+pub use target::{Concurrency, Provider, Secret, Target, Timeouts};
 
 use crate::canonical::{ChatChunk, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse};
 use crate::http::sse::{Event, Framing};

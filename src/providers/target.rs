@@ -69,6 +69,17 @@ pub struct Provider {
     pub egress: Arc<Egress>,
     /// `prices."model"`: what each of its models costs, by the provider's model name.
     pub prices: BTreeMap<String, Price>,
+    /// `max_concurrency` and its queue; `None`: no limit.
+    pub concurrency: Option<Concurrency>,
+}
+
+/// How many upstream requests may be in flight to one provider, how many more may
+/// wait for a slot, and for how long before the walk skips the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    pub max: u32,
+    pub queue: u32,
+    pub wait: std::time::Duration,
 }
 
 impl Provider {

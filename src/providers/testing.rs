@@ -35,6 +35,7 @@ pub(crate) fn target_with(
         settings: settings(kind, ""),
         egress: Arc::new(crate::upstream::Egress::direct().expect("default egress")),
         prices: Default::default(),
+        concurrency: None,
     };
     adjust(&mut provider);
     Target::new(Arc::new(provider), model, 1, Timeouts::default())

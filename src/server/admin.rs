@@ -108,14 +108,16 @@ pub fn healthz() -> Response<Body> {
     text(StatusCode::OK, "ok\n")
 }
 
-/// Ready when some route has a target whose provider is enabled and not open
-/// (cooling targets count: they recover by themselves).
+/// Ready when some route has a target whose provider is enabled, not open (cooling
+/// targets count: they recover by themselves) and not shedding load (a slot or a
+/// place in its `max_concurrency` queue is free).
 pub fn readyz(app: &App) -> Response<Body> {
     let snap = app.config.load();
-    let ready =
-        snap.routes.iter().flat_map(|r| &r.targets).any(|t| {
-            t.provider.enabled() && app.health.open_until(&t.provider.health_key()).is_none()
-        });
+    let ready = snap.routes.iter().flat_map(|r| &r.targets).any(|t| {
+        t.provider.enabled()
+            && app.health.open_until(&t.provider.health_key()).is_none()
+            && app.limits.has_room(&t.provider)
+    });
     if ready {
         text(StatusCode::OK, "ready\n")
     } else {

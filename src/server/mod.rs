@@ -3,9 +3,11 @@
 
 mod admin;
 mod auth;
+mod conn;
 mod dashboard;
 mod embeddings;
 mod exchange;
+mod headers;
 mod passthrough;
 mod respond;
 mod stored;
@@ -16,10 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -33,7 +31,6 @@ use crate::http::body::Body;
 use passthrough::Forward;
 use respond::error_response;
 
-const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// After the shutdown grace: how long the final error events get to reach clients.
 const FINAL_EVENTS: Duration = Duration::from_secs(2);
 
@@ -45,12 +42,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: impl Fn() -> Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // With a timer, hyper enforces its header-read timeout (30 s), so a client that
-    // trickles its request head cannot hold a connection forever.
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let limits = app.config.load().server.limits;
+    let builder = conn::builder(&limits);
+    let open = conn::Gauge::new(limits.max_connections);
+    // Every connection holds a receiver: `closed()` is the moment the last one ends.
+    let (shutting, _) = tokio::sync::watch::channel(false);
     let tls = match &app.config.load().server.tls {
         None => None,
         Some(files) => match tls::acceptor(files) {
@@ -76,41 +72,26 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(admitted) = open.admit(&app) else {
+            // Past server.max_connections: closed at once, before any byte is read.
+            tracing::debug!(%peer, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |req: http::Request<Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(app, req).await) }
+        let task = conn::serve(
+            app.clone(),
+            builder.clone(),
+            stream,
+            tls.clone(),
+            limits,
+            shutting.subscribe(),
+            peer,
+        );
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            task.await
         });
-        match &tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await;
-                    let Ok(Ok(stream)) = handshake else {
-                        tracing::debug!(%peer, "TLS handshake failed or timed out");
-                        return;
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
     }
     drop(listener);
     let grace = grace();
@@ -118,7 +99,8 @@ pub async fn serve(
         grace_secs = grace.as_secs_f64(),
         "shutting down; waiting for requests in flight"
     );
-    let drained = graceful.shutdown();
+    shutting.send_replace(true);
+    let drained = shutting.closed();
     tokio::pin!(drained);
     if tokio::time::timeout(grace, &mut drained).await.is_err() {
         tracing::warn!(
@@ -207,6 +189,9 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         _ if path.starts_with("/v1/messages") => &MESSAGES,
         _ => &CHAT,
     };
+    if let Err(e) = headers::check(req.headers(), &app.config.load().server.limits) {
+        return error_response(door, &e, &request_id);
+    }
     if path.starts_with("/v1/") && !auth::authorized(&app, &req) {
         return error_response(door, &ProxyError::Unauthorized, &request_id);
     }

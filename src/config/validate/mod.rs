@@ -202,6 +202,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
                 .map_err(|e| format!("{key}: {e}"))?,
             egress: egresses.provider(&key, p)?,
             prices: prices::table(&key, &p.prices)?,
+            concurrency: limits::concurrency(&key, p)?,
         };
         providers.push(Arc::new(provider));
     }
@@ -278,6 +279,7 @@ fn build(raw: RawConfig, path: &Path, env: &EnvLookup) -> Result<Snapshot, Strin
             body_timeout: raw.server.body_timeout.0,
             api_keys_env: raw.server.api_keys_env.clone(),
             shutdown_grace: raw.server.shutdown_grace.0,
+            limits: limits::conn_limits(&raw.server)?,
         },
         failover: FailoverPolicy {
             on_status: f.on_status.clone(),
@@ -495,6 +497,7 @@ fn merge_timeouts(base: Timeouts, over: &RawTimeouts, key: &str) -> Result<Timeo
 }
 
 mod egress;
+mod limits;
 mod prices;
 mod telemetry;
 #[cfg(test)]

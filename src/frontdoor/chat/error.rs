@@ -26,6 +26,7 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
         MethodNotAllowed(_) => ("invalid_request_error", "method_not_allowed"),
         BodyTimeout(_) => ("invalid_request_error", "request_timeout"),
         TooLarge(_) => ("invalid_request_error", "request_too_large"),
+        HeadersTooLarge(_) => ("invalid_request_error", "request_header_fields_too_large"),
         Upstream { error, .. } => return upstream(error),
         // OpenAI's own code for it, which clients test for to trim their history.
         ContextTooLong(_) => ("invalid_request_error", "context_length_exceeded"),
@@ -38,6 +39,7 @@ pub fn type_and_code(err: &ProxyError) -> (&'static str, String) {
             Why::AllDisabled | Why::NoneTried { .. } => {
                 ("service_unavailable", "no_provider_available")
             }
+            Why::Overloaded => ("service_unavailable", "overloaded"),
         },
         MidStream { failure, .. } | PassthroughFailed { failure, .. }
             if matches!(**failure, Outcome::Timeout(_)) =>

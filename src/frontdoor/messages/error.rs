@@ -23,6 +23,12 @@ pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
             return (status, "overloaded_error");
         }
     }
+    // Shed by the proxy's own concurrency limits: the overloaded error, as 503.
+    if let ProxyError::Exhausted(e) = err {
+        if e.why == Why::Overloaded {
+            return (StatusCode::SERVICE_UNAVAILABLE, "overloaded_error");
+        }
+    }
     // A stream cut by the upstream's own error: name that error, as Anthropic would.
     if let ProxyError::MidStream { failure, .. } = err {
         if let Some(s @ (429 | OVERLOADED)) = failure.status() {
@@ -39,7 +45,7 @@ pub(super) fn status_and_type(err: &ProxyError) -> (StatusCode, &'static str) {
     }
     let status = err.status();
     let kind = match status.as_u16() {
-        400 | 405 | 408 => "invalid_request_error",
+        400 | 405 | 408 | 431 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         404 => "not_found_error",
