@@ -76,8 +76,14 @@ pub(super) fn observe(app: &App, target: &Target, started: Instant, good: bool) 
     }
 }
 
-/// Attempt `number` of a request (1 for the first), in its own trace span when
-/// traces are on.
+/// What admission gave an attempt: its provider's concurrency slot, and its place
+/// among the request's upstream requests (1 for the first).
+pub(super) struct Admitted {
+    pub slot: Slot,
+    pub number: u32,
+}
+
+/// One attempt, in its own trace span when traces are on.
 pub(super) async fn attempt<W: Work>(
     app: &Arc<App>,
     snap: &Snapshot,
@@ -85,10 +91,10 @@ pub(super) async fn attempt<W: Work>(
     work: &W,
     mut upstream_req: http::Request<Bytes>,
     head: &Notify,
-    slot: Slot,
-    number: u32,
+    admitted: Admitted,
 ) -> Result<W::Answer, Outcome> {
     use opentelemetry::context::FutureExt as _;
+    let Admitted { slot, number } = admitted;
     let Some(cx) = telemetry::attempt(target, number, upstream_req.headers_mut()) else {
         return send(app, snap, target, work, upstream_req, head, slot).await;
     };

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::admission::{admit, Candidate};
-use super::attempt::attempt;
+use super::attempt::{attempt, Admitted};
 use super::classify::Outcome;
 use super::health::Permit;
 use super::limit::Slot;
@@ -95,8 +95,10 @@ impl<'a, W: Work> Walk<'a, W> {
             self.call,
             second_req,
             &never,
-            second_slot,
-            self.sent,
+            Admitted {
+                slot: second_slot,
+                number: self.sent,
+            },
         );
         tokio::pin!(hedge);
         let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));

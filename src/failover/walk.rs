@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::admission::Skip;
-use super::attempt::attempt;
+use super::attempt::{attempt, Admitted};
 use super::budget::Window;
 use super::classify::{decide, Outcome, Verdict};
 use super::fit::Estimate;
@@ -178,8 +178,10 @@ impl<'a, W: Work> Walk<'a, W> {
             self.call,
             upstream_req,
             &head,
-            slot,
-            self.sent,
+            Admitted {
+                slot,
+                number: self.sent,
+            },
         );
         if self.snap.failover.hedge_after.is_zero() {
             let result = first.await;
