@@ -205,8 +205,6 @@ row "proxied /v1/messages (passthrough)" \
 row "proxied /v1/chat/completions (translated)" \
   "$(run -t1 -c64 -d"${load}s" -s "$work/chat_claude.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")"
 
-# CPU seconds (user+sys) a process has used, from /proc/<pid>/stat.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }
 hop() { # label, pid, url path, wrk script, port
   local before after out n
   before=$(cpu_s "$2")

@@ -17,3 +17,6 @@ proxy_port=$(free_port)
 
 # wrk's latency percentile `$1` (50%, 99%) from its --latency output on stdin.
 pct() { awk -v p="$1" '$1==p {print $2}'; }
+
+# CPU seconds (user+sys) a process has used, from /proc/<pid>/stat.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14+$15)/hz}' "/proc/$1/stat"; }

@@ -107,6 +107,8 @@ sed 's/"model":"default"/"model":"streamed","stream":true/' "$work/post.lua" > "
 
 run() { taskset -c 1 wrk --latency "$@" 2>&1; }
 rate() { awk '/Requests\/sec/ {print $2}'; }
+# The proxy's CPU per request over a wrk run: CPU seconds before, after, wrk's output.
+per_req() { python3 -c "import sys; n=int(sys.argv[3].split()[0]); print(f'{(float(sys.argv[2])-float(sys.argv[1]))*1e3/max(n,1):.4f}')" "$1" "$2" "$(echo "$3" | awk '/requests in/ {print $1}')"; }
 
 measure() { # $1: label, $2: extra TOML
   config "$2"
@@ -117,12 +119,15 @@ measure() { # $1: label, $2: extra TOML
     sleep 0.1
   done
   run -t1 -c8 -d2s -s "$work/post.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions" >/dev/null
-  local plain stream
+  local plain stream c0 c1 c2
+  c0=$(cpu_s "$pid")
   plain=$(run -t1 -c64 -d"${secs}s" -s "$work/post.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")
+  c1=$(cpu_s "$pid")
   stream=$(run -t1 -c64 -d"${secs}s" -s "$work/stream.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions")
+  c2=$(cpu_s "$pid")
   local dropped
   dropped=$(curl -fs "http://127.0.0.1:$proxy_port/metrics" | awk '/^understudy_spans_dropped_total/ {print $2}')
-  echo "$1: plain $(echo "$plain" | rate) req/s p99 $(echo "$plain" | pct 99%) | stream $(echo "$stream" | rate) req/s p99 $(echo "$stream" | pct 99%) | spans dropped ${dropped:-0}"
+  echo "$1: plain $(echo "$plain" | rate) req/s p99 $(echo "$plain" | pct 99%) CPU $(per_req "$c0" "$c1" "$plain") ms/req | stream $(echo "$stream" | rate) req/s p99 $(echo "$stream" | pct 99%) CPU $(per_req "$c1" "$c2" "$stream") ms/req | spans dropped ${dropped:-0}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
