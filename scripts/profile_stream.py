@@ -5,7 +5,7 @@ unlike wall-clock numbers).
 Starts a mock OpenAI-kind upstream answering every chat request with a 20-chunk stream
 (role, 18 words, finish, usage, [DONE]), the given proxy binary under
 `valgrind --tool=callgrind`, warms up, zeroes the counters, sends N streamed chat
-requests (4 at a time), dumps the counters and prints instructions per stream.
+requests (over 4 keep-alive connections), dumps the counters and prints instructions per stream.
 
   scripts/profile_stream.py BINARY [N] [--burst | --plain] [--out FILE]
 
@@ -84,25 +84,39 @@ async def upstream(reader, writer, burst):
         writer.close()
 
 
-async def one_stream(port, plain=False):
-    body = json.dumps({"model": "default", "stream": not plain,
-                       "messages": [{"role": "user", "content": "Hello!"}]}).encode()
-    r, w = await asyncio.open_connection("127.0.0.1", port)
-    w.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\n"
-            b"content-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body))
-    data = await asyncio.wait_for(r.read(), 120)
-    w.close()
-    if (b"[DONE]" not in data and not plain) or b"word17" not in data:
-        raise SystemExit(f"bad stream: {data[:300]!r}")
+async def read_answer(r):
+    """One HTTP/1.1 response's body (content-length or chunked), leaving the
+    connection ready for the next request."""
+    head = await r.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    if length:
+        return await r.readexactly(int(length.group(1)))
+    body = b""
+    while True:
+        size = int((await r.readuntil(b"\r\n")).strip(), 16)
+        body += (await r.readexactly(size + 2))[:size]
+        if size == 0:
+            return body
 
 
 async def streams(port, n, plain=False, parallel=4):
+    """n requests over `parallel` keep-alive connections, as a load generator
+    (wrk in scripts/bench.sh) sends them."""
+    body = json.dumps({"model": "default", "stream": not plain,
+                       "messages": [{"role": "user", "content": "Hello!"}]}).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: proxy\r\n"
+               b"content-type: application/json\r\n"
+               b"content-length: %d\r\n\r\n%s" % (len(body), body))
     left = iter(range(n))
 
     async def worker():
+        r, w = await asyncio.open_connection("127.0.0.1", port)
         for _ in left:
-            await one_stream(port, plain)
+            w.write(request)
+            data = await asyncio.wait_for(read_answer(r), 120)
+            if (b"[DONE]" not in data and not plain) or b"word17" not in data:
+                raise SystemExit(f"bad stream: {data[:300]!r}")
+        w.close()
     await asyncio.gather(*(worker() for _ in range(parallel)))
 
 

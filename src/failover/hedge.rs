@@ -64,11 +64,12 @@ impl<'a, W: Work> Walk<'a, W> {
         targets: &[Arc<Target>],
         idx: usize,
         permit: Permit<'a>,
-        first: impl std::future::Future<Output = Result<W::Answer, Outcome>>,
+        mut first: std::pin::Pin<
+            &mut impl std::future::Future<Output = Result<W::Answer, Outcome>>,
+        >,
         head: &Notify,
     ) -> Raced<'a, W::Answer> {
         let target = &targets[idx];
-        tokio::pin!(first);
         let hedge_after = self.snap.failover.hedge_after;
         let slow = async {
             tokio::select! {
@@ -88,7 +89,9 @@ impl<'a, W: Work> Walk<'a, W> {
         tracing::info!(slow = %target.label, hedge = %second.label, "no response head yet; hedging");
         self.start_attempt();
         let never = Notify::new();
-        let hedge = attempt(
+        // Boxed: hedges are rare, and inline the second attempt would double every
+        // request's future.
+        let mut hedge = Box::pin(attempt(
             self.app,
             self.snap,
             &second,
@@ -99,8 +102,7 @@ impl<'a, W: Work> Walk<'a, W> {
                 slot: second_slot,
                 number: self.sent,
             },
-        );
-        tokio::pin!(hedge);
+        ));
         let (mut permit, mut second_permit) = (Some(permit), Some(second_permit));
         while permit.is_some() || second_permit.is_some() {
             let (who, result) = tokio::select! {

@@ -411,12 +411,15 @@ impl BodyState {
         let failure = e.clone().into_outcome();
         self.end.finished(Some(&e));
         let cut = Instant::now();
+        // Boxed: a resume is a whole new walk, and inline it would be carried (and
+        // copied) by every frame's future of every stream.
+        let resume = Box::pin(plan.resume(&prefill));
         let resumed = match &mut self.drain {
-            None => Some(plan.resume(&prefill).await),
+            None => Some(resume.await),
             Some(drain) => tokio::select! {
                 biased;
                 _ = drain.wait_for(|d| *d) => None,
-                r = plan.resume(&prefill) => Some(r),
+                r = resume => Some(r),
             },
         };
         match resumed {
@@ -503,7 +506,8 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
     // hyper polls the body outside the request's span: carry it, so every line this
     // stream logs names its request.
     let span = tracing::Span::current();
-    let stream = futures_util::stream::unfold(state, move |mut st| {
+    // The state is boxed: `unfold` moves it into and out of each frame's future.
+    let stream = futures_util::stream::unfold(Box::new(state), move |mut st| {
         let span = span.clone();
         async move {
             let b = st.next_frame().instrument(span).await?;

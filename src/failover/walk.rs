@@ -171,7 +171,9 @@ impl<'a, W: Work> Walk<'a, W> {
         let target = &targets[idx];
         self.start_attempt();
         let head = Notify::new();
-        let first = attempt(
+        // Pinned here once and lent to the race: a future handed over by value is
+        // kept twice in the caller's state (see `server::traced_answer`).
+        let mut first = std::pin::pin!(attempt(
             self.app,
             self.snap,
             target,
@@ -182,12 +184,12 @@ impl<'a, W: Work> Walk<'a, W> {
                 slot,
                 number: self.sent,
             },
-        );
+        ));
         if self.snap.failover.hedge_after.is_zero() {
             let result = first.await;
             return self.settle(target, permit, result);
         }
-        match self.race(targets, idx, permit, first, &head).await {
+        match self.race(targets, idx, permit, first.as_mut(), &head).await {
             Raced::Alone(result, permit) => self.settle(target, permit, result),
             Raced::Finished(ex) => Settled::Finished(ex),
             Raced::BothFailed => Settled::Next { retry_same: false },

@@ -32,7 +32,7 @@ pub async fn handle(
     req: http::Request<Incoming>,
     request_id: HeaderValue,
 ) -> Response<Body> {
-    with_cache_header(&app, answer(&app, req, request_id)).await
+    with_cache_header(&app, std::pin::pin!(answer(&app, req, request_id))).await
 }
 
 async fn answer(

@@ -34,14 +34,15 @@ pub async fn handle(
     request_id: HeaderValue,
     door: &'static dyn Dialect,
 ) -> Response<Body> {
-    with_cache_header(&app, answer(&app, req, request_id, door)).await
+    with_cache_header(&app, std::pin::pin!(answer(&app, req, request_id, door))).await
 }
 
 /// Every answer carries `x-understudy-cache` while the cache is on; the metric counts
-/// exactly what the header says.
+/// exactly what the header says. The answer comes pinned by the caller (see
+/// `server::traced_answer`).
 pub(super) async fn with_cache_header(
     app: &App,
-    answer: impl std::future::Future<Output = Response<Body>>,
+    answer: std::pin::Pin<&mut impl std::future::Future<Output = Response<Body>>>,
 ) -> Response<Body> {
     let cache_on = app.cache.store().is_some();
     let mut resp = answer.await;

@@ -236,13 +236,14 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Front(door) => {
             let span = request_span(&request_id);
             let traced = app.telemetry.request(req.headers(), door.api());
-            let answer = exchange::handle(app, req, request_id, door).instrument(span);
+            let answer =
+                std::pin::pin!(exchange::handle(app, req, request_id, door).instrument(span));
             traced_answer(traced, answer).await
         }
         Route::Embeddings => {
             let span = request_span(&request_id);
             let traced = app.telemetry.request(req.headers(), "embeddings");
-            let answer = embeddings::handle(app, req, request_id).instrument(span);
+            let answer = std::pin::pin!(embeddings::handle(app, req, request_id).instrument(span));
             traced_answer(traced, answer).await
         }
         // Anthropic's SDKs send anthropic-version: answer in their list shape.
@@ -268,10 +269,12 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
 }
 
 /// Runs a front door's answer inside its request span (when traces are on) and
-/// records what the client got on it.
+/// records what the client got on it. The answer comes pinned by the caller: an
+/// async fn keeps a future it takes by value twice over (the argument, then the
+/// awaited copy), and a request's future is tens of KiB copied on every request.
 async fn traced_answer(
     traced: Option<opentelemetry::Context>,
-    answer: impl std::future::Future<Output = http::Response<Body>>,
+    answer: std::pin::Pin<&mut impl std::future::Future<Output = http::Response<Body>>>,
 ) -> http::Response<Body> {
     use opentelemetry::context::FutureExt as _;
     let Some(cx) = traced else {
