@@ -5,6 +5,7 @@ use serde::de::MapAccess;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::draft::{ChoiceDraft, EnvelopeDraft, MessageDraft};
 use super::open::{required, Open};
 use super::{Reasoning, ToolCall};
 
@@ -130,38 +131,19 @@ impl Open for Usage {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct ResponseDraft {
-    id: Option<String>,
-    object: Option<String>,
-    created: Option<u64>,
-    model: Option<String>,
-    choices: Option<Vec<Choice>>,
-    usage: Option<Usage>,
-}
-
 impl Open for ChatResponse {
-    type Draft = ResponseDraft;
+    type Draft = EnvelopeDraft<Choice>;
     const EXPECTING: &'static str = "a chat.completion object";
 
     fn field<'de, A: MapAccess<'de>>(
-        d: &mut ResponseDraft,
+        d: &mut Self::Draft,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        match key {
-            "id" => d.id = Some(map.next_value()?),
-            "object" => d.object = Some(map.next_value()?),
-            "created" => d.created = Some(map.next_value()?),
-            "model" => d.model = Some(map.next_value()?),
-            "choices" => d.choices = Some(map.next_value()?),
-            "usage" => d.usage = map.next_value()?,
-            _ => return Ok(false),
-        }
-        Ok(true)
+        d.field(key, map)
     }
 
-    fn build(d: ResponseDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+    fn build(d: Self::Draft, extra: Map<String, Value>) -> Result<Self, &'static str> {
         Ok(ChatResponse {
             id: required(d.id, "id")?,
             object: d.object.unwrap_or_else(completion_object),
@@ -175,37 +157,22 @@ impl Open for ChatResponse {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct AnswerChoiceDraft {
-    index: Option<u32>,
-    message: Option<ResponseMessage>,
-    finish_reason: Option<String>,
-    logprobs: Option<Value>,
-}
-
 impl Open for Choice {
-    type Draft = AnswerChoiceDraft;
+    type Draft = ChoiceDraft<ResponseMessage>;
     const EXPECTING: &'static str = "a choice object";
 
     fn field<'de, A: MapAccess<'de>>(
-        d: &mut AnswerChoiceDraft,
+        d: &mut Self::Draft,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        match key {
-            "index" => d.index = Some(map.next_value()?),
-            "message" => d.message = Some(map.next_value()?),
-            "finish_reason" => d.finish_reason = map.next_value()?,
-            "logprobs" => d.logprobs = map.next_value()?,
-            _ => return Ok(false),
-        }
-        Ok(true)
+        d.field("message", key, map)
     }
 
-    fn build(d: AnswerChoiceDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+    fn build(d: Self::Draft, extra: Map<String, Value>) -> Result<Self, &'static str> {
         Ok(Choice {
             index: required(d.index, "index")?,
-            message: required(d.message, "message")?,
+            message: required(d.body, "message")?,
             finish_reason: d.finish_reason,
             logprobs: d.logprobs,
             extra,
@@ -213,34 +180,19 @@ impl Open for Choice {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct MessageDraft {
-    role: Option<String>,
-    content: Option<String>,
-    tool_calls: Option<Vec<ToolCall>>,
-    refusal: Option<String>,
-}
-
 impl Open for ResponseMessage {
-    type Draft = MessageDraft;
+    type Draft = MessageDraft<ToolCall>;
     const EXPECTING: &'static str = "a message object";
 
     fn field<'de, A: MapAccess<'de>>(
-        d: &mut MessageDraft,
+        d: &mut Self::Draft,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        match key {
-            "role" => d.role = Some(map.next_value()?),
-            "content" => d.content = map.next_value()?,
-            "tool_calls" => d.tool_calls = map.next_value()?,
-            "refusal" => d.refusal = map.next_value()?,
-            _ => return Ok(false),
-        }
-        Ok(true)
+        d.field(key, map)
     }
 
-    fn build(d: MessageDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+    fn build(d: Self::Draft, extra: Map<String, Value>) -> Result<Self, &'static str> {
         Ok(ResponseMessage {
             role: required(d.role, "role")?,
             content: d.content,

@@ -5,6 +5,7 @@ use serde::de::MapAccess;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::draft::{ChoiceDraft, EnvelopeDraft, MessageDraft};
 use super::open::{required, Open};
 use super::{ReasoningDelta, Usage};
 
@@ -183,39 +184,19 @@ pub struct FunctionDelta {
     pub arguments: Option<String>,
 }
 
-/// `choices` and `usage` may be missing; `object` defaults to the chunk's own.
-#[derive(Default)]
-pub(crate) struct ChunkDraft {
-    id: Option<String>,
-    object: Option<String>,
-    created: Option<u64>,
-    model: Option<String>,
-    choices: Option<Vec<ChunkChoice>>,
-    usage: Option<Usage>,
-}
-
 impl Open for ChatChunk {
-    type Draft = ChunkDraft;
+    type Draft = EnvelopeDraft<ChunkChoice>;
     const EXPECTING: &'static str = "a chat.completion.chunk object";
 
     fn field<'de, A: MapAccess<'de>>(
-        d: &mut ChunkDraft,
+        d: &mut Self::Draft,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        match key {
-            "id" => d.id = Some(map.next_value()?),
-            "object" => d.object = Some(map.next_value()?),
-            "created" => d.created = Some(map.next_value()?),
-            "model" => d.model = Some(map.next_value()?),
-            "choices" => d.choices = Some(map.next_value()?),
-            "usage" => d.usage = map.next_value()?,
-            _ => return Ok(false),
-        }
-        Ok(true)
+        d.field(key, map)
     }
 
-    fn build(d: ChunkDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+    fn build(d: Self::Draft, extra: Map<String, Value>) -> Result<Self, &'static str> {
         Ok(ChatChunk {
             id: required(d.id, "id")?,
             object: d.object.unwrap_or_else(chunk_object),
@@ -229,37 +210,22 @@ impl Open for ChatChunk {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct ChoiceDraft {
-    index: Option<u32>,
-    delta: Option<Delta>,
-    finish_reason: Option<String>,
-    logprobs: Option<Value>,
-}
-
 impl Open for ChunkChoice {
-    type Draft = ChoiceDraft;
+    type Draft = ChoiceDraft<Delta>;
     const EXPECTING: &'static str = "a chunk choice object";
 
     fn field<'de, A: MapAccess<'de>>(
-        d: &mut ChoiceDraft,
+        d: &mut Self::Draft,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        match key {
-            "index" => d.index = Some(map.next_value()?),
-            "delta" => d.delta = Some(map.next_value()?),
-            "finish_reason" => d.finish_reason = map.next_value()?,
-            "logprobs" => d.logprobs = map.next_value()?,
-            _ => return Ok(false),
-        }
-        Ok(true)
+        d.field("delta", key, map)
     }
 
-    fn build(d: ChoiceDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+    fn build(d: Self::Draft, extra: Map<String, Value>) -> Result<Self, &'static str> {
         Ok(ChunkChoice {
             index: required(d.index, "index")?,
-            delta: d.delta.unwrap_or_default(),
+            delta: d.body.unwrap_or_default(),
             finish_reason: d.finish_reason,
             logprobs: d.logprobs,
             extra,
@@ -267,34 +233,19 @@ impl Open for ChunkChoice {
     }
 }
 
-#[derive(Default)]
-pub(crate) struct DeltaDraft {
-    role: Option<String>,
-    content: Option<String>,
-    tool_calls: Option<Vec<ToolCallDelta>>,
-    refusal: Option<String>,
-}
-
 impl Open for Delta {
-    type Draft = DeltaDraft;
+    type Draft = MessageDraft<ToolCallDelta>;
     const EXPECTING: &'static str = "a delta object";
 
     fn field<'de, A: MapAccess<'de>>(
-        d: &mut DeltaDraft,
+        d: &mut Self::Draft,
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        match key {
-            "role" => d.role = map.next_value()?,
-            "content" => d.content = map.next_value()?,
-            "tool_calls" => d.tool_calls = map.next_value()?,
-            "refusal" => d.refusal = map.next_value()?,
-            _ => return Ok(false),
-        }
-        Ok(true)
+        d.field(key, map)
     }
 
-    fn build(d: DeltaDraft, extra: Map<String, Value>) -> Result<Self, &'static str> {
+    fn build(d: Self::Draft, extra: Map<String, Value>) -> Result<Self, &'static str> {
         Ok(Delta {
             role: d.role,
             content: d.content,

@@ -10,6 +10,7 @@
 mod answer;
 mod assemble;
 mod chunk;
+mod draft;
 mod embed;
 mod ids;
 mod open;
