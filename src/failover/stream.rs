@@ -280,7 +280,9 @@ impl BodyState {
                     self.failed = Some(e);
                     break;
                 }
-                self.recover(e, &mut out).await;
+                // Boxed: continuing on another target is a whole attempt, rare, and
+                // inline it would size every stream's body for it.
+                Box::pin(self.recover(e, &mut out)).await;
                 continue;
             }
             if out.is_empty() {
@@ -483,7 +485,9 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         c.meter.chunk(&chunk);
         render.chunk(chunk, &mut first);
     }
-    let state = BodyState {
+    // Boxed: `unfold` holds its state beside the future that borrows it, so an
+    // unboxed state would be held twice by every open stream.
+    let state = Box::new(BodyState {
         first: Some(first),
         upstream: c.upstream,
         render,
@@ -499,7 +503,7 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         splice,
         continuing: false,
         failed: None,
-    };
+    });
     // hyper polls the body outside the request's span: carry it, so every line this
     // stream logs names its request.
     let span = tracing::Span::current();

@@ -87,11 +87,9 @@ pub async fn serve(
             limits,
             shutting.subscribe(),
             peer,
+            admitted,
         );
-        tokio::spawn(async move {
-            let _admitted = admitted;
-            task.await
-        });
+        tokio::spawn(task);
     }
     drop(listener);
     let grace = grace();
