@@ -229,9 +229,10 @@ async fn run<I>(
         });
         let busy = Busy(activity.clone());
         // Boxed: hyper keeps room for one in-flight request future per HTTP/1.1
-        // connection for the connection's whole life; unboxed, that is the whole
-        // request handler's state (tens of KiB) held by every idle keep-alive
-        // connection. Boxed, it is allocated per request and freed with it.
+        // connection for the connection's whole life; unboxed, that is the request
+        // handler's state held by every idle keep-alive connection. Boxed, it is
+        // allocated per request and freed with it (and kept small: `handle` boxes
+        // its proxying branches in turn).
         let fut: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
             let resp = super::handle(app, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| hold(body, busy)))
