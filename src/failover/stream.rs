@@ -280,7 +280,9 @@ impl BodyState {
                     self.failed = Some(e);
                     break;
                 }
-                self.recover(e, &mut out).await;
+                // Boxed: continuing on another target is a whole attempt, rare, and
+                // inline it would size every stream's body for it.
+                Box::pin(self.recover(e, &mut out)).await;
                 continue;
             }
             if out.is_empty() {
@@ -411,9 +413,7 @@ impl BodyState {
         let failure = e.clone().into_outcome();
         self.end.finished(Some(&e));
         let cut = Instant::now();
-        // Boxed: a resume is a whole new walk, and inline it would be carried (and
-        // copied) by every frame's future of every stream.
-        let resume = Box::pin(plan.resume(&prefill));
+        let resume = plan.resume(&prefill);
         let resumed = match &mut self.drain {
             None => Some(resume.await),
             Some(drain) => tokio::select! {
@@ -486,7 +486,9 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         c.meter.chunk(&chunk);
         render.chunk(chunk, &mut first);
     }
-    let state = BodyState {
+    // Boxed: `unfold` holds its state beside the future that borrows it, so an
+    // unboxed state would be held twice by every open stream.
+    let state = Box::new(BodyState {
         first: Some(first),
         upstream: c.upstream,
         render,
@@ -502,12 +504,11 @@ pub fn into_body(c: Box<Committed>, mut render: Box<dyn StreamRender>) -> Body {
         splice,
         continuing: false,
         failed: None,
-    };
+    });
     // hyper polls the body outside the request's span: carry it, so every line this
     // stream logs names its request.
     let span = tracing::Span::current();
-    // The state is boxed: `unfold` moves it into and out of each frame's future.
-    let stream = futures_util::stream::unfold(Box::new(state), move |mut st| {
+    let stream = futures_util::stream::unfold(state, move |mut st| {
         let span = span.clone();
         async move {
             let b = st.next_frame().instrument(span).await?;

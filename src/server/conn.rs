@@ -150,17 +150,24 @@ async fn watchdog(
 }
 
 /// Serves one accepted connection (after its TLS handshake, if any) until it
-/// closes, is cut by the watchdog, or drains on shutdown.
+/// closes, is cut by the watchdog, or drains on shutdown. This future is the
+/// connection's task, held for the connection's whole life, so it is kept small:
+/// the place under the limit travels inside it rather than in a wrapping future (a
+/// wrapper would hold this one twice), and the TLS path, larger by a TLS session
+/// and its handshake, is boxed so that plain connections do not pay for it.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve(
     app: Arc<App>,
     builder: auto::Builder<TokioExecutor>,
     stream: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: ConnLimits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
+    admitted: Admitted,
 ) {
     let accepted = Instant::now();
+    let _admitted = admitted;
     match tls {
         None => {
             run(
@@ -169,28 +176,33 @@ pub(super) async fn serve(
                 TokioIo::new(stream),
                 limits,
                 accepted,
-                &mut shutdown,
+                shutdown,
                 peer,
             )
             .await
         }
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout_at(accepted + limits.header_timeout, acceptor.accept(stream))
-                    .await;
-            let Ok(Ok(stream)) = handshake else {
-                tracing::debug!(%peer, "TLS handshake failed or timed out");
-                return;
-            };
-            run(
-                app,
-                builder,
-                TokioIo::new(stream),
-                limits,
-                accepted,
-                &mut shutdown,
-                peer,
-            )
+            Box::pin(async move {
+                let handshake = tokio::time::timeout_at(
+                    accepted + limits.header_timeout,
+                    acceptor.accept(stream),
+                )
+                .await;
+                let Ok(Ok(stream)) = handshake else {
+                    tracing::debug!(%peer, "TLS handshake failed or timed out");
+                    return;
+                };
+                run(
+                    app,
+                    builder,
+                    TokioIo::new(stream),
+                    limits,
+                    accepted,
+                    shutdown,
+                    peer,
+                )
+                .await
+            })
             .await
         }
     }
@@ -202,7 +214,7 @@ async fn run<I>(
     io: I,
     limits: ConnLimits,
     accepted: Instant,
-    shutdown: &mut watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -217,19 +229,20 @@ async fn run<I>(
         });
         let busy = Busy(activity.clone());
         // Boxed: hyper keeps room for one in-flight request future per HTTP/1.1
-        // connection for the connection's whole life; unboxed, that is the whole
-        // request handler's state (tens of KiB) held by every idle keep-alive
-        // connection. Boxed, it is allocated per request and freed with it.
+        // connection for the connection's whole life; unboxed, that is the request
+        // handler's state held by every idle keep-alive connection. Boxed, it is
+        // allocated per request and freed with it (and kept small: `handle` boxes
+        // its proxying branches in turn).
         let fut: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
             let resp = super::handle(app, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| hold(body, busy)))
         });
         fut
     });
-    let conn = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(conn);
-    let dog = watchdog(seen, accepted, limits);
-    tokio::pin!(dog);
+    // Pinned where they are made: a binding moved into a pinned one would take room
+    // in this (long-lived) future twice.
+    let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, service));
+    let mut dog = std::pin::pin!(watchdog(seen, accepted, limits));
     let mut closing = false;
     loop {
         tokio::select! {

@@ -87,11 +87,9 @@ pub async fn serve(
             limits,
             shutting.subscribe(),
             peer,
+            admitted,
         );
-        tokio::spawn(async move {
-            let _admitted = admitted;
-            task.await
-        });
+        tokio::spawn(task);
     }
     drop(listener);
     let grace = grace();
@@ -178,6 +176,11 @@ impl<'p> Route<'p> {
 }
 
 /// Routing by method and path; `/v1/*` needs a client key when keys are configured.
+///
+/// Every branch that waits on the network is boxed: this future is allocated per
+/// request, and moving a future into its box writes all of its bytes, so a proxied
+/// request's tens of KiB would otherwise be written (and left resident in the heap
+/// for the next connection's buffers) for every health check and admin call too.
 async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -200,15 +203,10 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         if let Some(policy) = &snap.passthrough {
             match passthrough::classify(&path) {
                 Forward::Yes(rest) => {
-                    return passthrough::forward(
-                        &app,
-                        &snap,
-                        policy,
-                        req,
-                        rest,
-                        request_id.clone(),
+                    return Box::pin(
+                        passthrough::forward(&app, &snap, policy, req, rest, request_id.clone())
+                            .instrument(request_span(&request_id)),
                     )
-                    .instrument(request_span(&request_id))
                     .await;
                 }
                 Forward::Refused(why) => {
@@ -236,15 +234,17 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Front(door) => {
             let span = request_span(&request_id);
             let traced = app.telemetry.request(req.headers(), door.api());
-            let answer =
-                std::pin::pin!(exchange::handle(app, req, request_id, door).instrument(span));
-            traced_answer(traced, answer).await
+            // Boxed (not pinned in place): health checks and admin calls share this
+            // future, and a proxied request's state would size it for all of them.
+            let mut answer =
+                Box::pin(exchange::handle(app, req, request_id, door).instrument(span));
+            traced_answer(traced, answer.as_mut()).await
         }
         Route::Embeddings => {
             let span = request_span(&request_id);
             let traced = app.telemetry.request(req.headers(), "embeddings");
-            let answer = std::pin::pin!(embeddings::handle(app, req, request_id).instrument(span));
-            traced_answer(traced, answer).await
+            let mut answer = Box::pin(embeddings::handle(app, req, request_id).instrument(span));
+            traced_answer(traced, answer.as_mut()).await
         }
         // Anthropic's SDKs send anthropic-version: answer in their list shape.
         Route::Models if req.headers().contains_key("anthropic-version") => {
@@ -253,11 +253,17 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
         Route::Models => admin::models(&app),
         Route::Model(id) => admin::model(&app, id, &request_id),
         Route::Stored(id) if method == http::Method::DELETE => {
-            stored::delete(&app, id, &request_id).await
+            Box::pin(stored::delete(&app, id, &request_id)).await
         }
-        Route::Stored(id) => stored::get(&app, id, &request_id).await,
+        Route::Stored(id) => Box::pin(stored::get(&app, id, &request_id)).await,
         Route::InputItems(id) => {
-            stored::input_items(&app, id, req.uri().query(), &request_id).await
+            Box::pin(stored::input_items(
+                &app,
+                id,
+                req.uri().query(),
+                &request_id,
+            ))
+            .await
         }
         Route::Healthz => admin::healthz(),
         Route::Readyz => admin::readyz(&app),
