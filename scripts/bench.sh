@@ -25,49 +25,10 @@ load=${2:-20}
 # shellcheck source=scripts/bench_setup.sh
 . scripts/bench_setup.sh
 
-answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
 # A real-shaped Anthropic Message (what POST /v1/messages answers), for the
 # Anthropic-kind provider at /anthropic.
 anthropic_answer='{"id":"msg_01Bench5cQ3Zk7XaYd2LmPq","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hello! How can I help you today?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9,"service_tier":"standard"}}'
-# A 20-chunk chat stream (role, 17 words, finish, usage) and [DONE], as nginx's
-# escaped return text, for the streaming provider at /stream. Short ids keep it under
-# nginx's 4 KiB limit for one config token.
-stream_answer=$(python3 - <<'PY'
-import json
-def chunk(delta, finish=None):
-    return {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": "gpt-4o", "choices": [{"index": 0, "delta": delta,
-            "finish_reason": finish}]}
-events = [chunk({"role": "assistant", "content": ""})]
-events += [chunk({"content": f" w{i}"}) for i in range(17)]
-events += [chunk({}, "stop")]
-events += [{"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": "gpt-4o", "choices": [],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 17, "total_tokens": 29}}]
-body = "".join(f"data: {json.dumps(e, separators=(',', ':'))}\\n\\n" for e in events)
-print(body + "data: [DONE]\\n\\n")
-PY
-)
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work;
-  server {
-    listen 127.0.0.1:$up_port;
-    location / { default_type application/json; return 200 '$answer'; }
-    location /anthropic/ { default_type application/json; return 200 '$anthropic_answer'; }
-    location /stream/ { default_type text/event-stream; return 200 '$stream_answer'; }
-  }
-}
-NGINX
-taskset -c 1 nginx -c "$work/nginx.conf" -p "$work" &
-pids+=($!)
+start_upstream "location /anthropic/ { default_type application/json; return 200 '$anthropic_answer'; }"
 
 # The plain reverse-proxy hop to compare with: one nginx process (no master, so its
 # /proc CPU is all of it) on the proxy's core, unbuffered, keep-alive upstream.
