@@ -2,6 +2,8 @@
 //! finished, and (only with `capture_content`) the answer itself.
 
 use opentelemetry::trace::{Status, TraceContextExt};
+use std::sync::Arc;
+
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 
 use super::{RequestSpan, Trace};
@@ -63,32 +65,53 @@ impl Facts {
         }
     }
 
-    pub(super) fn record(&self, cx: &Context) {
-        let span = cx.span();
+    /// The facts as span attributes, built once for the two spans they go on: the
+    /// strings are shared, not copied again.
+    pub(super) fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(5);
         if let Some(m) = &self.response_model {
-            span.set_attribute(KeyValue::new("gen_ai.response.model", m.clone()));
+            attrs.push(KeyValue::new("gen_ai.response.model", shared(m)));
         }
         if let Some(n) = self.input_tokens {
-            span.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", n as i64));
+            attrs.push(KeyValue::new("gen_ai.usage.input_tokens", n as i64));
         }
         if let Some(n) = self.output_tokens {
-            span.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", n as i64));
+            attrs.push(KeyValue::new("gen_ai.usage.output_tokens", n as i64));
         }
         if !self.finish_reasons.is_empty() {
             let reasons: Vec<StringValue> = self
                 .finish_reasons
                 .iter()
-                .map(|r| StringValue::from(r.clone()))
+                .map(|r| StringValue::from(Arc::<str>::from(r.as_str())))
                 .collect();
-            span.set_attribute(KeyValue::new(
+            attrs.push(KeyValue::new(
                 "gen_ai.response.finish_reasons",
                 Value::Array(reasons.into()),
             ));
         }
         if let Some(text) = &self.output {
-            span.set_attribute(KeyValue::new("gen_ai.output.messages", text.clone()));
+            attrs.push(KeyValue::new("gen_ai.output.messages", shared(text)));
         }
+        attrs
     }
+
+    /// On the spans of `cx` and of its request, when it has one (an attempt's).
+    fn record_both(&self, cx: &Context, also: Option<KeyValue>) {
+        let attrs = self.attributes();
+        if let Some(RequestSpan(request)) = cx.get::<RequestSpan>() {
+            request.span().set_attributes(attrs.iter().cloned());
+        }
+        cx.span().set_attributes(attrs.into_iter().chain(also));
+    }
+}
+
+fn shared(s: &str) -> Value {
+    Value::String(StringValue::from(Arc::<str>::from(s)))
+}
+
+/// A good answer: on the attempt span and on its request span.
+pub fn attempt_answered(cx: &Context, facts: &Facts) {
+    facts.record_both(cx, Some(KeyValue::new("understudy.outcome", "ok")));
 }
 
 /// A committed stream's attempt span: facts gathered from the chunks as they go
@@ -101,10 +124,10 @@ pub struct StreamTrace {
 }
 
 impl StreamTrace {
-    /// The current attempt's span, if traces are on.
-    pub fn current() -> Option<StreamTrace> {
-        let cx = Context::current();
+    /// The stream of the attempt whose span is in `cx`.
+    pub fn of(cx: &Context) -> Option<StreamTrace> {
         cx.get::<RequestSpan>()?;
+        let cx = cx.clone();
         let capture = cx.get::<Trace>().is_some_and(|t| t.capture_content);
         Some(StreamTrace {
             cx,
@@ -143,9 +166,8 @@ impl StreamTrace {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
-        let request = self.cx.get::<RequestSpan>().map(|r| r.0.clone());
         match error {
-            None => super::attempt_answered(&self.cx, &self.facts),
+            None => attempt_answered(&self.cx, &self.facts),
             Some((outcome, message)) => {
                 // A provider's message may quote the prompt: only with content capture.
                 let message = if self.capture {
@@ -154,10 +176,9 @@ impl StreamTrace {
                     outcome.to_string()
                 };
                 // What did arrive still counts: usage may have come before the cut.
-                self.facts.record(&self.cx);
+                self.facts.record_both(&self.cx, None);
                 super::attempt_failed(&self.cx, outcome, outcome.to_string(), &message);
-                if let Some(request) = &request {
-                    self.facts.record(request);
+                if let Some(RequestSpan(request)) = self.cx.get::<RequestSpan>() {
                     let span = request.span();
                     span.set_attribute(KeyValue::new("error.type", outcome));
                     span.set_status(Status::error(message));
@@ -171,10 +192,11 @@ impl StreamTrace {
 impl Drop for StreamTrace {
     fn drop(&mut self) {
         if !self.ended {
-            self.facts.record(&self.cx);
+            let attrs = self.facts.attributes();
+            let cancelled = KeyValue::new("understudy.outcome", "cancelled");
             self.cx
                 .span()
-                .set_attribute(KeyValue::new("understudy.outcome", "cancelled"));
+                .set_attributes(attrs.into_iter().chain([cancelled]));
         }
     }
 }
