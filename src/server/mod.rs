@@ -286,7 +286,7 @@ async fn traced_answer(
     let resp = answer.with_context(cx.clone()).await;
     let attempts = resp
         .headers()
-        .get("x-understudy-attempts")
+        .get(const { http::HeaderName::from_static("x-understudy-attempts") })
         .and_then(|v| v.to_str().ok()?.parse().ok());
     crate::telemetry::answered(&cx, resp.status(), attempts);
     resp

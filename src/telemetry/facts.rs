@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 
-use super::{RequestSpan, Trace};
+use super::Trace;
 use crate::canonical::{ChatChunk, ChatResponse, Usage};
 use crate::providers::Kind;
 
@@ -25,12 +25,14 @@ pub(super) fn system(kind: Kind) -> &'static str {
     }
 }
 
+/// Strings are `Arc<str>`: the same values go on the attempt span and the request
+/// span without another copy.
 #[derive(Debug, Default)]
 pub struct Facts {
-    pub response_model: Option<String>,
+    pub response_model: Option<Arc<str>>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
-    pub finish_reasons: Vec<String>,
+    pub finish_reasons: Vec<Arc<str>>,
     /// The answer's text, only when content capture is on.
     pub output: Option<String>,
 }
@@ -38,11 +40,11 @@ pub struct Facts {
 impl Facts {
     pub fn of_chat(answer: &ChatResponse, capture: bool) -> Facts {
         let mut facts = Facts {
-            response_model: (!answer.model.is_empty()).then(|| answer.model.clone()),
+            response_model: (!answer.model.is_empty()).then(|| answer.model.as_str().into()),
             finish_reasons: answer
                 .choices
                 .iter()
-                .filter_map(|c| c.finish_reason.clone())
+                .filter_map(|c| Some(c.finish_reason.as_deref()?.into()))
                 .collect(),
             ..Facts::default()
         };
@@ -70,7 +72,7 @@ impl Facts {
     pub(super) fn attributes(&self) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(5);
         if let Some(m) = &self.response_model {
-            attrs.push(KeyValue::new("gen_ai.response.model", shared(m)));
+            attrs.push(KeyValue::new("gen_ai.response.model", m.clone()));
         }
         if let Some(n) = self.input_tokens {
             attrs.push(KeyValue::new("gen_ai.usage.input_tokens", n as i64));
@@ -82,7 +84,7 @@ impl Facts {
             let reasons: Vec<StringValue> = self
                 .finish_reasons
                 .iter()
-                .map(|r| StringValue::from(Arc::<str>::from(r.as_str())))
+                .map(|r| StringValue::from(r.clone()))
                 .collect();
             attrs.push(KeyValue::new(
                 "gen_ai.response.finish_reasons",
@@ -90,23 +92,21 @@ impl Facts {
             ));
         }
         if let Some(text) = &self.output {
-            attrs.push(KeyValue::new("gen_ai.output.messages", shared(text)));
+            // Shared by the two spans: up to 64 KiB not copied twice.
+            let text: Arc<str> = text.as_str().into();
+            attrs.push(KeyValue::new("gen_ai.output.messages", text));
         }
         attrs
     }
 
-    /// On the spans of `cx` and of its request, when it has one (an attempt's).
+    /// On the attempt span of `cx` and on its request's span.
     fn record_both(&self, cx: &Context, also: Option<KeyValue>) {
         let attrs = self.attributes();
-        if let Some(RequestSpan(request)) = cx.get::<RequestSpan>() {
-            request.span().set_attributes(attrs.iter().cloned());
+        if let Some(trace) = cx.get::<Trace>() {
+            trace.request.span().set_attributes(attrs.iter().cloned());
         }
         cx.span().set_attributes(attrs.into_iter().chain(also));
     }
-}
-
-fn shared(s: &str) -> Value {
-    Value::String(StringValue::from(Arc::<str>::from(s)))
 }
 
 /// A good answer: on the attempt span and on its request span.
@@ -126,9 +126,8 @@ pub struct StreamTrace {
 impl StreamTrace {
     /// The stream of the attempt whose span is in `cx`.
     pub fn of(cx: &Context) -> Option<StreamTrace> {
-        cx.get::<RequestSpan>()?;
+        let capture = cx.get::<Trace>()?.capture_content;
         let cx = cx.clone();
-        let capture = cx.get::<Trace>().is_some_and(|t| t.capture_content);
         Some(StreamTrace {
             cx,
             facts: Facts {
@@ -142,14 +141,14 @@ impl StreamTrace {
 
     pub fn chunk(&mut self, chunk: &ChatChunk) {
         if self.facts.response_model.is_none() && !chunk.model.is_empty() {
-            self.facts.response_model = Some(chunk.model.clone());
+            self.facts.response_model = Some(chunk.model.as_str().into());
         }
         if chunk.usage.is_some() {
             self.facts.usage(chunk.usage.as_ref());
         }
         for choice in &chunk.choices {
             if let Some(r) = &choice.finish_reason {
-                self.facts.finish_reasons.push(r.clone());
+                self.facts.finish_reasons.push(r.as_str().into());
             }
             if self.capture {
                 if let (Some(out), Some(text)) = (&mut self.facts.output, &choice.delta.content) {
@@ -178,8 +177,8 @@ impl StreamTrace {
                 // What did arrive still counts: usage may have come before the cut.
                 self.facts.record_both(&self.cx, None);
                 super::attempt_failed(&self.cx, outcome, outcome.to_string(), &message);
-                if let Some(RequestSpan(request)) = self.cx.get::<RequestSpan>() {
-                    let span = request.span();
+                if let Some(trace) = self.cx.get::<Trace>() {
+                    let span = trace.request.span();
                     span.set_attribute(KeyValue::new("error.type", outcome));
                     span.set_status(Status::error(message));
                 }
@@ -229,7 +228,7 @@ mod tests {
         let f = Facts::of_chat(&answer, false);
         assert_eq!(f.response_model.as_deref(), Some("gpt-4o-2024"));
         assert_eq!((f.input_tokens, f.output_tokens), (Some(7), Some(3)));
-        assert_eq!(f.finish_reasons, ["stop"]);
+        assert_eq!(f.finish_reasons, [Arc::from("stop")]);
         assert_eq!(f.output, None);
     }
 }

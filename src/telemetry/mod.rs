@@ -34,6 +34,8 @@ use crate::providers::Target;
 
 pub use facts::{attempt_answered, Facts, StreamTrace};
 
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// A running exporter for one `[telemetry]` policy.
 pub struct Telemetry {
     policy: TelemetryPolicy,
@@ -102,8 +104,12 @@ impl TelemetrySlot {
     /// caller's W3C `traceparent` when there is one. `None` while traces are off.
     pub fn request(&self, headers: &http::HeaderMap, api: &'static str) -> Option<Context> {
         let t = self.current.load_full()?;
-        let parent =
-            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
+        // Most callers send none: no propagator work (header-name parsing) then.
+        let parent = if headers.contains_key(TRACEPARENT) {
+            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
+        } else {
+            Context::current()
+        };
         let operation = operation(api);
         let span = t
             .tracer
@@ -114,12 +120,14 @@ impl TelemetrySlot {
                 KeyValue::new("understudy.api", api),
             ]))
             .start_with_context(&t.tracer, &parent);
+        let cx = parent.with_span(span);
         let trace = Trace {
             tracer: t.tracer.clone(),
             capture_content: t.policy.capture_content,
             operation,
+            request: cx.clone(),
         };
-        Some(parent.with_span(span).with_value(trace))
+        Some(cx.with_value(trace))
     }
 }
 
@@ -129,6 +137,16 @@ fn attributes<const N: usize>(first: [KeyValue; N]) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(16);
     attrs.extend(first);
     attrs
+}
+
+/// GenAI's span name, `{operation} {model}`, in one allocation of its exact size
+/// (`format!` guesses and grows).
+fn span_name(operation: &str, model: &str) -> String {
+    let mut name = String::with_capacity(operation.len() + 1 + model.len());
+    name.push_str(operation);
+    name.push(' ');
+    name.push_str(model);
+    name
 }
 
 /// GenAI's `gen_ai.operation.name` for a front door.
@@ -146,11 +164,11 @@ struct Trace {
     tracer: SdkTracer,
     capture_content: bool,
     operation: &'static str,
+    /// The request span (in a context of its own): every attempt's context inherits
+    /// this value, so an attempt, and a streamed answer until its end, reach and keep
+    /// the request span without a context value of their own.
+    request: Context,
 }
-
-/// The request span, kept alive by a streamed answer until its end.
-#[derive(Clone)]
-struct RequestSpan(Context);
 
 /// Whether prompts and answers may go into spans for the current request.
 pub fn capture_content() -> bool {
@@ -170,7 +188,7 @@ pub fn routed(model: &str, route: &str, input: impl FnOnce() -> Option<String>) 
         return;
     };
     let span = cx.span();
-    span.update_name(format!("{} {model}", trace.operation));
+    span.update_name(span_name(trace.operation, model));
     let input = trace
         .capture_content
         .then(input)
@@ -234,15 +252,12 @@ pub fn attempt<B>(
     }
     let span = trace
         .tracer
-        .span_builder(format!("{} {}", trace.operation, target.model))
+        .span_builder(span_name(trace.operation, &target.model))
         .with_kind(SpanKind::Client)
         .with_attributes(attrs)
         .start_with_context(&trace.tracer, &parent);
     traceparent::inject(span.span_context(), upstream.headers_mut());
-    let cx = parent
-        .with_span(span)
-        .with_value(RequestSpan(parent.clone()));
-    Some(cx)
+    Some(parent.with_span(span))
 }
 
 /// A failed attempt: its outcome on the attempt span.
