@@ -50,7 +50,12 @@ pub(super) fn request(resource: &[u8], resource_schema: &str, batch: &[SpanData]
                     s.string(2, scope.version().unwrap_or_default());
                     attributes(s, 3, scope.attributes());
                 });
-                for data in batch.iter().filter(|d| d.instrumentation_scope == **scope) {
+                // One scope (the usual case): no comparing each span's again.
+                let one = scopes.len() == 1;
+                for data in batch
+                    .iter()
+                    .filter(|d| one || d.instrumentation_scope == **scope)
+                {
                     ss.message(2, 2, |s| span(s, data));
                 }
                 ss.string(3, scope.schema_url().unwrap_or_default());
