@@ -76,6 +76,10 @@ impl SpanProcessor for QueueProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
+        // Recorded but not sampled (a sampler's RecordOnly): not for export.
+        if !span.span_context.is_sampled() {
+            return;
+        }
         if self.tx.try_send(span).is_err() {
             self.dropped.inc();
         }

@@ -1,9 +1,9 @@
 //! What an answer tells a span: the model that answered, token usage, why it
 //! finished, and (only with `capture_content`) the answer itself.
 
-use opentelemetry::trace::{Status, TraceContextExt};
 use std::sync::Arc;
 
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 
 use super::Trace;

@@ -25,7 +25,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
 
@@ -57,10 +57,16 @@ impl Telemetry {
         let collector = collector::Collector::new(policy.endpoint.clone(), &resource)?;
         let processor =
             export::QueueProcessor::start(collector, policy.queue_size, dropped, failed);
-        let provider = SdkTracerProvider::builder()
+        let mut provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_resource(resource)
-            .build();
+            .with_resource(resource);
+        if policy.sample_ratio < 1.0 {
+            // A caller's sampled flag still decides for its trace (the default's rule).
+            provider = provider.with_sampler(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(policy.sample_ratio),
+            )));
+        }
+        let provider = provider.build();
         Ok(Telemetry {
             policy: policy.clone(),
             tracer: provider.tracer("understudy"),
