@@ -7,12 +7,18 @@ Starts a mock OpenAI-kind upstream answering every chat request with a 20-chunk 
 `valgrind --tool=callgrind`, warms up, zeroes the counters, sends N streamed chat
 requests (over 4 keep-alive connections), dumps the counters and prints instructions per stream.
 
-  scripts/profile_stream.py BINARY [N] [--burst | --plain] [--out FILE]
+  scripts/profile_stream.py BINARY [N] [--burst | --plain] [--telemetry] [--out FILE]
 
 Without --burst the mock writes each event on its own, 3 ms apart, so the proxy mostly
 reads them one by one; with --burst it writes the whole stream at once (one upstream read),
 like nginx answering a fixed body. With --plain the requests are not streamed and the
 mock answers each with one chat.completion body: instructions per plain request.
+With --telemetry the proxy exports traces (`[telemetry]`, every span) to a small
+OTLP/HTTP receiver in this script that answers 200 and counts the spans it decodes;
+the counters are zeroed only once the warm-up's spans have arrived and dumped only
+once every measured request's spans have, so the export task's work (protobuf
+encoding, the HTTP request) is counted in full. Run with and without it to see what
+traces cost per request.
 `callgrind_annotate FILE` shows where they go.
 """
 
@@ -99,6 +105,72 @@ async def read_answer(r):
             return body
 
 
+def varint(buf, i):
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return n, i
+
+
+def fields(buf):
+    """(field number, bytes) of each length-delimited field of a protobuf message."""
+    i = 0
+    while i < len(buf):
+        key, i = varint(buf, i)
+        wire = key & 7
+        if wire == 0:
+            _, i = varint(buf, i)
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        elif wire == 2:
+            n, i = varint(buf, i)
+            yield key >> 3, buf[i:i + n]
+            i += n
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+
+
+def span_count(export):
+    """Spans in an ExportTraceServiceRequest: resource_spans(1) > scope_spans(2) > spans(2)."""
+    return sum(1 for f, rs in fields(export) if f == 1
+               for g, ss in fields(rs) if g == 2
+               for h, _ in fields(ss) if h == 2)
+
+
+class Receiver:
+    """An OTLP/HTTP collector that answers 200 and counts spans."""
+
+    def __init__(self):
+        self.spans = 0
+        self.changed = asyncio.Event()
+
+    async def serve(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+                self.spans += span_count(await reader.readexactly(length))
+                self.changed.set()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\n"
+                             b"content-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            writer.close()
+
+    async def wait_for(self, spans, timeout=120):
+        async def until():
+            while self.spans < spans:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
+
 async def streams(port, n, plain=False, parallel=4):
     """n requests over `parallel` keep-alive connections, as a load generator
     (wrk in scripts/bench.sh) sends them."""
@@ -134,17 +206,24 @@ async def main():
     ap.add_argument("n", nargs="?", type=int, default=200)
     ap.add_argument("--burst", action="store_true")
     ap.add_argument("--plain", action="store_true")
+    ap.add_argument("--telemetry", action="store_true")
     ap.add_argument("--out", default="callgrind.stream.out")
     a = ap.parse_args()
     up_port, proxy_port = free_port(), free_port()
     server = await asyncio.start_server(lambda r, w: upstream(r, w, a.burst), "127.0.0.1", up_port)
+    receiver = Receiver()
+    telemetry = ""
+    if a.telemetry:
+        otlp = await asyncio.start_server(receiver.serve, "127.0.0.1", 0)
+        telemetry = (f'[telemetry]\notlp_endpoint = '
+                     f'"http://127.0.0.1:{otlp.sockets[0].getsockname()[1]}"\n')
     work = tempfile.mkdtemp()
     cfg = os.path.join(work, "proxy.toml")
     with open(cfg, "w") as f:
         f.write(f'[server]\nlisten = "127.0.0.1:{proxy_port}"\n'
                 f'[providers.upstream]\nkind = "openai"\n'
                 f'base_url = "http://127.0.0.1:{up_port}/v1"\napi_key_env = "PROF_KEY"\n'
-                f'[[routes]]\nmodel = "default"\ntargets = ["upstream/gpt-4o"]\n')
+                f'[[routes]]\nmodel = "default"\ntargets = ["upstream/gpt-4o"]\n{telemetry}')
     raw = os.path.join(work, "callgrind.out")
     proxy = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={raw}", a.binary,
@@ -158,11 +237,16 @@ async def main():
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        await streams(proxy_port, 10, a.plain)
+        warmup = 10
+        await streams(proxy_port, warmup, a.plain)
+        if a.telemetry:  # a request span and an attempt span each
+            await receiver.wait_for(2 * warmup)
         subprocess.run(["callgrind_control", "--zero", str(proxy.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started = time.time()
         await streams(proxy_port, a.n, a.plain)
+        if a.telemetry:
+            await receiver.wait_for(2 * (warmup + a.n))
         subprocess.run(["callgrind_control", "--dump=streams", str(proxy.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
@@ -178,6 +262,8 @@ async def main():
                  or l.startswith("totals:"))
     what = ("plain requests" if a.plain else
             f"streams ({'burst' if a.burst else 'events written one by one'})")
+    if a.telemetry:
+        what += f", traces on ({receiver.spans - 2 * warmup} spans received)"
     print(f"{a.n} {what} in {time.time() - started:.1f}s: {total:,} instructions, "
           f"{total // a.n:,} per {'request' if a.plain else 'stream'} -> {a.out}")
 

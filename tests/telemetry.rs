@@ -2,7 +2,8 @@
 //! the protobuf: the span tree (a server span per request, a client span per attempt),
 //! GenAI attributes, `traceparent` continued from the client and sent upstream, no
 //! content or key in a span unless `capture_content`, and a hung collector never
-//! holding a request (its spans dropped and counted).
+//! holding a request (its spans dropped and counted), and `sample_ratio` keeping a
+//! caller's sampled trace while dropping new ones.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -287,4 +288,26 @@ async fn every_front_door_is_traced_under_its_api() {
         assert_eq!(s.attr("gen_ai.response.finish_reasons"), &json!(["stop"]));
     }
     assert_nothing_secret(&collector);
+}
+
+#[tokio::test]
+async fn a_sample_ratio_drops_new_traces_but_keeps_a_sampled_callers() {
+    let collector = Collector::start().await;
+    // So small a share that no new trace is kept.
+    let (a, _b, p) = proxy_with(&collector, "sample_ratio = 1e-12").await;
+    for _ in 0..2 {
+        a.push(Reply::json(
+            200,
+            include_str!("../fixtures/openai/response_text.json"),
+        ));
+    }
+    let r = p.chat(ask(false)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The caller sampled its trace: kept. Its spans queue after any of the first
+    // request's, so those would arrive first or with them.
+    let r = chat_traced(&p, ask(false)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (request, attempts) = tree(&collector.wait_for(2).await);
+    assert_eq!(request.trace_id, TRACE_ID);
+    assert_eq!(attempts.len(), 1);
 }

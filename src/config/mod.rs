@@ -134,6 +134,9 @@ pub struct TelemetryPolicy {
     /// Spans waiting for export; past it new spans are dropped (and counted), so a
     /// slow collector never holds a request.
     pub queue_size: usize,
+    /// The share of new traces kept (a caller's sampled flag decides for its own);
+    /// 1 keeps all.
+    pub sample_ratio: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

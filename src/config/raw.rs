@@ -249,6 +249,7 @@ pub struct RawTelemetry {
     pub capture_content: bool,
     pub service_name: String,
     pub queue_size: usize,
+    pub sample_ratio: f64,
 }
 
 impl Default for RawTelemetry {
@@ -258,6 +259,7 @@ impl Default for RawTelemetry {
             capture_content: false,
             service_name: "understudy".into(),
             queue_size: 2048,
+            sample_ratio: 1.0,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Answered<'a> {
     /// Its place under the provider's `max_concurrency`, held until the answer has
     /// been read (a stream: until it ends).
     pub(super) slot: Slot,
+    /// The attempt's trace span, when traces are on: a stream carries it to its end.
+    pub(super) trace: Option<&'a opentelemetry::Context>,
 }
 
 impl Answered<'_> {
@@ -93,14 +95,18 @@ pub(super) async fn attempt<W: Work>(
     head: &Notify,
     admitted: Admitted,
 ) -> Result<W::Answer, Outcome> {
-    use opentelemetry::context::FutureExt as _;
     let Admitted { slot, number } = admitted;
-    let Some(cx) = telemetry::attempt(target, number, upstream_req.headers_mut()) else {
-        return send(app, snap, target, work, upstream_req, head, slot).await;
+    let Some(cx) = telemetry::attempt(target, number, &mut upstream_req) else {
+        let carried = Carried { slot, trace: None };
+        return send(app, snap, target, work, upstream_req, head, carried).await;
     };
-    let result = send(app, snap, target, work, upstream_req, head, slot)
-        .with_context(cx.clone())
-        .await;
+    // The span is handed down, not made the task's current context: nothing below
+    // reads it but a stream's end, and entering a context costs every poll.
+    let carried = Carried {
+        slot,
+        trace: Some(&cx),
+    };
+    let result = send(app, snap, target, work, upstream_req, head, carried).await;
     match &result {
         Ok(answer) => {
             if let Some(facts) = W::facts(answer, telemetry::capture_content_in(&cx)) {
@@ -124,6 +130,12 @@ pub(super) async fn attempt<W: Work>(
     result
 }
 
+/// What a 2xx answer carries on: the attempt's concurrency slot and its trace span.
+struct Carried<'a> {
+    slot: Slot,
+    trace: Option<&'a opentelemetry::Context>,
+}
+
 async fn send<W: Work>(
     app: &Arc<App>,
     snap: &Snapshot,
@@ -131,8 +143,9 @@ async fn send<W: Work>(
     work: &W,
     upstream_req: http::Request<Bytes>,
     head: &Notify,
-    slot: Slot,
+    carried: Carried<'_>,
 ) -> Result<W::Answer, Outcome> {
+    let Carried { slot, trace } = carried;
     let adapter = adapter_for(target.provider.kind);
     let t = &target.timeouts;
     let started = Instant::now();
@@ -182,6 +195,7 @@ async fn send<W: Work>(
         started,
         total,
         slot,
+        trace,
     })
     .await
 }

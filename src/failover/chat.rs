@@ -50,6 +50,7 @@ impl Work for Call<'_> {
                 .map(|a| Answer::Complete(Box::new(a)));
         }
         let (app, snap, slot) = (answered.app, answered.snap, answered.slot);
+        let trace = answered.trace;
         let mut upstream = UpstreamStream::new(
             answered.resp.into_body(),
             adapter.framing(),
@@ -90,7 +91,7 @@ impl Work for Call<'_> {
                             }),
                             guard: None,
                             drain: None,
-                            trace: crate::telemetry::StreamTrace::current(),
+                            trace: trace.and_then(crate::telemetry::StreamTrace::of),
                             resume: None,
                             meter: Meter::new(app.clone(), target.clone()),
                         })));

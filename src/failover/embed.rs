@@ -17,7 +17,7 @@ impl Work for EmbedRequest {
 
     fn facts(answer: &Self::Answer, _capture: bool) -> Option<crate::telemetry::Facts> {
         Some(crate::telemetry::Facts {
-            response_model: Some(answer.model.clone()),
+            response_model: Some(answer.model.as_str().into()),
             input_tokens: Some(answer.usage.prompt_tokens),
             ..Default::default()
         })

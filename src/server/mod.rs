@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use opentelemetry::context::FutureExt as _;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -177,10 +178,10 @@ impl<'p> Route<'p> {
 
 /// Routing by method and path; `/v1/*` needs a client key when keys are configured.
 ///
-/// Every branch that waits on the network is boxed: this future is allocated per
-/// request, and moving a future into its box writes all of its bytes, so a proxied
-/// request's tens of KiB would otherwise be written (and left resident in the heap
-/// for the next connection's buffers) for every health check and admin call too.
+/// This future is allocated per request, and moving a future into its box writes
+/// all of its bytes: the rarer branches that wait on the network (passthrough,
+/// stored responses) are boxed so they do not size it; the front doors (~5 KiB since
+/// their futures stopped holding copies of themselves) are awaited in place.
 async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
@@ -233,18 +234,41 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     match route {
         Route::Front(door) => {
             let span = request_span(&request_id);
-            let traced = app.telemetry.request(req.headers(), door.api());
-            // Boxed (not pinned in place): health checks and admin calls share this
-            // future, and a proxied request's state would size it for all of them.
-            let mut answer =
-                Box::pin(exchange::handle(app, req, request_id, door).instrument(span));
-            traced_answer(traced, answer.as_mut()).await
+            // A front door's future is large (kilobytes): it is wrapped where it is
+            // awaited, as few moves as possible and no box (passing it to a helper
+            // copied it twice more: ~40k instructions a request; boxing it cost a
+            // large allocation a request).
+            match app.telemetry.request(req.headers(), door.api()) {
+                None => {
+                    exchange::handle(app, req, request_id, door)
+                        .instrument(span)
+                        .await
+                }
+                Some(cx) => {
+                    let resp = exchange::handle(app, req, request_id, door)
+                        .instrument(span)
+                        .with_context(cx.clone())
+                        .await;
+                    traced_answer(&cx, resp)
+                }
+            }
         }
         Route::Embeddings => {
             let span = request_span(&request_id);
-            let traced = app.telemetry.request(req.headers(), "embeddings");
-            let mut answer = Box::pin(embeddings::handle(app, req, request_id).instrument(span));
-            traced_answer(traced, answer.as_mut()).await
+            match app.telemetry.request(req.headers(), "embeddings") {
+                None => {
+                    embeddings::handle(app, req, request_id)
+                        .instrument(span)
+                        .await
+                }
+                Some(cx) => {
+                    let resp = embeddings::handle(app, req, request_id)
+                        .instrument(span)
+                        .with_context(cx.clone())
+                        .await;
+                    traced_answer(&cx, resp)
+                }
+            }
         }
         // Anthropic's SDKs send anthropic-version: answer in their list shape.
         Route::Models if req.headers().contains_key("anthropic-version") => {
@@ -274,24 +298,13 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
     }
 }
 
-/// Runs a front door's answer inside its request span (when traces are on) and
-/// records what the client got on it. The answer comes pinned by the caller: an
-/// async fn keeps a future it takes by value twice over (the argument, then the
-/// awaited copy), and a request's future is tens of KiB copied on every request.
-async fn traced_answer(
-    traced: Option<opentelemetry::Context>,
-    answer: std::pin::Pin<&mut impl std::future::Future<Output = http::Response<Body>>>,
-) -> http::Response<Body> {
-    use opentelemetry::context::FutureExt as _;
-    let Some(cx) = traced else {
-        return answer.await;
-    };
-    let resp = answer.with_context(cx.clone()).await;
+/// Records on the request span what the client got.
+fn traced_answer(cx: &opentelemetry::Context, resp: http::Response<Body>) -> http::Response<Body> {
     let attempts = resp
         .headers()
-        .get("x-understudy-attempts")
+        .get(const { http::HeaderName::from_static("x-understudy-attempts") })
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    crate::telemetry::answered(&cx, resp.status(), attempts);
+    crate::telemetry::answered(cx, resp.status(), attempts);
     resp
 }
 

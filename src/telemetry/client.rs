@@ -2,12 +2,13 @@
 //! (no second HTTP stack), with the platform's web roots for an https collector.
 
 use bytes::Bytes;
-use http::{Request, Response};
+use std::time::Duration;
+
+use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_http::{HttpClient, HttpError};
 
 /// A collector's answer is a small status message; more is not a collector.
 const ANSWER_LIMIT: usize = 1024 * 1024;
@@ -39,16 +40,30 @@ impl ExportClient {
     }
 }
 
-#[async_trait::async_trait]
-impl HttpClient for ExportClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let (head, body) = request.into_parts();
+impl ExportClient {
+    /// POSTs `body`; the answer's status and the wait it asks for before a retry.
+    /// The answer's body is read (and dropped) so the connection can be reused.
+    pub(super) async fn post(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, Option<Duration>), String> {
+        let mut request = Request::post(uri.clone())
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        *request.headers_mut() = headers.clone();
         let resp = self
             .client
-            .request(Request::from_parts(head, Full::new(body)))
-            .await?;
-        let (head, body) = resp.into_parts();
-        let body = Limited::new(body, ANSWER_LIMIT).collect().await?.to_bytes();
-        Ok(Response::from_parts(head, body))
+            .request(request)
+            .await
+            .map_err(|e| format!("sending to the collector: {e}"))?;
+        let status = resp.status();
+        let wait = super::collector::retry_after(resp.headers());
+        Limited::new(resp.into_body(), ANSWER_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the collector's answer: {e}"))?;
+        Ok((status, wait))
     }
 }

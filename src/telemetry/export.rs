@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use super::collector::Collector;
 
 /// Spans per OTLP request, at most.
 const MAX_BATCH: usize = 512;
@@ -27,33 +29,35 @@ pub(super) struct QueueProcessor {
 impl QueueProcessor {
     /// Spawns the export task: call inside a tokio runtime. The task ends when the
     /// processor (its sender) is dropped.
-    pub(super) fn start<E>(exporter: E, capacity: usize, dropped: Counter, failed: Counter) -> Self
-    where
-        E: SpanExporter + 'static,
-    {
+    pub(super) fn start(
+        collector: Collector,
+        capacity: usize,
+        dropped: Counter,
+        failed: Counter,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
-        tokio::spawn(export_loop(exporter, rx, failed));
+        tokio::spawn(export_loop(collector, rx, failed));
         QueueProcessor { tx, dropped }
     }
 }
 
-async fn export_loop<E: SpanExporter>(
-    exporter: E,
-    mut rx: mpsc::Receiver<SpanData>,
-    failed: Counter,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = Vec::with_capacity(64);
-        batch.push(first);
-        let until = Instant::now() + LINGER;
+async fn export_loop(collector: Collector, mut rx: mpsc::Receiver<SpanData>, failed: Counter) {
+    // One buffer for every batch: spans are moved in and dropped after the export,
+    // its room kept.
+    let mut batch = Vec::with_capacity(64);
+    // `recv_many` takes every span already queued at once: one wake-up, not one each.
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let linger = tokio::time::sleep_until(Instant::now() + LINGER);
+        tokio::pin!(linger);
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(span)) => batch.push(span),
-                Ok(None) | Err(_) => break,
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                () = &mut linger => break,
             }
         }
         let spans = batch.len() as u64;
-        match tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(batch)).await {
+        match tokio::time::timeout(EXPORT_TIMEOUT, collector.export(&batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 failed.inc_by(spans);
@@ -64,6 +68,7 @@ async fn export_loop<E: SpanExporter>(
                 tracing::warn!(spans, "telemetry: export timed out; spans lost");
             }
         }
+        batch.clear();
     }
 }
 
@@ -71,6 +76,10 @@ impl SpanProcessor for QueueProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
+        // Recorded but not sampled (a sampler's RecordOnly): not for export.
+        if !span.span_context.is_sampled() {
+            return;
+        }
         if self.tx.try_send(span).is_err() {
             self.dropped.inc();
         }

@@ -1,10 +1,12 @@
 //! What an answer tells a span: the model that answered, token usage, why it
 //! finished, and (only with `capture_content`) the answer itself.
 
+use std::sync::Arc;
+
 use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 
-use super::{RequestSpan, Trace};
+use super::Trace;
 use crate::canonical::{ChatChunk, ChatResponse, Usage};
 use crate::providers::Kind;
 
@@ -23,12 +25,14 @@ pub(super) fn system(kind: Kind) -> &'static str {
     }
 }
 
+/// Strings are `Arc<str>`: the same values go on the attempt span and the request
+/// span without another copy.
 #[derive(Debug, Default)]
 pub struct Facts {
-    pub response_model: Option<String>,
+    pub response_model: Option<Arc<str>>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
-    pub finish_reasons: Vec<String>,
+    pub finish_reasons: Vec<Arc<str>>,
     /// The answer's text, only when content capture is on.
     pub output: Option<String>,
 }
@@ -36,11 +40,11 @@ pub struct Facts {
 impl Facts {
     pub fn of_chat(answer: &ChatResponse, capture: bool) -> Facts {
         let mut facts = Facts {
-            response_model: (!answer.model.is_empty()).then(|| answer.model.clone()),
+            response_model: (!answer.model.is_empty()).then(|| answer.model.as_str().into()),
             finish_reasons: answer
                 .choices
                 .iter()
-                .filter_map(|c| c.finish_reason.clone())
+                .filter_map(|c| Some(c.finish_reason.as_deref()?.into()))
                 .collect(),
             ..Facts::default()
         };
@@ -63,16 +67,18 @@ impl Facts {
         }
     }
 
-    pub(super) fn record(&self, cx: &Context) {
-        let span = cx.span();
+    /// The facts as span attributes, built once for the two spans they go on: the
+    /// strings are shared, not copied again.
+    pub(super) fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(5);
         if let Some(m) = &self.response_model {
-            span.set_attribute(KeyValue::new("gen_ai.response.model", m.clone()));
+            attrs.push(KeyValue::new("gen_ai.response.model", m.clone()));
         }
         if let Some(n) = self.input_tokens {
-            span.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", n as i64));
+            attrs.push(KeyValue::new("gen_ai.usage.input_tokens", n as i64));
         }
         if let Some(n) = self.output_tokens {
-            span.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", n as i64));
+            attrs.push(KeyValue::new("gen_ai.usage.output_tokens", n as i64));
         }
         if !self.finish_reasons.is_empty() {
             let reasons: Vec<StringValue> = self
@@ -80,15 +86,32 @@ impl Facts {
                 .iter()
                 .map(|r| StringValue::from(r.clone()))
                 .collect();
-            span.set_attribute(KeyValue::new(
+            attrs.push(KeyValue::new(
                 "gen_ai.response.finish_reasons",
                 Value::Array(reasons.into()),
             ));
         }
         if let Some(text) = &self.output {
-            span.set_attribute(KeyValue::new("gen_ai.output.messages", text.clone()));
+            // Shared by the two spans: up to 64 KiB not copied twice.
+            let text: Arc<str> = text.as_str().into();
+            attrs.push(KeyValue::new("gen_ai.output.messages", text));
         }
+        attrs
     }
+
+    /// On the attempt span of `cx` and on its request's span.
+    fn record_both(&self, cx: &Context, also: Option<KeyValue>) {
+        let attrs = self.attributes();
+        if let Some(trace) = cx.get::<Trace>() {
+            trace.request.span().set_attributes(attrs.iter().cloned());
+        }
+        cx.span().set_attributes(attrs.into_iter().chain(also));
+    }
+}
+
+/// A good answer: on the attempt span and on its request span.
+pub fn attempt_answered(cx: &Context, facts: &Facts) {
+    facts.record_both(cx, Some(KeyValue::new("understudy.outcome", "ok")));
 }
 
 /// A committed stream's attempt span: facts gathered from the chunks as they go
@@ -101,11 +124,10 @@ pub struct StreamTrace {
 }
 
 impl StreamTrace {
-    /// The current attempt's span, if traces are on.
-    pub fn current() -> Option<StreamTrace> {
-        let cx = Context::current();
-        cx.get::<RequestSpan>()?;
-        let capture = cx.get::<Trace>().is_some_and(|t| t.capture_content);
+    /// The stream of the attempt whose span is in `cx`.
+    pub fn of(cx: &Context) -> Option<StreamTrace> {
+        let capture = cx.get::<Trace>()?.capture_content;
+        let cx = cx.clone();
         Some(StreamTrace {
             cx,
             facts: Facts {
@@ -119,14 +141,14 @@ impl StreamTrace {
 
     pub fn chunk(&mut self, chunk: &ChatChunk) {
         if self.facts.response_model.is_none() && !chunk.model.is_empty() {
-            self.facts.response_model = Some(chunk.model.clone());
+            self.facts.response_model = Some(chunk.model.as_str().into());
         }
         if chunk.usage.is_some() {
             self.facts.usage(chunk.usage.as_ref());
         }
         for choice in &chunk.choices {
             if let Some(r) = &choice.finish_reason {
-                self.facts.finish_reasons.push(r.clone());
+                self.facts.finish_reasons.push(r.as_str().into());
             }
             if self.capture {
                 if let (Some(out), Some(text)) = (&mut self.facts.output, &choice.delta.content) {
@@ -143,9 +165,8 @@ impl StreamTrace {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
-        let request = self.cx.get::<RequestSpan>().map(|r| r.0.clone());
         match error {
-            None => super::attempt_answered(&self.cx, &self.facts),
+            None => attempt_answered(&self.cx, &self.facts),
             Some((outcome, message)) => {
                 // A provider's message may quote the prompt: only with content capture.
                 let message = if self.capture {
@@ -154,11 +175,10 @@ impl StreamTrace {
                     outcome.to_string()
                 };
                 // What did arrive still counts: usage may have come before the cut.
-                self.facts.record(&self.cx);
+                self.facts.record_both(&self.cx, None);
                 super::attempt_failed(&self.cx, outcome, outcome.to_string(), &message);
-                if let Some(request) = &request {
-                    self.facts.record(request);
-                    let span = request.span();
+                if let Some(trace) = self.cx.get::<Trace>() {
+                    let span = trace.request.span();
                     span.set_attribute(KeyValue::new("error.type", outcome));
                     span.set_status(Status::error(message));
                 }
@@ -171,10 +191,11 @@ impl StreamTrace {
 impl Drop for StreamTrace {
     fn drop(&mut self) {
         if !self.ended {
-            self.facts.record(&self.cx);
+            let attrs = self.facts.attributes();
+            let cancelled = KeyValue::new("understudy.outcome", "cancelled");
             self.cx
                 .span()
-                .set_attribute(KeyValue::new("understudy.outcome", "cancelled"));
+                .set_attributes(attrs.into_iter().chain([cancelled]));
         }
     }
 }
@@ -207,7 +228,7 @@ mod tests {
         let f = Facts::of_chat(&answer, false);
         assert_eq!(f.response_model.as_deref(), Some("gpt-4o-2024"));
         assert_eq!((f.input_tokens, f.output_tokens), (Some(7), Some(3)));
-        assert_eq!(f.finish_reasons, ["stop"]);
+        assert_eq!(f.finish_reasons, [Arc::from("stop")]);
         assert_eq!(f.output, None);
     }
 }

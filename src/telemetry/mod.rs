@@ -9,25 +9,32 @@
 //! streamed answer's spans end with its stream.
 
 mod client;
+mod collector;
 mod export;
 mod facts;
+mod otlp;
+mod protobuf;
+mod traceparent;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::config::TelemetryPolicy;
 use crate::providers::Target;
 
-pub use facts::{Facts, StreamTrace};
+pub use facts::{attempt_answered, Facts, StreamTrace};
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// A running exporter for one `[telemetry]` policy.
 pub struct Telemetry {
@@ -44,22 +51,22 @@ impl Telemetry {
         dropped: Counter,
         failed: Counter,
     ) -> Result<Telemetry, String> {
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(client::ExportClient::new()?)
-            .with_endpoint(policy.endpoint.to_string())
-            .with_protocol(Protocol::HttpBinary)
-            .build()
-            .map_err(|e| e.to_string())?;
         let resource = Resource::builder()
             .with_service_name(policy.service_name.clone())
             .build();
-        opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
-        let processor = export::QueueProcessor::start(exporter, policy.queue_size, dropped, failed);
-        let provider = SdkTracerProvider::builder()
+        let collector = collector::Collector::new(policy.endpoint.clone(), &resource)?;
+        let processor =
+            export::QueueProcessor::start(collector, policy.queue_size, dropped, failed);
+        let mut provider = SdkTracerProvider::builder()
             .with_span_processor(processor)
-            .with_resource(resource)
-            .build();
+            .with_resource(resource);
+        if policy.sample_ratio < 1.0 {
+            // A caller's sampled flag still decides for its trace (the default's rule).
+            provider = provider.with_sampler(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(policy.sample_ratio),
+            )));
+        }
+        let provider = provider.build();
         Ok(Telemetry {
             policy: policy.clone(),
             tracer: provider.tracer("understudy"),
@@ -103,25 +110,49 @@ impl TelemetrySlot {
     /// caller's W3C `traceparent` when there is one. `None` while traces are off.
     pub fn request(&self, headers: &http::HeaderMap, api: &'static str) -> Option<Context> {
         let t = self.current.load_full()?;
-        let parent =
-            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
+        // Most callers send none: no propagator work (header-name parsing) then.
+        let parent = if headers.contains_key(TRACEPARENT) {
+            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
+        } else {
+            Context::current()
+        };
         let operation = operation(api);
         let span = t
             .tracer
             .span_builder(operation)
             .with_kind(SpanKind::Server)
-            .with_attributes([
+            .with_attributes(attributes([
                 KeyValue::new("gen_ai.operation.name", operation),
                 KeyValue::new("understudy.api", api),
-            ])
+            ]))
             .start_with_context(&t.tracer, &parent);
+        let cx = parent.with_span(span);
         let trace = Trace {
             tracer: t.tracer.clone(),
             capture_content: t.policy.capture_content,
             operation,
+            request: cx.clone(),
         };
-        Some(parent.with_span(span).with_value(trace))
+        Some(cx.with_value(trace))
     }
+}
+
+/// A span's first attributes, in a vector with room for the ones set later (the
+/// answer's facts, the outcome): the span grows it in place, not two or three times.
+fn attributes<const N: usize>(first: [KeyValue; N]) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(16);
+    attrs.extend(first);
+    attrs
+}
+
+/// GenAI's span name, `{operation} {model}`, in one allocation of its exact size
+/// (`format!` guesses and grows).
+fn span_name(operation: &str, model: &str) -> String {
+    let mut name = String::with_capacity(operation.len() + 1 + model.len());
+    name.push_str(operation);
+    name.push(' ');
+    name.push_str(model);
+    name
 }
 
 /// GenAI's `gen_ai.operation.name` for a front door.
@@ -139,11 +170,11 @@ struct Trace {
     tracer: SdkTracer,
     capture_content: bool,
     operation: &'static str,
+    /// The request span (in a context of its own): every attempt's context inherits
+    /// this value, so an attempt, and a streamed answer until its end, reach and keep
+    /// the request span without a context value of their own.
+    request: Context,
 }
-
-/// The request span, kept alive by a streamed answer until its end.
-#[derive(Clone)]
-struct RequestSpan(Context);
 
 /// Whether prompts and answers may go into spans for the current request.
 pub fn capture_content() -> bool {
@@ -163,31 +194,37 @@ pub fn routed(model: &str, route: &str, input: impl FnOnce() -> Option<String>) 
         return;
     };
     let span = cx.span();
-    span.update_name(format!("{} {model}", trace.operation));
-    span.set_attribute(KeyValue::new("gen_ai.request.model", model.to_string()));
-    span.set_attribute(KeyValue::new("understudy.route", route.to_string()));
-    if trace.capture_content {
-        if let Some(messages) = input() {
-            span.set_attribute(KeyValue::new("gen_ai.input.messages", messages));
-        }
-    }
+    span.update_name(span_name(trace.operation, model));
+    let input = trace
+        .capture_content
+        .then(input)
+        .flatten()
+        .map(|messages| KeyValue::new("gen_ai.input.messages", messages));
+    span.set_attributes(
+        [
+            KeyValue::new("gen_ai.request.model", model.to_string()),
+            KeyValue::new("understudy.route", route.to_string()),
+        ]
+        .into_iter()
+        .chain(input),
+    );
 }
 
 /// Ends the request span's story: the status the client got and how many upstream
 /// requests it took.
 pub fn answered(cx: &Context, status: http::StatusCode, attempts: Option<u32>) {
     let span = cx.span();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status.as_u16()),
-    ));
-    if let Some(n) = attempts {
-        span.set_attribute(KeyValue::new("understudy.attempts", i64::from(n)));
-        span.set_attribute(KeyValue::new("understudy.failover", n > 1));
-    }
-    if status.is_client_error() || status.is_server_error() {
-        span.set_attribute(KeyValue::new("error.type", status.as_str().to_string()));
-    }
+    let code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
+    let tries = attempts.into_iter().flat_map(|n| {
+        [
+            KeyValue::new("understudy.attempts", i64::from(n)),
+            KeyValue::new("understudy.failover", n > 1),
+        ]
+    });
+    let error = (status.is_client_error() || status.is_server_error())
+        .then(|| KeyValue::new("error.type", status.as_str().to_string()));
+    // One call: each takes the span's lock.
+    span.set_attributes(std::iter::once(code).chain(tries).chain(error));
     if status.is_server_error() {
         span.set_status(Status::error(format!("answered {status}")));
     }
@@ -195,11 +232,15 @@ pub fn answered(cx: &Context, status: http::StatusCode, attempts: Option<u32>) {
 
 /// One upstream attempt's span, a child of the current request span, and the
 /// `traceparent` it sends upstream. `None` while traces are off.
-pub fn attempt(target: &Target, number: u32, headers: &mut http::HeaderMap) -> Option<Context> {
+pub fn attempt<B>(
+    target: &Target,
+    number: u32,
+    upstream: &mut http::Request<B>,
+) -> Option<Context> {
     let parent = Context::current();
     let trace = parent.get::<Trace>()?.clone();
     let provider = &target.provider;
-    let mut attrs = vec![
+    let mut attrs = attributes([
         KeyValue::new("gen_ai.operation.name", trace.operation),
         KeyValue::new("gen_ai.system", facts::system(provider.kind)),
         KeyValue::new("gen_ai.request.model", target.model.clone()),
@@ -207,45 +248,32 @@ pub fn attempt(target: &Target, number: u32, headers: &mut http::HeaderMap) -> O
         KeyValue::new("understudy.target", target.label.clone()),
         KeyValue::new("understudy.attempt", i64::from(number)),
         KeyValue::new("understudy.failover", number > 1),
-    ];
-    if let Ok(base) = provider.base_url.parse::<http::Uri>() {
-        if let Some(host) = base.host() {
-            attrs.push(KeyValue::new("server.address", host.to_string()));
-        }
-        if let Some(port) = base.port_u16() {
-            attrs.push(KeyValue::new("server.port", i64::from(port)));
-        }
+    ]);
+    let uri = upstream.uri();
+    if let Some(host) = uri.host() {
+        attrs.push(KeyValue::new("server.address", host.to_string()));
+    }
+    if let Some(port) = uri.port_u16() {
+        attrs.push(KeyValue::new("server.port", i64::from(port)));
     }
     let span = trace
         .tracer
-        .span_builder(format!("{} {}", trace.operation, target.model))
+        .span_builder(span_name(trace.operation, &target.model))
         .with_kind(SpanKind::Client)
         .with_attributes(attrs)
         .start_with_context(&trace.tracer, &parent);
-    let cx = parent
-        .with_span(span)
-        .with_value(RequestSpan(parent.clone()));
-    TraceContextPropagator::new()
-        .inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
-    Some(cx)
+    traceparent::inject(span.span_context(), upstream.headers_mut());
+    Some(parent.with_span(span))
 }
 
 /// A failed attempt: its outcome on the attempt span.
 pub fn attempt_failed(cx: &Context, outcome: &'static str, error_type: String, message: &str) {
     let span = cx.span();
-    span.set_attribute(KeyValue::new("understudy.outcome", outcome));
-    span.set_attribute(KeyValue::new("error.type", error_type));
+    span.set_attributes([
+        KeyValue::new("understudy.outcome", outcome),
+        KeyValue::new("error.type", error_type),
+    ]);
     span.set_status(Status::error(message.to_string()));
-}
-
-/// A good answer: on the attempt span and on its request span.
-pub fn attempt_answered(cx: &Context, facts: &Facts) {
-    cx.span()
-        .set_attribute(KeyValue::new("understudy.outcome", "ok"));
-    facts.record(cx);
-    if let Some(RequestSpan(request)) = cx.get::<RequestSpan>() {
-        facts.record(request);
-    }
 }
 
 #[cfg(test)]
@@ -263,11 +291,11 @@ mod tests {
 
     #[test]
     fn nothing_is_traced_without_a_request_span() {
-        let mut headers = http::HeaderMap::new();
+        let mut upstream = http::Request::new(());
         let target =
             crate::providers::testing::target(crate::providers::Kind::Openai, "http://127.0.0.1:9");
-        assert!(attempt(&target, 1, &mut headers).is_none());
-        assert!(headers.is_empty());
+        assert!(attempt(&target, 1, &mut upstream).is_none());
+        assert!(upstream.headers().is_empty());
         assert!(!capture_content());
     }
 }

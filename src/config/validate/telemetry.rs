@@ -52,11 +52,19 @@ pub(super) fn policy(t: &RawTelemetry) -> Result<Option<TelemetryPolicy>, String
     if t.service_name.trim().is_empty() {
         return Err("telemetry.service_name: must not be empty".into());
     }
+    // Written so that NaN fails too.
+    if !(t.sample_ratio > 0.0 && t.sample_ratio <= 1.0) {
+        return Err(format!(
+            "telemetry.sample_ratio: {} must be above 0 and at most 1 (1 keeps every trace)",
+            t.sample_ratio
+        ));
+    }
     Ok(Some(TelemetryPolicy {
         endpoint: full,
         capture_content: t.capture_content,
         service_name: t.service_name.trim().to_string(),
         queue_size: t.queue_size,
+        sample_ratio: t.sample_ratio,
     }))
 }
 
@@ -114,5 +122,27 @@ mod tests {
         let mut r = raw(Some("http://c:4318"));
         r.queue_size = 0;
         assert!(policy(&r).unwrap_err().starts_with("telemetry.queue_size"));
+    }
+
+    #[test]
+    fn a_sample_ratio_is_a_share_above_zero() {
+        let ok = |ratio: f64| {
+            let mut r = raw(Some("http://c:4318"));
+            r.sample_ratio = ratio;
+            policy(&r).map(|p| p.unwrap().sample_ratio)
+        };
+        assert_eq!(
+            policy(&raw(Some("http://c:4318")))
+                .unwrap()
+                .unwrap()
+                .sample_ratio,
+            1.0
+        );
+        assert_eq!(ok(0.25), Ok(0.25));
+        assert_eq!(ok(1.0), Ok(1.0));
+        for bad in [0.0, -0.5, 1.5, f64::NAN] {
+            let e = ok(bad).unwrap_err();
+            assert!(e.starts_with("telemetry.sample_ratio:"), "{bad}: {e}");
+        }
     }
 }

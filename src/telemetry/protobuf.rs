@@ -1,0 +1,183 @@
+//! The protobuf wire format, as much of it as OTLP's trace messages need (proto3:
+//! scalar fields holding their default are left out).
+//!
+//! One pass: a nested message's length goes before it, so [`Writer::message`]
+//! leaves room for the length it expects, writes the message, then writes the
+//! length there — moving the message only in the rare case the guess was wrong.
+//! Nothing is measured twice and nothing is built on the side.
+
+const VARINT: u32 = 0;
+const FIXED64: u32 = 1;
+const LEN: u32 = 2;
+const FIXED32: u32 = 5;
+
+pub(super) struct Writer(Vec<u8>);
+
+impl Writer {
+    pub(super) fn with_capacity(n: usize) -> Writer {
+        Writer(Vec::with_capacity(n))
+    }
+
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    #[inline]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    #[inline]
+    fn key(&mut self, field: u32, wire: u32) {
+        self.varint(u64::from(field << 3 | wire));
+    }
+
+    /// A nested message in `field`, written by `body`; `guess` is the byte count its
+    /// length usually takes (1: under 128 bytes, 2: under 16 KiB, 3: under 2 MiB).
+    #[inline]
+    pub(super) fn message(&mut self, field: u32, guess: usize, body: impl FnOnce(&mut Writer)) {
+        self.key(field, LEN);
+        let at = self.0.len();
+        for _ in 0..guess {
+            self.0.push(0);
+        }
+        body(self);
+        let end = self.0.len();
+        let len = end - at - guess;
+        let need = varint_len(len as u64);
+        if need > guess {
+            self.0.resize(end + need - guess, 0);
+            self.0.copy_within(at + guess..end, at + need);
+        } else if need < guess {
+            self.0.copy_within(at + guess..end, at + need);
+            self.0.truncate(end - (guess - need));
+        }
+        let mut v = len as u64;
+        for b in &mut self.0[at..at + need] {
+            *b = (v as u8 & 0x7f) | if v >= 0x80 { 0x80 } else { 0 };
+            v >>= 7;
+        }
+    }
+
+    /// A length-delimited field's key and length: its `len` bytes must follow.
+    #[inline]
+    pub(super) fn delimited(&mut self, field: u32, len: usize) {
+        self.key(field, LEN);
+        self.varint(len as u64);
+    }
+
+    /// Bytes already encoded as a message, in `field`.
+    #[inline]
+    pub(super) fn encoded(&mut self, field: u32, message: &[u8]) {
+        self.delimited(field, message.len());
+        self.0.extend_from_slice(message);
+    }
+
+    #[inline]
+    pub(super) fn string(&mut self, field: u32, s: &str) {
+        self.bytes(field, s.as_bytes());
+    }
+
+    #[inline]
+    pub(super) fn bytes(&mut self, field: u32, b: &[u8]) {
+        if !b.is_empty() {
+            self.encoded(field, b);
+        }
+    }
+
+    /// A string in a oneof: written even when empty.
+    #[inline]
+    pub(super) fn string_always(&mut self, field: u32, s: &str) {
+        self.encoded(field, s.as_bytes());
+    }
+
+    #[inline]
+    pub(super) fn uint(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.uint_always(field, v);
+        }
+    }
+
+    /// A varint in a oneof (an `int64` is its two's complement): written even when 0.
+    #[inline]
+    pub(super) fn uint_always(&mut self, field: u32, v: u64) {
+        self.key(field, VARINT);
+        self.varint(v);
+    }
+
+    #[inline]
+    pub(super) fn fixed64(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.fixed64_always(field, v);
+        }
+    }
+
+    #[inline]
+    pub(super) fn fixed64_always(&mut self, field: u32, v: u64) {
+        self.key(field, FIXED64);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    #[inline]
+    pub(super) fn fixed32(&mut self, field: u32, v: u32) {
+        if v != 0 {
+            self.key(field, FIXED32);
+            self.0.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+pub(super) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_match_what_is_written() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut w = Writer::with_capacity(0);
+            w.varint(v);
+            assert_eq!(w.0.len(), varint_len(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_length_guess_moves_the_message_not_its_bytes() {
+        for (len, guess) in [
+            (0, 1),
+            (5, 2),
+            (5, 3),
+            (127, 1),
+            (128, 1),
+            (200, 3),
+            (20_000, 1),
+        ] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut w = Writer::with_capacity(0);
+            w.uint(1, 300);
+            w.message(2, guess, |m| m.0.extend_from_slice(&body));
+            w.uint(3, 1);
+            let mut expected = Writer::with_capacity(0);
+            expected.uint(1, 300);
+            expected.encoded(2, &body);
+            expected.uint(3, 1);
+            assert_eq!(w.0, expected.0, "{len} bytes, guessed {guess}");
+        }
+    }
+}
