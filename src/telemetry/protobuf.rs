@@ -4,12 +4,10 @@
 //! One pass: a nested message's length goes before it, so [`Writer::message`]
 //! leaves room for the length it expects, writes the message, then writes the
 //! length there — moving the message only in the rare case the guess was wrong.
-//! Nothing is measured twice and nothing is built on the side.
+//! Nothing is measured twice and nothing is built on the side. The wire primitives
+//! (keys, varints, their lengths) are prost's; only this layout is ours.
 
-const VARINT: u32 = 0;
-const FIXED64: u32 = 1;
-const LEN: u32 = 2;
-const FIXED32: u32 = 5;
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 pub(super) struct Writer(Vec<u8>);
 
@@ -23,24 +21,20 @@ impl Writer {
     }
 
     #[inline]
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
+    fn varint(&mut self, v: u64) {
+        encode_varint(v, &mut self.0);
     }
 
     #[inline]
-    fn key(&mut self, field: u32, wire: u32) {
-        self.varint(u64::from(field << 3 | wire));
+    fn key(&mut self, field: u32, wire: WireType) {
+        encode_key(field, wire, &mut self.0);
     }
 
     /// A nested message in `field`, written by `body`; `guess` is the byte count its
     /// length usually takes (1: under 128 bytes, 2: under 16 KiB, 3: under 2 MiB).
     #[inline]
     pub(super) fn message(&mut self, field: u32, guess: usize, body: impl FnOnce(&mut Writer)) {
-        self.key(field, LEN);
+        self.key(field, WireType::LengthDelimited);
         let at = self.0.len();
         for _ in 0..guess {
             self.0.push(0);
@@ -56,17 +50,13 @@ impl Writer {
             self.0.copy_within(at + guess..end, at + need);
             self.0.truncate(end - (guess - need));
         }
-        let mut v = len as u64;
-        for b in &mut self.0[at..at + need] {
-            *b = (v as u8 & 0x7f) | if v >= 0x80 { 0x80 } else { 0 };
-            v >>= 7;
-        }
+        encode_varint(len as u64, &mut &mut self.0[at..at + need]);
     }
 
     /// A length-delimited field's key and length: its `len` bytes must follow.
     #[inline]
     pub(super) fn delimited(&mut self, field: u32, len: usize) {
-        self.key(field, LEN);
+        self.key(field, WireType::LengthDelimited);
         self.varint(len as u64);
     }
 
@@ -105,7 +95,7 @@ impl Writer {
     /// A varint in a oneof (an `int64` is its two's complement): written even when 0.
     #[inline]
     pub(super) fn uint_always(&mut self, field: u32, v: u64) {
-        self.key(field, VARINT);
+        self.key(field, WireType::Varint);
         self.varint(v);
     }
 
@@ -118,21 +108,21 @@ impl Writer {
 
     #[inline]
     pub(super) fn fixed64_always(&mut self, field: u32, v: u64) {
-        self.key(field, FIXED64);
+        self.key(field, WireType::SixtyFourBit);
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
     #[inline]
     pub(super) fn fixed32(&mut self, field: u32, v: u32) {
         if v != 0 {
-            self.key(field, FIXED32);
+            self.key(field, WireType::ThirtyTwoBit);
             self.0.extend_from_slice(&v.to_le_bytes());
         }
     }
 }
 
 pub(super) fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    encoded_len_varint(v)
 }
 
 #[cfg(test)]
