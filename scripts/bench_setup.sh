@@ -9,8 +9,9 @@ if ! need wrk || ! need nginx; then
 fi
 if [ "$(nproc)" -lt 2 ]; then echo "needs 2 cores to pin proxy and load apart" >&2; exit 1; fi
 
-cargo build --release --quiet
-bin=target/release/understudy
+# BIN=path measures another build (an older commit's, say) with the same script.
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; fi
+bin=${BIN:-target/release/understudy}
 # shellcheck source=scripts/work_setup.sh
 . scripts/work_setup.sh
 up_port=$(free_port)
