@@ -149,76 +149,57 @@ async fn watchdog(
     }
 }
 
+/// What a connection's task needs besides its socket.
+pub(super) struct Conn {
+    pub app: Arc<App>,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub limits: ConnLimits,
+    pub shutdown: watch::Receiver<bool>,
+    pub peer: std::net::SocketAddr,
+    /// The place under `max_connections`, given back when the task ends.
+    pub admitted: Admitted,
+}
+
 /// Serves one accepted connection (after its TLS handshake, if any) until it
 /// closes, is cut by the watchdog, or drains on shutdown. This future is the
 /// connection's task, held for the connection's whole life, so it is kept small:
 /// the place under the limit travels inside it rather than in a wrapping future (a
 /// wrapper would hold this one twice), and the TLS path, larger by a TLS session
 /// and its handshake, is boxed so that plain connections do not pay for it.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn serve(
-    app: Arc<App>,
-    builder: auto::Builder<TokioExecutor>,
-    stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    limits: ConnLimits,
-    shutdown: watch::Receiver<bool>,
-    peer: std::net::SocketAddr,
-    admitted: Admitted,
-) {
+pub(super) async fn serve(conn: Conn, stream: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>) {
     let accepted = Instant::now();
-    let _admitted = admitted;
     match tls {
-        None => {
-            run(
-                app,
-                builder,
-                TokioIo::new(stream),
-                limits,
-                accepted,
-                shutdown,
-                peer,
-            )
-            .await
-        }
+        None => run(conn, TokioIo::new(stream), accepted).await,
         Some(acceptor) => {
             Box::pin(async move {
                 let handshake = tokio::time::timeout_at(
-                    accepted + limits.header_timeout,
+                    accepted + conn.limits.header_timeout,
                     acceptor.accept(stream),
                 )
                 .await;
                 let Ok(Ok(stream)) = handshake else {
-                    tracing::debug!(%peer, "TLS handshake failed or timed out");
+                    tracing::debug!(peer = %conn.peer, "TLS handshake failed or timed out");
                     return;
                 };
-                run(
-                    app,
-                    builder,
-                    TokioIo::new(stream),
-                    limits,
-                    accepted,
-                    shutdown,
-                    peer,
-                )
-                .await
+                run(conn, TokioIo::new(stream), accepted).await
             })
             .await
         }
     }
 }
 
-async fn run<I>(
-    app: Arc<App>,
-    builder: auto::Builder<TokioExecutor>,
-    io: I,
-    limits: ConnLimits,
-    accepted: Instant,
-    mut shutdown: watch::Receiver<bool>,
-    peer: std::net::SocketAddr,
-) where
+async fn run<I>(conn: Conn, io: I, accepted: Instant)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let Conn {
+        app,
+        builder,
+        limits,
+        mut shutdown,
+        peer,
+        admitted: _admitted,
+    } = conn;
     let (activity, seen) = watch::channel(Activity::default());
     let activity = Arc::new(activity);
     let service = service_fn(move |req: http::Request<Incoming>| {
@@ -231,8 +212,7 @@ async fn run<I>(
         // Boxed: hyper keeps room for one in-flight request future per HTTP/1.1
         // connection for the connection's whole life; unboxed, that is the request
         // handler's state held by every idle keep-alive connection. Boxed, it is
-        // allocated per request and freed with it (and kept small: `handle` boxes
-        // its proxying branches in turn).
+        // allocated per request and freed with it (and kept small: see `handle`).
         let fut: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
             let resp = super::handle(app, req).await;
             Ok::<_, std::convert::Infallible>(resp.map(|body| hold(body, busy)))

@@ -80,17 +80,15 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let task = conn::serve(
-            app.clone(),
-            builder.clone(),
-            stream,
-            tls.clone(),
+        let conn = conn::Conn {
+            app: app.clone(),
+            builder: builder.clone(),
             limits,
-            shutting.subscribe(),
+            shutdown: shutting.subscribe(),
             peer,
             admitted,
-        );
-        tokio::spawn(task);
+        };
+        tokio::spawn(conn::serve(conn, stream, tls.clone()));
     }
     drop(listener);
     let grace = grace();
