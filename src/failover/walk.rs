@@ -171,8 +171,8 @@ impl<'a, W: Work> Walk<'a, W> {
         let target = &targets[idx];
         self.start_attempt();
         let head = Notify::new();
-        // Pinned here once and lent to the race: a future handed over by value is
-        // kept twice in the caller's state (see `server::traced_answer`).
+        // Pinned here once and lent to the race: an async fn that takes a future by
+        // value keeps it twice (the argument, then the copy it awaits).
         let mut first = std::pin::pin!(attempt(
             self.app,
             self.snap,

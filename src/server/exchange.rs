@@ -38,8 +38,9 @@ pub async fn handle(
 }
 
 /// Every answer carries `x-understudy-cache` while the cache is on; the metric counts
-/// exactly what the header says. The answer comes pinned by the caller (see
-/// `server::traced_answer`).
+/// exactly what the header says. The answer comes pinned by the caller: an async
+/// fn that takes a future by value keeps it twice (the argument, then the copy it
+/// awaits), and copies it on every request.
 pub(super) async fn with_cache_header(
     app: &App,
     answer: std::pin::Pin<&mut impl std::future::Future<Output = Response<Body>>>,
