@@ -12,8 +12,8 @@
 # then an Anthropic-kind upstream (nginx answering a fixed Message) reached through
 # /v1/messages (passed through natively) and through /v1/chat/completions
 # (translated both ways); then nginx `proxy_pass` (unbuffered, on core 0 like the
-# proxy) beside the proxy for a plain and a 20-chunk streamed answer, with CPU per
-# request from /proc (user+sys); and the proxy's RSS at idle and its peak after the
+# proxy) and a bare hyper hop (benches/hyper_hop.rs) beside the proxy for a plain and
+# a 20-chunk streamed answer, with CPU per request from /proc (user+sys); and the proxy's RSS at idle and its peak after the
 # load (VmHWM).
 # Usage: scripts/bench.sh [steady_seconds] [load_seconds]   (defaults 30, 20)
 # Needs root for apt-get the first time (wrk, nginx).
@@ -61,6 +61,15 @@ NGINX
 taskset -c 0 nginx -c "$work/proxy_pass.conf" -p "$work/pp" &
 nginx_pid=$!
 pids+=($nginx_pid)
+
+# The cheapest hop hyper can make (benches/hyper_hop.rs): the request body read
+# whole, as a proxy routing on its `model` must, the answer streamed through. The
+# floor under any proxy on this project's stack (hyper + hyper-util's client, tokio).
+cargo build --release --quiet --example hyper_hop
+hop_port=$(free_port)
+taskset -c 0 target/release/examples/hyper_hop "$hop_port" "$up_port" read &
+hop_pid=$!
+pids+=($hop_pid)
 
 cat > "$work/proxy.toml" <<TOML
 [server]
@@ -175,16 +184,17 @@ hop() { # label, pid, url path, wrk script, port
   row "$1" "$out"
   python3 -c "print(f'  CPU {($after-$before)*1e3/max($n,1):.3f} ms per request ($n requests)')"
 }
-echo "== nginx proxy_pass vs the proxy (both on core 0): 64 connections, ${load}s"
+echo "== nginx proxy_pass, a bare hyper hop and the proxy (each on core 0): 64 connections, ${load}s"
 for kind in plain streamed; do
   script="$work/post.lua"; [ "$kind" = streamed ] && script="$work/stream.lua"
   path=/v1/chat/completions; [ "$kind" = streamed ] && path=/stream/v1/chat/completions
   row "direct, $kind" "$(run -t1 -c64 -d"${load}s" -s "$script" "http://127.0.0.1:$up_port$path")"
   hop "nginx proxy_pass, $kind" "$nginx_pid" "$path" "$script" "$nginx_port"
+  hop "bare hyper hop, $kind" "$hop_pid" "$path" "$script" "$hop_port"
   hop "understudy, $kind" "$proxy_pid" /v1/chat/completions "$script" "$proxy_port"
 done
 echo "stream TTFB (time to the first byte, one connection):"
-for target in "direct $up_port /stream/v1/chat/completions" "nginx $nginx_port /stream/v1/chat/completions" "understudy $proxy_port /v1/chat/completions"; do
+for target in "direct $up_port /stream/v1/chat/completions" "nginx $nginx_port /stream/v1/chat/completions" "hyper_hop $hop_port /stream/v1/chat/completions" "understudy $proxy_port /v1/chat/completions"; do
   set -- $target
   body=$(sed -n "s/^wrk.body = '\\(.*\\)'$/\\1/p" "$work/stream.lua")
   curl -s -o /dev/null -w "$1: %{time_starttransfer}s\n" -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$2$3"
