@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # What traces cost: throughput and p99 of chat completions (plain and streamed) with
 # `[telemetry]` off and on (exporting every span to a local OTLP/HTTP receiver that
-# answers 200), in one run, alternating off/on twice so drift on a shared machine
-# falls on both sides.
+# answers 200), in one run, alternating off/on for several rounds so drift on a shared
+# machine falls on both sides; the summary compares the medians.
 #
 #   upstream: nginx (Debian) answering a fixed chat.completion JSON / 20-chunk stream
 #   receiver: a Python OTLP/HTTP endpoint counting export requests and bytes
 #   load:     wrk (Debian), 64 keep-alive connections
 #   pinning:  the proxy on core 0; wrk, nginx and the receiver on core 1 (taskset)
-# Usage: scripts/bench_telemetry.sh [seconds]   (default 15 per run)
+# Usage: scripts/bench_telemetry.sh [seconds] [rounds]   (defaults 15 per run, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
+rounds=${2:-3}
 
 # shellcheck source=scripts/bench_setup.sh
 . scripts/bench_setup.sh
@@ -93,14 +94,28 @@ measure() { # $1: label, $2: extra TOML
   c2=$(cpu_s "$pid")
   local dropped
   dropped=$(curl -fs "http://127.0.0.1:$proxy_port/metrics" | awk '/^understudy_spans_dropped_total/ {print $2}')
-  echo "$1: plain $(echo "$plain" | rate) req/s p99 $(echo "$plain" | pct 99%) CPU $(per_req "$c0" "$c1" "$plain") ms/req | stream $(echo "$stream" | rate) req/s p99 $(echo "$stream" | pct 99%) CPU $(per_req "$c1" "$c2" "$stream") ms/req | spans dropped ${dropped:-0}"
+  echo "$1: plain $(echo "$plain" | rate) req/s p99 $(echo "$plain" | pct 99%) CPU $(per_req "$c0" "$c1" "$plain") ms/req | stream $(echo "$stream" | rate) req/s p99 $(echo "$stream" | pct 99%) CPU $(per_req "$c1" "$c2" "$stream") ms/req | spans dropped ${dropped:-0}" | tee -a "$work/rows"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
 echo "== chat completions, 64 connections, ${secs}s per row (proxy on core 0; wrk + nginx + receiver on core 1)"
-for round in 1 2; do
+for round in $(seq "$rounds"); do
   measure "off (round $round)" ""
   measure "on  (round $round)" "[telemetry]
 otlp_endpoint = \"http://127.0.0.1:$otlp_port\""
 done
 echo "receiver: $(curl -fs "http://127.0.0.1:$otlp_port/") (export requests, bytes)"
+# Medians of each figure, off and on, and on as a share of off.
+python3 - "$work/rows" <<'PY'
+import re, statistics, sys
+rows = {"off": [], "on": []}
+for line in open(sys.argv[1]):
+    nums = [float(x) for x in re.findall(r"([0-9.]+) (?:req/s|ms/req)", line)]
+    p99 = [float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[u] for v, u in re.findall(r"p99 ([0-9.]+)(us|ms|s)\b", line)]
+    rows["on" if line.startswith("on") else "off"].append(nums[:2] + p99[:1] + nums[2:] + p99[1:])
+names = ["plain req/s", "plain CPU ms/req", "plain p99 ms", "stream req/s", "stream CPU ms/req", "stream p99 ms"]
+print("== medians over", len(rows["off"]), "rounds: off | on | on/off")
+for i, name in enumerate(names):
+    off = statistics.median(r[i] for r in rows["off"]); on = statistics.median(r[i] for r in rows["on"])
+    print(f"{name:>18}: {off:10.4f} | {on:10.4f} | {on / off:6.3f}")
+PY

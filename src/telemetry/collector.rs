@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, StatusCode, Uri};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 
 use super::client::ExportClient;
@@ -25,10 +25,17 @@ pub(super) struct Collector {
     /// The resource's `Resource` message, encoded once: every batch carries it.
     resource: Vec<u8>,
     resource_schema: String,
+    /// The tracer's `InstrumentationScope` message, likewise.
+    scope: Vec<u8>,
+    scope_schema: String,
 }
 
 impl Collector {
-    pub(super) fn new(endpoint: Uri, resource: &Resource) -> Result<Collector, String> {
+    pub(super) fn new(
+        endpoint: Uri,
+        resource: &Resource,
+        scope: &InstrumentationScope,
+    ) -> Result<Collector, String> {
         let configured = std::env::var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_HEADERS"))
             .unwrap_or_default();
@@ -47,12 +54,21 @@ impl Collector {
             headers,
             resource: otlp::resource(resource),
             resource_schema: resource.schema_url().unwrap_or_default().to_string(),
+            scope: otlp::scope(scope),
+            scope_schema: scope.schema_url().unwrap_or_default().to_string(),
         })
     }
 
-    /// Sends one batch; `Err` says why it was lost.
-    pub(super) async fn export(&self, batch: &[SpanData]) -> Result<(), String> {
-        let body = Bytes::from(otlp::request(&self.resource, &self.resource_schema, batch));
+    /// Sends one batch (spans as [`otlp::append_span`] wrote them); `Err` says why it
+    /// was lost.
+    pub(super) async fn export(&self, spans: &[u8]) -> Result<(), String> {
+        let body = Bytes::from(otlp::request(
+            &self.resource,
+            &self.resource_schema,
+            &self.scope,
+            &self.scope_schema,
+            spans,
+        ));
         let mut backoff = FIRST_BACKOFF;
         for retry in 0..=RETRIES {
             let failure = match self

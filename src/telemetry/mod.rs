@@ -23,7 +23,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
@@ -54,7 +54,9 @@ impl Telemetry {
         let resource = Resource::builder()
             .with_service_name(policy.service_name.clone())
             .build();
-        let collector = collector::Collector::new(policy.endpoint.clone(), &resource)?;
+        // The one tracer, so the one scope every exported span carries.
+        let scope = InstrumentationScope::builder("understudy").build();
+        let collector = collector::Collector::new(policy.endpoint.clone(), &resource, &scope)?;
         let processor =
             export::QueueProcessor::start(collector, policy.queue_size, dropped, failed);
         let mut provider = SdkTracerProvider::builder()
@@ -69,7 +71,7 @@ impl Telemetry {
         let provider = provider.build();
         Ok(Telemetry {
             policy: policy.clone(),
-            tracer: provider.tracer("understudy"),
+            tracer: provider.tracer_with_scope(scope),
             _provider: provider,
         })
     }

@@ -23,47 +23,49 @@ use super::protobuf::{varint_len, Writer};
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
-/// A span's usual size, to size the buffer.
-const SPAN_BYTES: usize = 640;
+/// One finished span, appended to `batch` as a `ScopeSpans.spans` entry: spans are
+/// written when they end, while their data is still in cache, and a batch waits as
+/// bytes (about half a KiB a span) rather than as the SDK's scattered `SpanData`.
+pub(super) fn append_span(batch: &mut Vec<u8>, data: &SpanData) {
+    let mut w = Writer::append_to(std::mem::take(batch));
+    // Span { ... } = 2 in ScopeSpans
+    w.message(2, 2, |s| span(s, data));
+    *batch = w.into_bytes();
+}
 
-/// The request body for a batch; `resource` is [`resource`]'s encoding, made once.
-pub(super) fn request(resource: &[u8], resource_schema: &str, batch: &[SpanData]) -> Vec<u8> {
-    // Spans by scope, in order of first appearance, as opentelemetry-proto groups
-    // them (the SDK gives one tracer: one group).
-    let mut scopes: Vec<&InstrumentationScope> = Vec::with_capacity(1);
-    for data in batch {
-        if !scopes.contains(&&data.instrumentation_scope) {
-            scopes.push(&data.instrumentation_scope);
-        }
-    }
-    let mut out = Writer::with_capacity(resource.len() + 64 + batch.len() * SPAN_BYTES);
+/// The request body for `spans` (entries written by [`append_span`]), all of one
+/// instrumentation scope — the one tracer understudy makes. `resource` and `scope`
+/// are [`resource`]'s and [`scope`]'s encodings, made once.
+pub(super) fn request(
+    resource: &[u8],
+    resource_schema: &str,
+    scope: &[u8],
+    scope_schema: &str,
+    spans: &[u8],
+) -> Vec<u8> {
+    let mut out = Writer::with_capacity(resource.len() + scope.len() + spans.len() + 64);
     // ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }
     out.message(1, 3, |rs| {
         // ResourceSpans { resource = 1; repeated ScopeSpans scope_spans = 2; schema_url = 3 }
         rs.encoded(1, resource);
-        for scope in &scopes {
-            // ScopeSpans { scope = 1; repeated Span spans = 2; schema_url = 3 }
-            rs.message(2, 3, |ss| {
-                ss.message(1, 1, |s| {
-                    // InstrumentationScope { name = 1; version = 2; attributes = 3 }
-                    s.string(1, scope.name());
-                    s.string(2, scope.version().unwrap_or_default());
-                    attributes(s, 3, scope.attributes());
-                });
-                // One scope (the usual case): no comparing each span's again.
-                let one = scopes.len() == 1;
-                for data in batch
-                    .iter()
-                    .filter(|d| one || d.instrumentation_scope == **scope)
-                {
-                    ss.message(2, 2, |s| span(s, data));
-                }
-                ss.string(3, scope.schema_url().unwrap_or_default());
-            });
-        }
+        // ScopeSpans { scope = 1; repeated Span spans = 2; schema_url = 3 }
+        rs.message(2, 3, |ss| {
+            ss.encoded(1, scope);
+            ss.raw(spans);
+            ss.string(3, scope_schema);
+        });
         rs.string(3, resource_schema);
     });
     out.into_bytes()
+}
+
+/// An `InstrumentationScope` message { name = 1; version = 2; attributes = 3 }.
+pub(super) fn scope(scope: &InstrumentationScope) -> Vec<u8> {
+    let mut s = Writer::with_capacity(64);
+    s.string(1, scope.name());
+    s.string(2, scope.version().unwrap_or_default());
+    attributes(&mut s, 3, scope.attributes());
+    s.into_bytes()
 }
 
 /// A `Resource` message: the resource's attributes.
@@ -270,8 +272,8 @@ mod tests {
 
     fn spans() -> Vec<SpanData> {
         let t0 = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
-        let scope = InstrumentationScope::builder("understudy").build();
-        let other = InstrumentationScope::builder("other")
+        // One scope: a batch is all one tracer's.
+        let scope = InstrumentationScope::builder("understudy")
             .with_version("1.2")
             .with_attributes([KeyValue::new("k", "v")])
             .build();
@@ -322,7 +324,6 @@ mod tests {
             name: Cow::Borrowed(""),
             start_time: UNIX_EPOCH,
             status: Status::Unset,
-            instrumentation_scope: other,
             ..attempt.clone()
         };
         vec![server, attempt.clone(), root, attempt]
@@ -335,7 +336,18 @@ mod tests {
             .with_attribute(KeyValue::new("deployment.environment", "test"))
             .build();
         let batch = spans();
-        let ours = request(&super::resource(&resource), "", &batch);
+        let mut spans = Vec::new();
+        for data in &batch {
+            append_span(&mut spans, data);
+        }
+        let scope = &batch[0].instrumentation_scope;
+        let ours = request(
+            &super::resource(&resource),
+            "",
+            &super::scope(scope),
+            scope.schema_url().unwrap_or_default(),
+            &spans,
+        );
         let theirs = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(batch, &(&resource).into()),
         };

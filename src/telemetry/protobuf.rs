@@ -16,8 +16,19 @@ impl Writer {
         Writer(Vec::with_capacity(n))
     }
 
+    /// Writes on after what `buf` holds.
+    pub(super) fn append_to(buf: Vec<u8>) -> Writer {
+        Writer(buf)
+    }
+
     pub(super) fn into_bytes(self) -> Vec<u8> {
         self.0
+    }
+
+    /// Fields already encoded, as they are.
+    #[inline]
+    pub(super) fn raw(&mut self, fields: &[u8]) {
+        self.0.extend_from_slice(fields);
     }
 
     #[inline]
