@@ -2,7 +2,10 @@
 # What traces cost: throughput and p99 of chat completions (plain and streamed) with
 # `[telemetry]` off and on (exporting every span to a local OTLP/HTTP receiver that
 # answers 200), in one run, alternating off/on for several rounds so drift on a shared
-# machine falls on both sides; the summary compares the medians.
+# machine falls on both sides; the summary compares the medians. Then the paired run:
+# both proxies at once on the same core, each loaded by its own wrk — the machine's
+# noise falls on both at the same moment, and the scheduler's equal shares of the
+# core make the throughput ratio the inverse of the CPU-per-request ratio.
 #
 #   upstream: nginx (Debian) answering a fixed chat.completion JSON / 20-chunk stream
 #   receiver: a Python OTLP/HTTP endpoint counting export requests and bytes
@@ -43,10 +46,10 @@ PY
 taskset -c 1 python3 "$work/receiver.py" "$otlp_port" &
 pids+=($!)
 
-config() { # $1: extra TOML
-  cat > "$work/proxy.toml" <<TOML
+config() { # $1: extra TOML, [$2: port, $3: file]
+  cat > "${3:-$work/proxy.toml}" <<TOML
 [server]
-listen = "127.0.0.1:$proxy_port"
+listen = "127.0.0.1:${2:-$proxy_port}"
 $1
 [providers.upstream]
 kind = "openai"
@@ -119,3 +122,28 @@ for i, name in enumerate(names):
     off = statistics.median(r[i] for r in rows["off"]); on = statistics.median(r[i] for r in rows["on"])
     print(f"{name:>18}: {off:10.4f} | {on:10.4f} | {on / off:6.3f}")
 PY
+
+echo "== paired: off and on at once, both on core 0, 32 connections each, ${secs}s per kind"
+tel_port=$(free_port)
+config "" "$proxy_port" "$work/off.toml"
+config "[telemetry]
+otlp_endpoint = \"http://127.0.0.1:$otlp_port\"" "$tel_port" "$work/on.toml"
+for which in off on; do
+  BENCH_UPSTREAM_KEY=sk-bench RUST_LOG=warn taskset -c 0 "$bin" --config "$work/$which.toml" 2>"$work/$which.log" &
+  pids+=($!)
+done
+for port in "$proxy_port" "$tel_port"; do
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  run -t1 -c8 -d2s -s "$work/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+done
+for kind in post stream; do
+  run -t1 -c32 -d"${secs}s" -s "$work/$kind.lua" "http://127.0.0.1:$proxy_port/v1/chat/completions" > "$work/paired.off" &
+  off_wrk=$!
+  run -t1 -c32 -d"${secs}s" -s "$work/$kind.lua" "http://127.0.0.1:$tel_port/v1/chat/completions" > "$work/paired.on"
+  wait "$off_wrk"
+  off=$(rate < "$work/paired.off"); on=$(rate < "$work/paired.on")
+  echo "${kind/post/plain}: off $off req/s p99 $(pct 99% < "$work/paired.off") | on $on req/s p99 $(pct 99% < "$work/paired.on") | on/off $(python3 -c "print(f'{$on/$off:.3f}')")"
+done

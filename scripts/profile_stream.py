@@ -19,7 +19,8 @@ the counters are zeroed only once the warm-up's spans have arrived and dumped on
 once every measured request's spans have, so the export task's work (protobuf
 encoding, the HTTP request) is counted in full. Run with and without it to see what
 traces cost per request.
-`callgrind_annotate FILE` shows where they go.
+`callgrind_annotate FILE` shows where they go. CALLGRIND_ARGS adds valgrind options
+(`--cache-sim=yes` counts cache misses too: what instructions alone do not show).
 """
 
 import argparse
@@ -226,8 +227,8 @@ async def main():
                 f'[[routes]]\nmodel = "default"\ntargets = ["upstream/gpt-4o"]\n{telemetry}')
     raw = os.path.join(work, "callgrind.out")
     proxy = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={raw}", a.binary,
-         "--config", cfg],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={raw}",
+         *os.environ.get("CALLGRIND_ARGS", "").split(), a.binary, "--config", cfg],
         env={**os.environ, "PROF_KEY": "sk-prof", "RUST_LOG": "warn"},
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "proxy.log"), "w"))
     try:

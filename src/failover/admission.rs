@@ -57,8 +57,8 @@ pub(super) fn admit<'a>(app: &'a App, target: &Target) -> Candidate<'a> {
         let left = c.until.saturating_duration_since(Instant::now());
         return skip(SkipReason::Cooling { left }, Some(c.until), c.rate_limited);
     }
-    let key = target.provider.health_key();
-    match app.health.admit(&key) {
+    let key = target.provider_key();
+    match app.health.admit(key) {
         Admission::Open { until } => skip(SkipReason::CircuitOpen, Some(until), false),
         Admission::TrialBusy => skip(
             SkipReason::TrialBusy,
@@ -66,7 +66,7 @@ pub(super) fn admit<'a>(app: &'a App, target: &Target) -> Candidate<'a> {
             false,
         ),
         admission @ (Admission::Closed | Admission::Trial) => {
-            Candidate::Admitted(app.health.permit(&key, admission))
+            Candidate::Admitted(app.health.permit(key, admission))
         }
     }
 }

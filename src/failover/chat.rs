@@ -82,7 +82,7 @@ impl Work for Call<'_> {
                             provider: target.provider.name.clone(),
                             end: Box::new(CircuitOnEnd {
                                 app: app.clone(),
-                                provider_key: target.provider.health_key(),
+                                provider_key: target.provider_key().to_string(),
                                 provider: target.provider.name.clone(),
                                 target: target.label.clone(),
                                 circuit: snap.circuit,

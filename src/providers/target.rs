@@ -126,6 +126,10 @@ pub struct Target {
     pub direct: bool,
     /// See [`Target::health_key`]; looked up several times per attempt.
     key: String,
+    /// [`Provider::health_key`], made once: every request's admission asks for it.
+    provider_key: String,
+    /// Its attempt spans' fixed attributes, built on its first traced attempt.
+    pub trace: crate::telemetry::TargetAttributes,
 }
 
 impl Target {
@@ -133,6 +137,8 @@ impl Target {
         Target {
             label: format!("{}/{}", provider.name, model),
             key: format!("{}|{}", provider.health_key(), model),
+            provider_key: provider.health_key(),
+            trace: Default::default(),
             model: model.to_string(),
             context_window: None,
             price: provider.prices.get(model).copied(),
@@ -146,6 +152,11 @@ impl Target {
     /// Cooldowns are per provider + model; keyed like [`Provider::health_key`].
     pub fn health_key(&self) -> &str {
         &self.key
+    }
+
+    /// Its provider's [`Provider::health_key`] (circuits are per provider).
+    pub fn provider_key(&self) -> &str {
+        &self.provider_key
     }
 
     /// The `model` label of token and cost metrics. A direct target's model is the

@@ -115,7 +115,7 @@ pub fn readyz(app: &App) -> Response<Body> {
     let snap = app.config.load();
     let ready = snap.routes.iter().flat_map(|r| &r.targets).any(|t| {
         t.provider.enabled()
-            && app.health.open_until(&t.provider.health_key()).is_none()
+            && app.health.open_until(t.provider_key()).is_none()
             && app.limits.has_room(&t.provider)
     });
     if ready {

@@ -133,11 +133,11 @@ fn target_state(app: &App, t: &Target) -> (&'static str, Option<f64>) {
     if let Some(c) = app.health.cooldown(t) {
         return ("cooling", Some(secs_left(c.until)));
     }
-    let key = t.provider.health_key();
-    if let Some(until) = app.health.open_until(&key) {
+    let key = t.provider_key();
+    if let Some(until) = app.health.open_until(key) {
         return ("circuit_open", Some(secs_left(until)));
     }
-    match app.health.circuit(&key).0 {
+    match app.health.circuit(key).0 {
         "half_open" => ("trial", None),
         _ => ("ready", None),
     }

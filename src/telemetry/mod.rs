@@ -241,23 +241,16 @@ pub fn attempt<B>(
 ) -> Option<Context> {
     let parent = Context::current();
     let trace = parent.get::<Trace>()?.clone();
-    let provider = &target.provider;
     let mut attrs = attributes([
         KeyValue::new("gen_ai.operation.name", trace.operation),
-        KeyValue::new("gen_ai.system", facts::system(provider.kind)),
-        KeyValue::new("gen_ai.request.model", target.model.clone()),
-        KeyValue::new("understudy.provider", provider.name.clone()),
-        KeyValue::new("understudy.target", target.label.clone()),
         KeyValue::new("understudy.attempt", i64::from(number)),
         KeyValue::new("understudy.failover", number > 1),
     ]);
-    let uri = upstream.uri();
-    if let Some(host) = uri.host() {
-        attrs.push(KeyValue::new("server.address", host.to_string()));
-    }
-    if let Some(port) = uri.port_u16() {
-        attrs.push(KeyValue::new("server.port", i64::from(port)));
-    }
+    let fixed = target
+        .trace
+        .0
+        .get_or_init(|| fixed_attributes(target, upstream.uri()));
+    attrs.extend(fixed.iter().cloned());
     let span = trace
         .tracer
         .span_builder(span_name(trace.operation, &target.model))
@@ -266,6 +259,31 @@ pub fn attempt<B>(
         .start_with_context(&trace.tracer, &parent);
     traceparent::inject(span.span_context(), upstream.headers_mut());
     Some(parent.with_span(span))
+}
+
+/// A target's attempt attributes that do not change from one attempt to the next,
+/// made on its first traced attempt: later attempts share their strings (`Arc<str>`)
+/// instead of copying model, provider, target and host again.
+#[derive(Debug, Default)]
+pub struct TargetAttributes(std::sync::OnceLock<Box<[KeyValue]>>);
+
+fn fixed_attributes(target: &Target, uri: &http::Uri) -> Box<[KeyValue]> {
+    let shared = |s: &str| -> Arc<str> { s.into() };
+    let provider = &target.provider;
+    let mut attrs = vec![
+        KeyValue::new("gen_ai.system", facts::system(provider.kind)),
+        KeyValue::new("gen_ai.request.model", shared(&target.model)),
+        KeyValue::new("understudy.provider", shared(&provider.name)),
+        KeyValue::new("understudy.target", shared(&target.label)),
+    ];
+    // The base URL's host: the same for every attempt at this target.
+    if let Some(host) = uri.host() {
+        attrs.push(KeyValue::new("server.address", shared(host)));
+    }
+    if let Some(port) = uri.port_u16() {
+        attrs.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    attrs.into_boxed_slice()
 }
 
 /// A failed attempt: its outcome on the attempt span.
