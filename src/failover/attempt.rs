@@ -151,7 +151,8 @@ async fn send<W: Work>(
     let started = Instant::now();
     let total = started + t.total;
     // For a 404's message: what was asked for where (the path, never the query).
-    let asked = format!("{} {}", upstream_req.method(), upstream_req.uri().path());
+    // Kept, not formatted: a Uri clone shares its bytes, and most answers are 200.
+    let (method, uri) = (upstream_req.method().clone(), upstream_req.uri().clone());
     let resp = app
         .upstream
         .send(
@@ -182,7 +183,7 @@ async fn send<W: Work>(
         error.message = crate::providers::redact(&error.message, key);
         if status == http::StatusCode::NOT_FOUND {
             // A wrong base_url or model answers 404; the path shows which.
-            error.message = format!("{} ({asked})", error.message);
+            error.message = format!("{} ({method} {})", error.message, uri.path());
         }
         let retry_hint = classify::retry_hint(&headers, SystemTime::now()).or(error.retry_after);
         return Err(Outcome::Status { error, retry_hint });

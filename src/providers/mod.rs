@@ -256,9 +256,17 @@ pub(crate) fn url_path(base: &str) -> &str {
 
 /// Joins a provider's base URL and a path into an absolute URI.
 pub(crate) fn join_url(base: &str, path: &str) -> Result<http::Uri, AdapterError> {
-    let url = format!("{}{}", base.trim_end_matches('/'), path);
-    url.parse()
-        .map_err(|e| AdapterError::InvalidRequest(format!("bad upstream URL {url:?}: {e}")))
+    // Once per attempt: built in one allocation and handed to the Uri as it is (no
+    // formatting machinery, no copy).
+    let base = base.trim_end_matches('/');
+    let mut url = String::with_capacity(base.len() + path.len());
+    url.push_str(base);
+    url.push_str(path);
+    let url = Bytes::from(url);
+    http::Uri::from_maybe_shared(url.clone()).map_err(|e| {
+        let url = String::from_utf8_lossy(&url);
+        AdapterError::InvalidRequest(format!("bad upstream URL {url:?}: {e}"))
+    })
 }
 
 /// A JSON POST with the provider's extra headers applied last-but-auth.
