@@ -7,8 +7,10 @@
 //! - `read`: the request body is read whole first, as a proxy that routes on the
 //!   body's `model` must, then sent on; the answer still streams through.
 //!
-//! Usage: `hyper_hop <listen port> <upstream port> [pass|read]`. Plain HTTP/1.1 on
-//! 127.0.0.1 only; no error handling beyond a 502 — it is a yardstick, not a proxy.
+//! Usage: `hyper_hop <listen port> <upstream port> [pass|read] [multi|current]`: the
+//! last picks tokio's runtime, multi-thread (understudy's) or current-thread (one
+//! thread, no work stealing: the cheapest a one-core hop can run on). Plain HTTP/1.1
+//! on 127.0.0.1 only; no error handling beyond a 502 — a yardstick, not a proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -37,8 +39,12 @@ fn main() {
         .and_then(|p| p.parse().ok())
         .expect("upstream port");
     let read = args.get(3).map(String::as_str) == Some("read");
-    // The same runtime understudy runs on (main.rs).
-    tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = match args.get(4).map(String::as_str) {
+        Some("current") => tokio::runtime::Builder::new_current_thread(),
+        // The runtime understudy runs on (main.rs).
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime
         .enable_all()
         .build()
         .expect("runtime")

@@ -65,10 +65,11 @@ pids+=($nginx_pid)
 # The cheapest hop hyper can make (benches/hyper_hop.rs): the request body read
 # whole, as a proxy routing on its `model` must, the answer streamed through. The
 # floor under any proxy on this project's stack (hyper + hyper-util's client, tokio).
-# HOP_MODE=pass streams the request body through too (the cheapest hop there is).
+# HOP_MODE=pass streams the request body through too (the cheapest hop there is);
+# HOP_RUNTIME=current runs it on tokio's current-thread runtime.
 cargo build --release --quiet --example hyper_hop
 hop_port=$(free_port)
-taskset -c 0 target/release/examples/hyper_hop "$hop_port" "$up_port" "${HOP_MODE:-read}" &
+taskset -c 0 target/release/examples/hyper_hop "$hop_port" "$up_port" "${HOP_MODE:-read}" "${HOP_RUNTIME:-multi}" &
 hop_pid=$!
 pids+=($hop_pid)
 
