@@ -368,14 +368,15 @@ impl Metrics {
     }
 
     pub fn tokens(&self, provider: &str, model: &str, tokens: &crate::spend::Tokens) {
+        // One label set for the four types: its strings made once, not four times.
+        let mut labels = TokenLabels {
+            provider: provider.to_string(),
+            model: model.to_string(),
+            r#type: "",
+        };
         for (r#type, n) in tokens.by_type() {
-            self.tokens
-                .get_or_create(&TokenLabels {
-                    provider: provider.to_string(),
-                    model: model.to_string(),
-                    r#type,
-                })
-                .inc_by(n);
+            labels.r#type = r#type;
+            self.tokens.get_or_create(&labels).inc_by(n);
         }
     }
 

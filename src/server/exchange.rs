@@ -280,15 +280,20 @@ fn origin_headers(
     attempts: u32,
     request_id: HeaderValue,
 ) {
+    // Every answer: names made at compile time, not parsed from a &str each time.
+    use http::HeaderName;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(provider) {
-        h.insert("x-understudy-provider", v);
+        h.insert(const { HeaderName::from_static("x-understudy-provider") }, v);
     }
     if let Ok(v) = HeaderValue::from_str(model) {
-        h.insert("x-understudy-model", v);
+        h.insert(const { HeaderName::from_static("x-understudy-model") }, v);
     }
-    h.insert("x-understudy-attempts", HeaderValue::from(attempts));
-    h.insert(REQUEST_ID, request_id);
+    h.insert(
+        const { HeaderName::from_static("x-understudy-attempts") },
+        HeaderValue::from(attempts),
+    );
+    h.insert(const { HeaderName::from_static(REQUEST_ID) }, request_id);
 }
 
 /// A whole answer in the client's mode: JSON, or replayed as the front door's stream.
