@@ -284,7 +284,10 @@ fn origin_headers(
     use http::HeaderName;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(provider) {
-        h.insert(const { HeaderName::from_static("x-understudy-provider") }, v);
+        h.insert(
+            const { HeaderName::from_static("x-understudy-provider") },
+            v,
+        );
     }
     if let Ok(v) = HeaderValue::from_str(model) {
         h.insert(const { HeaderName::from_static("x-understudy-model") }, v);
