@@ -67,9 +67,27 @@ struct Taken {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
-        // A span written half-way by a panicking thread is a lost span, not a reason
-        // to stop tracing: the bytes are cleared on the next take.
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+        // A thread that panicked mid-span left bytes, count and cuts that may not
+        // agree: the pending spans are lost, not a reason to stop tracing (or to
+        // slice past the end later).
+        self.pending.lock().unwrap_or_else(|poisoned| {
+            let mut p = poisoned.into_inner();
+            *p = Pending::default();
+            self.pending.clear_poison();
+            p
+        })
+    }
+
+    /// Pending spans that make a batch worth sending at once: a full request, or a
+    /// full queue when `queue_size` is smaller than one.
+    fn batch(&self) -> usize {
+        MAX_BATCH.min(self.capacity)
+    }
+
+    /// Whether the span just counted should wake the export task: the first of a
+    /// batch (its linger starts) or the one that fills it.
+    fn wakes(&self, spans: usize) -> bool {
+        spans == 1 || spans == self.batch()
     }
 
     fn take(&self) -> Taken {
@@ -128,7 +146,7 @@ async fn export_loop(collector: Collector, shared: Arc<Shared>, failed: Counter)
             shared.wake.notified().await;
             continue;
         }
-        if spans < MAX_BATCH && !closed {
+        if spans < shared.batch() && !closed {
             let linger = since.unwrap_or_else(Instant::now) + LINGER;
             tokio::select! {
                 () = tokio::time::sleep_until(linger) => {}
@@ -201,7 +219,7 @@ impl SpanProcessor for QueueProcessor {
         if first {
             p.since = Some(Instant::now());
         }
-        let wake = first || p.spans == MAX_BATCH;
+        let wake = self.shared.wakes(p.spans);
         drop(p);
         if wake {
             self.shared.wake.notify_one();
@@ -291,6 +309,36 @@ mod tests {
         // Taken: the queue is empty again and takes spans anew.
         p.on_end(span(1));
         assert_eq!(p.shared.take().spans, 1);
+    }
+
+    #[test]
+    fn the_export_task_is_woken_by_a_full_batch_or_a_full_queue() {
+        let (big, _) = processor(4096);
+        assert!(big.shared.wakes(1) && big.shared.wakes(MAX_BATCH));
+        assert!(!big.shared.wakes(2) && !big.shared.wakes(MAX_BATCH + 1));
+        // A queue smaller than a batch would otherwise drop spans until the linger
+        // ran out.
+        let (small, _) = processor(100);
+        assert!(small.shared.wakes(100));
+        assert_eq!(small.shared.batch(), 100);
+    }
+
+    #[test]
+    fn a_panic_while_a_span_was_written_loses_the_pending_spans_not_the_queue() {
+        let (p, _) = processor(4096);
+        p.on_end(span(1));
+        let shared = p.shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = shared.pending.lock().unwrap();
+            panic!("mid-span");
+        })
+        .join();
+        assert!(p.shared.pending.is_poisoned());
+        p.on_end(span(2));
+        let taken = p.shared.take();
+        assert_eq!(taken.spans, 1);
+        assert_eq!(taken.requests().len(), 1);
+        assert!(!p.shared.pending.is_poisoned());
     }
 
     #[test]
