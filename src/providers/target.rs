@@ -134,10 +134,11 @@ pub struct Target {
 
 impl Target {
     pub fn new(provider: Arc<Provider>, model: &str, weight: u32, timeouts: Timeouts) -> Target {
+        let provider_key = provider.health_key();
         Target {
             label: format!("{}/{}", provider.name, model),
-            key: format!("{}|{}", provider.health_key(), model),
-            provider_key: provider.health_key(),
+            key: format!("{provider_key}|{model}"),
+            provider_key,
             trace: Default::default(),
             model: model.to_string(),
             context_window: None,

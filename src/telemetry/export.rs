@@ -25,6 +25,8 @@ use super::otlp;
 
 /// Spans per OTLP request, at most.
 const MAX_BATCH: usize = 512;
+/// A span's usual encoded size, to size a batch's buffer.
+const SPAN_BYTES: usize = 640;
 /// How long a batch waits for more spans before it is sent.
 const LINGER: Duration = Duration::from_millis(500);
 /// One export's limit; past it the batch counts as failed and the next one starts.
@@ -95,7 +97,7 @@ impl Shared {
         p.since = None;
         let spans = std::mem::take(&mut p.spans);
         // The next batch starts with room for a full one: no regrowing under load.
-        let room = p.bytes.capacity().min(MAX_BATCH * 640);
+        let room = p.bytes.capacity().min(MAX_BATCH * SPAN_BYTES);
         Taken {
             bytes: std::mem::replace(&mut p.bytes, Vec::with_capacity(room)),
             spans,

@@ -65,13 +65,10 @@ impl Writer {
             self.0.truncate(end - (guess - need));
         }
         let mut i = at;
-        let mut v = len as u64;
-        while v >= 0x80 {
-            self.0[i] = (v as u8) | 0x80;
-            v >>= 7;
+        varint_bytes(len as u64, |b| {
+            self.0[i] = b;
             i += 1;
-        }
-        self.0[i] = v as u8;
+        });
     }
 
     /// A length-delimited field's key and length: its `len` bytes must follow.
@@ -142,14 +139,20 @@ impl Writer {
     }
 }
 
-/// Base 128, least significant group first, the high bit saying more follow.
 #[inline]
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    varint_bytes(v, |b| out.push(b));
+}
+
+/// `v`'s varint bytes, in order: base 128, least significant group first, the high
+/// bit saying more follow.
+#[inline]
+fn varint_bytes(mut v: u64, mut put: impl FnMut(u8)) {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        put((v as u8) | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    put(v as u8);
 }
 
 pub(super) fn varint_len(v: u64) -> usize {
