@@ -45,7 +45,7 @@ pub struct Answered<'a> {
     /// been read (a stream: until it ends).
     pub(super) slot: Slot,
     /// The attempt's trace span, when traces are on: a stream carries it to its end.
-    pub(super) trace: Option<&'a opentelemetry::Context>,
+    pub(super) trace: Option<&'a telemetry::AttemptTrace>,
 }
 
 impl Answered<'_> {
@@ -109,7 +109,7 @@ pub(super) async fn attempt<W: Work>(
     let result = send(app, snap, target, work, upstream_req, head, carried).await;
     match &result {
         Ok(answer) => {
-            if let Some(facts) = W::facts(answer, telemetry::capture_content_in(&cx)) {
+            if let Some(facts) = W::facts(answer, cx.capture_content()) {
                 telemetry::attempt_answered(&cx, &facts);
             }
         }
@@ -119,12 +119,12 @@ pub(super) async fn attempt<W: Work>(
                 other => other.label().to_string(),
             };
             // A provider's message may quote the prompt: only with content capture.
-            let message = if telemetry::capture_content_in(&cx) {
+            let message = if cx.capture_content() {
                 outcome.describe()
             } else {
                 format!("{} ({error_type})", outcome.label())
             };
-            telemetry::attempt_failed(&cx, outcome.label(), error_type, &message);
+            cx.failed(outcome.label(), error_type, message);
         }
     }
     result
@@ -133,7 +133,7 @@ pub(super) async fn attempt<W: Work>(
 /// What a 2xx answer carries on: the attempt's concurrency slot and its trace span.
 struct Carried<'a> {
     slot: Slot,
-    trace: Option<&'a opentelemetry::Context>,
+    trace: Option<&'a telemetry::AttemptTrace>,
 }
 
 async fn send<W: Work>(

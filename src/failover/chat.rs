@@ -91,7 +91,7 @@ impl Work for Call<'_> {
                             }),
                             guard: None,
                             drain: None,
-                            trace: trace.and_then(crate::telemetry::StreamTrace::of),
+                            trace: trace.map(crate::telemetry::StreamTrace::of),
                             resume: None,
                             meter: Meter::new(app.clone(), target.clone()),
                         })));

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use opentelemetry::context::FutureExt as _;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -242,12 +241,11 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
                         .instrument(span)
                         .await
                 }
-                Some(cx) => {
-                    let resp = exchange::handle(app, req, request_id, door)
-                        .instrument(span)
-                        .with_context(cx.clone())
+                Some(trace) => {
+                    let resp = trace
+                        .around(exchange::handle(app, req, request_id, door).instrument(span))
                         .await;
-                    traced_answer(&cx, resp)
+                    traced_answer(&trace, resp)
                 }
             }
         }
@@ -259,12 +257,11 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
                         .instrument(span)
                         .await
                 }
-                Some(cx) => {
-                    let resp = embeddings::handle(app, req, request_id)
-                        .instrument(span)
-                        .with_context(cx.clone())
+                Some(trace) => {
+                    let resp = trace
+                        .around(embeddings::handle(app, req, request_id).instrument(span))
                         .await;
-                    traced_answer(&cx, resp)
+                    traced_answer(&trace, resp)
                 }
             }
         }
@@ -297,12 +294,15 @@ async fn handle(app: Arc<App>, req: http::Request<Incoming>) -> http::Response<B
 }
 
 /// Records on the request span what the client got.
-fn traced_answer(cx: &opentelemetry::Context, resp: http::Response<Body>) -> http::Response<Body> {
+fn traced_answer(
+    trace: &crate::telemetry::RequestTrace,
+    resp: http::Response<Body>,
+) -> http::Response<Body> {
     let attempts = resp
         .headers()
         .get(const { http::HeaderName::from_static("x-understudy-attempts") })
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    crate::telemetry::answered(cx, resp.status(), attempts);
+    trace.answered(resp.status(), attempts);
     resp
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, StatusCode, Uri};
-use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 
 use super::client::ExportClient;
@@ -25,16 +24,15 @@ pub(super) struct Collector {
     /// The resource's `Resource` message, encoded once: every batch carries it.
     resource: Vec<u8>,
     resource_schema: String,
-    /// The tracer's `InstrumentationScope` message, likewise.
+    /// Our `InstrumentationScope` message, likewise.
     scope: Vec<u8>,
-    scope_schema: String,
 }
 
 impl Collector {
     pub(super) fn new(
         endpoint: Uri,
         resource: &Resource,
-        scope: &InstrumentationScope,
+        scope: &str,
     ) -> Result<Collector, String> {
         let configured = std::env::var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_HEADERS"))
@@ -55,7 +53,6 @@ impl Collector {
             resource: otlp::resource(resource),
             resource_schema: resource.schema_url().unwrap_or_default().to_string(),
             scope: otlp::scope(scope),
-            scope_schema: scope.schema_url().unwrap_or_default().to_string(),
         })
     }
 
@@ -66,7 +63,6 @@ impl Collector {
             &self.resource,
             &self.resource_schema,
             &self.scope,
-            &self.scope_schema,
             spans,
         ));
         let mut backoff = FIRST_BACKOFF;

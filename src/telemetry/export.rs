@@ -3,9 +3,9 @@
 //! slow or dead collector fills the queue and new spans are dropped and counted —
 //! never a request held.
 //!
-//! Why bytes and not the SDK's `SpanData` in a channel: measured under load, a batch
-//! of 512 `SpanData` waiting for export (each with its attribute vector, about 1.5 KiB
-//! in several allocations) pushed the request path's own data out of cache, and each
+//! Why bytes and not span objects in a channel: measured under load, a batch of 512
+//! SDK `SpanData` waiting for export (each with its attribute vector, about 1.5 KiB in
+//! several allocations) pushed the request path's own data out of cache, and each
 //! span cost a channel send and often a wake of the export task. Written at once, the
 //! span's data is freed while still hot and the export task wakes twice a batch.
 
@@ -13,15 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use opentelemetry::Context;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::collector::Collector;
-use super::otlp;
 
 /// Spans per OTLP request, at most.
 const MAX_BATCH: usize = 512;
@@ -32,8 +28,10 @@ const LINGER: Duration = Duration::from_millis(500);
 /// One export's limit; past it the batch counts as failed and the next one starts.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The queue spans are written into. Spans hold it while they are open: the export
+/// task sends what is left and ends once the exporter and every span are gone.
 #[derive(Debug)]
-pub(super) struct QueueProcessor {
+pub(super) struct Queue {
     shared: Arc<Shared>,
     dropped: Counter,
 }
@@ -106,7 +104,7 @@ impl Shared {
     }
 }
 
-impl QueueProcessor {
+impl Queue {
     /// Spawns the export task: call inside a tokio runtime. The task sends what is
     /// left and ends when the processor is dropped.
     pub(super) fn start(
@@ -122,11 +120,36 @@ impl QueueProcessor {
             closed: AtomicBool::new(false),
         });
         tokio::spawn(export_loop(collector, shared.clone(), failed));
-        QueueProcessor { shared, dropped }
+        Queue { shared, dropped }
+    }
+
+    /// A finished span, written into the pending batch by `write` (one
+    /// `ScopeSpans.spans` entry); dropped and counted when the queue is full.
+    pub(super) fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut p = self.shared.lock();
+        if p.spans >= self.shared.capacity {
+            drop(p);
+            self.dropped.inc();
+            return;
+        }
+        write(&mut p.bytes);
+        p.spans += 1;
+        if p.spans.is_multiple_of(MAX_BATCH) {
+            let end = p.bytes.len();
+            p.cuts.push(end);
+        }
+        if p.spans == 1 {
+            p.since = Some(Instant::now());
+        }
+        let wake = self.shared.wakes(p.spans);
+        drop(p);
+        if wake {
+            self.shared.wake.notify_one();
+        }
     }
 }
 
-impl Drop for QueueProcessor {
+impl Drop for Queue {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.wake.notify_one();
@@ -197,52 +220,11 @@ async fn send(collector: &Collector, spans: &[u8], n: usize, failed: &Counter) {
     }
 }
 
-impl SpanProcessor for QueueProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        // Recorded but not sampled (a sampler's RecordOnly): not for export.
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let mut p = self.shared.lock();
-        if p.spans >= self.shared.capacity {
-            drop(p);
-            self.dropped.inc();
-            return;
-        }
-        otlp::append_span(&mut p.bytes, &span);
-        p.spans += 1;
-        if p.spans.is_multiple_of(MAX_BATCH) {
-            let end = p.bytes.len();
-            p.cuts.push(end);
-        }
-        let first = p.spans == 1;
-        if first {
-            p.since = Some(Instant::now());
-        }
-        let wake = self.shared.wakes(p.spans);
-        drop(p);
-        if wake {
-            self.shared.wake.notify_one();
-        }
-        // `span` is dropped here, its memory still warm for the next request's spans.
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn processor(capacity: usize) -> (QueueProcessor, Counter) {
+    fn processor(capacity: usize) -> (Queue, Counter) {
         let dropped = Counter::default();
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
@@ -250,36 +232,19 @@ mod tests {
             capacity,
             closed: AtomicBool::new(false),
         });
-        let p = QueueProcessor {
+        let p = Queue {
             shared,
             dropped: dropped.clone(),
         };
         (p, dropped)
     }
 
-    fn span(id: u64) -> SpanData {
-        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags};
-        use opentelemetry::trace::{TraceId, TraceState};
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(1_u128),
-                SpanId::from(id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Server,
-            name: "chat m".into(),
-            start_time: std::time::SystemTime::UNIX_EPOCH,
-            end_time: std::time::SystemTime::UNIX_EPOCH,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: Default::default(),
-            status: Status::Unset,
-            instrumentation_scope: Default::default(),
+    /// A span's entry as the encoder writes it: key, length, body.
+    fn span(id: u64) -> impl FnOnce(&mut Vec<u8>) {
+        move |batch: &mut Vec<u8>| {
+            let body = id.to_le_bytes();
+            batch.extend_from_slice(&[0x12, body.len() as u8]);
+            batch.extend_from_slice(&body);
         }
     }
 
@@ -288,7 +253,7 @@ mod tests {
         let total = 2 * MAX_BATCH + 7;
         let (p, dropped) = processor(total);
         for id in 1..=total as u64 + 3 {
-            p.on_end(span(id));
+            p.push(span(id));
         }
         assert_eq!(dropped.get(), 3);
         let taken = p.shared.take();
@@ -309,7 +274,7 @@ mod tests {
             assert_eq!(seen, n);
         }
         // Taken: the queue is empty again and takes spans anew.
-        p.on_end(span(1));
+        p.push(span(1));
         assert_eq!(p.shared.take().spans, 1);
     }
 
@@ -328,7 +293,7 @@ mod tests {
     #[test]
     fn a_panic_while_a_span_was_written_loses_the_pending_spans_not_the_queue() {
         let (p, _) = processor(4096);
-        p.on_end(span(1));
+        p.push(span(1));
         let shared = p.shared.clone();
         let _ = std::thread::spawn(move || {
             let _guard = shared.pending.lock().unwrap();
@@ -336,7 +301,7 @@ mod tests {
         })
         .join();
         assert!(p.shared.pending.is_poisoned());
-        p.on_end(span(2));
+        p.push(span(2));
         let taken = p.shared.take();
         assert_eq!(taken.spans, 1);
         assert_eq!(taken.requests().len(), 1);
@@ -347,7 +312,7 @@ mod tests {
     fn an_exact_batch_is_one_request() {
         let (p, _) = processor(4096);
         for id in 1..=MAX_BATCH as u64 {
-            p.on_end(span(id));
+            p.push(span(id));
         }
         let taken = p.shared.take();
         let requests = taken.requests();

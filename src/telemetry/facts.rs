@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use opentelemetry::trace::{Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue, StringValue, Value};
-
-use super::Trace;
+use super::attrs::{Key, Value};
+use super::AttemptTrace;
 use crate::canonical::{ChatChunk, ChatResponse, Usage};
 use crate::providers::Kind;
 
@@ -67,76 +65,74 @@ impl Facts {
         }
     }
 
-    /// The facts as span attributes, built once for the two spans they go on: the
+    /// The facts as span attributes, made once for the two spans they go on: the
     /// strings are shared, not copied again.
-    pub(super) fn attributes(&self) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(5);
+    fn values(&self) -> Vec<(Key, Value)> {
+        let mut values = Vec::with_capacity(5);
         if let Some(m) = &self.response_model {
-            attrs.push(KeyValue::new("gen_ai.response.model", m.clone()));
+            values.push((Key::ResponseModel, Value::Shared(m.clone())));
         }
         if let Some(n) = self.input_tokens {
-            attrs.push(KeyValue::new("gen_ai.usage.input_tokens", n as i64));
+            values.push((Key::InputTokens, n.into()));
         }
         if let Some(n) = self.output_tokens {
-            attrs.push(KeyValue::new("gen_ai.usage.output_tokens", n as i64));
+            values.push((Key::OutputTokens, n.into()));
         }
         if !self.finish_reasons.is_empty() {
-            let reasons: Vec<StringValue> = self
-                .finish_reasons
-                .iter()
-                .map(|r| StringValue::from(r.clone()))
-                .collect();
-            attrs.push(KeyValue::new(
-                "gen_ai.response.finish_reasons",
-                Value::Array(reasons.into()),
-            ));
+            let reasons: Arc<[Arc<str>]> = self.finish_reasons.iter().cloned().collect();
+            values.push((Key::FinishReasons, Value::Strings(reasons)));
         }
         if let Some(text) = &self.output {
-            // Shared by the two spans: up to 64 KiB not copied twice.
-            let text: Arc<str> = text.as_str().into();
-            attrs.push(KeyValue::new("gen_ai.output.messages", text));
+            // Up to 64 KiB, not copied twice.
+            values.push((Key::OutputMessages, Value::Shared(text.as_str().into())));
         }
-        attrs
+        values
     }
 
-    /// On the attempt span of `cx` and on its request's span.
-    fn record_both(&self, cx: &Context, also: Option<KeyValue>) {
-        let attrs = self.attributes();
-        if let Some(trace) = cx.get::<Trace>() {
-            trace.request.span().set_attributes(attrs.iter().cloned());
-        }
-        cx.span().set_attributes(attrs.into_iter().chain(also));
+    /// On the attempt span of `trace` (with `outcome` when it is known) and on its
+    /// request's span.
+    fn record_both(&self, trace: &AttemptTrace, outcome: Option<&'static str>) {
+        let values = self.values();
+        trace.request.update(|s| {
+            for (key, value) in &values {
+                s.attrs.set(*key, value.clone());
+            }
+        });
+        trace.span.update(|s| {
+            for (key, value) in values {
+                s.attrs.set(key, value);
+            }
+            if let Some(outcome) = outcome {
+                s.attrs.set(Key::Outcome, outcome);
+            }
+        });
     }
 }
 
 /// A good answer: on the attempt span and on its request span.
-pub fn attempt_answered(cx: &Context, facts: &Facts) {
-    facts.record_both(cx, Some(KeyValue::new("understudy.outcome", "ok")));
+pub fn attempt_answered(trace: &AttemptTrace, facts: &Facts) {
+    facts.record_both(trace, Some("ok"));
 }
 
 /// A committed stream's attempt span: facts gathered from the chunks as they go
 /// out, recorded on both spans when the stream ends; dropping it ends the spans.
 pub struct StreamTrace {
-    cx: Context,
+    trace: AttemptTrace,
     facts: Facts,
-    capture: bool,
     ended: bool,
 }
 
 impl StreamTrace {
-    /// The stream of the attempt whose span is in `cx`.
-    pub fn of(cx: &Context) -> Option<StreamTrace> {
-        let capture = cx.get::<Trace>()?.capture_content;
-        let cx = cx.clone();
-        Some(StreamTrace {
-            cx,
+    /// The stream of the attempt `trace`.
+    pub fn of(trace: &AttemptTrace) -> StreamTrace {
+        StreamTrace {
+            trace: trace.clone(),
             facts: Facts {
-                output: capture.then(String::new),
+                output: trace.capture.then(String::new),
                 ..Facts::default()
             },
-            capture,
             ended: false,
-        })
+        }
     }
 
     pub fn chunk(&mut self, chunk: &ChatChunk) {
@@ -150,11 +146,9 @@ impl StreamTrace {
             if let Some(r) = &choice.finish_reason {
                 self.facts.finish_reasons.push(r.as_str().into());
             }
-            if self.capture {
-                if let (Some(out), Some(text)) = (&mut self.facts.output, &choice.delta.content) {
-                    if out.len() + text.len() <= OUTPUT_LIMIT {
-                        out.push_str(text);
-                    }
+            if let (Some(out), Some(text)) = (&mut self.facts.output, &choice.delta.content) {
+                if out.len() + text.len() <= OUTPUT_LIMIT {
+                    out.push_str(text);
                 }
             }
         }
@@ -166,22 +160,21 @@ impl StreamTrace {
             return;
         }
         match error {
-            None => attempt_answered(&self.cx, &self.facts),
+            None => attempt_answered(&self.trace, &self.facts),
             Some((outcome, message)) => {
                 // A provider's message may quote the prompt: only with content capture.
-                let message = if self.capture {
+                let message = if self.trace.capture {
                     message
                 } else {
                     outcome.to_string()
                 };
                 // What did arrive still counts: usage may have come before the cut.
-                self.facts.record_both(&self.cx, None);
-                super::attempt_failed(&self.cx, outcome, outcome.to_string(), &message);
-                if let Some(trace) = self.cx.get::<Trace>() {
-                    let span = trace.request.span();
-                    span.set_attribute(KeyValue::new("error.type", outcome));
-                    span.set_status(Status::error(message));
-                }
+                self.facts.record_both(&self.trace, None);
+                self.trace.request.update(|s| {
+                    s.attrs.set(Key::ErrorType, outcome);
+                    s.error = Some(message.clone());
+                });
+                self.trace.failed(outcome, outcome.to_string(), message);
             }
         }
     }
@@ -191,11 +184,7 @@ impl StreamTrace {
 impl Drop for StreamTrace {
     fn drop(&mut self) {
         if !self.ended {
-            let attrs = self.facts.attributes();
-            let cancelled = KeyValue::new("understudy.outcome", "cancelled");
-            self.cx
-                .span()
-                .set_attributes(attrs.into_iter().chain([cancelled]));
+            self.facts.record_both(&self.trace, Some("cancelled"));
         }
     }
 }

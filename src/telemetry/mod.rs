@@ -3,45 +3,52 @@
 //! exported over OTLP/HTTP by a task behind a bounded queue. Off, none of it runs: a
 //! request checks one pointer.
 //!
-//! The spans ride in the OpenTelemetry [`Context`] handed down the request: the
-//! request span in a [`Trace`] value, which the attempt code finds without knowing
-//! about the config; a span ends when the last context holding it is dropped, so a
-//! streamed answer's spans end with its stream.
+//! The request's span rides in a task-local value around its front door (the
+//! attempt code finds it without knowing about the config); an attempt's span is
+//! handed down to what reads its answer. A span ends when the last handle on it is
+//! dropped, so a streamed answer's spans end with its stream.
 
+mod attrs;
 mod client;
 mod collector;
 mod export;
 mod facts;
 mod otlp;
 mod protobuf;
+mod span;
 mod traceparent;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{
-    Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
-};
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::config::TelemetryPolicy;
 use crate::providers::Target;
 
+use attrs::{Attributes, Key, Value};
+use span::{Kind, Name, Span, Start};
+
 pub use facts::{attempt_answered, Facts, StreamTrace};
 
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+/// The instrumentation scope every span is exported under.
+const SCOPE: &str = "understudy";
 
 /// A running exporter for one `[telemetry]` policy.
 pub struct Telemetry {
     policy: TelemetryPolicy,
-    tracer: SdkTracer,
-    /// Dropped with the telemetry: the export task ends with it.
-    _provider: SdkTracerProvider,
+    /// Dropped with the telemetry and its last open span: the export task ends then.
+    queue: Arc<export::Queue>,
+    /// With a `sample_ratio` under 1: a new trace is kept when its id's low 63 bits
+    /// are under this (the SDK's `TraceIdRatioBased` rule, so a trace id is kept or
+    /// not the same way by every process that follows it).
+    keep_below: Option<u64>,
 }
 
 impl Telemetry {
@@ -51,29 +58,33 @@ impl Telemetry {
         dropped: Counter,
         failed: Counter,
     ) -> Result<Telemetry, String> {
+        // The SDK's resource: service.name, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES.
         let resource = Resource::builder()
             .with_service_name(policy.service_name.clone())
             .build();
-        // The one tracer, so the one scope every exported span carries.
-        let scope = InstrumentationScope::builder("understudy").build();
-        let collector = collector::Collector::new(policy.endpoint.clone(), &resource, &scope)?;
-        let processor =
-            export::QueueProcessor::start(collector, policy.queue_size, dropped, failed);
-        let mut provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_resource(resource);
-        if policy.sample_ratio < 1.0 {
-            // A caller's sampled flag still decides for its trace (the default's rule).
-            provider = provider.with_sampler(Sampler::ParentBased(Box::new(
-                Sampler::TraceIdRatioBased(policy.sample_ratio),
-            )));
-        }
-        let provider = provider.build();
+        let collector = collector::Collector::new(policy.endpoint.clone(), &resource, SCOPE)?;
+        let queue = export::Queue::start(collector, policy.queue_size, dropped, failed);
+        let keep_below = (policy.sample_ratio < 1.0)
+            .then(|| (policy.sample_ratio.max(0.0) * (1_u64 << 63) as f64) as u64);
         Ok(Telemetry {
             policy: policy.clone(),
-            tracer: provider.tracer_with_scope(scope),
-            _provider: provider,
+            queue: Arc::new(queue),
+            keep_below,
         })
+    }
+
+    /// Whether a trace is recorded: the caller's sampled flag decides for its own
+    /// trace (the SDK default's parent-based rule), the ratio for a new one.
+    fn sampled(&self, caller: Option<&SpanContext>, trace_id: TraceId) -> bool {
+        match (caller, self.keep_below) {
+            (Some(caller), _) => caller.is_sampled(),
+            (None, None) => true,
+            (None, Some(bound)) => {
+                let low =
+                    u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or_default());
+                (low >> 1) < bound
+            }
+        }
     }
 }
 
@@ -108,53 +119,43 @@ impl TelemetrySlot {
         }
     }
 
-    /// The context a client request runs in: its server span, continuing the
-    /// caller's W3C `traceparent` when there is one. `None` while traces are off.
-    pub fn request(&self, headers: &http::HeaderMap, api: &'static str) -> Option<Context> {
-        let t = self.current.load_full()?;
+    /// A client request's trace: its server span, continuing the caller's W3C
+    /// `traceparent` when there is one. `None` while traces are off.
+    pub fn request(&self, headers: &http::HeaderMap, api: &'static str) -> Option<RequestTrace> {
+        let current = self.current.load();
+        let t = current.as_ref()?;
         // Most callers send none: no propagator work (header-name parsing) then.
-        let parent = if headers.contains_key(TRACEPARENT) {
-            TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers))
-        } else {
-            Context::current()
-        };
+        let caller = headers
+            .contains_key(TRACEPARENT)
+            .then(|| {
+                let cx = TraceContextPropagator::new()
+                    .extract(&opentelemetry_http::HeaderExtractor(headers));
+                Some(cx.span().span_context().clone()).filter(SpanContext::is_valid)
+            })
+            .flatten();
+        let trace_id = caller
+            .as_ref()
+            .map_or_else(span::new_trace_id, SpanContext::trace_id);
+        let sampled = t.sampled(caller.as_ref(), trace_id);
         let operation = operation(api);
-        let span = t
-            .tracer
-            .span_builder(operation)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attributes([
-                KeyValue::new("gen_ai.operation.name", operation),
-                KeyValue::new("understudy.api", api),
-            ]))
-            .start_with_context(&t.tracer, &parent);
-        let cx = parent.with_span(span);
-        let trace = Trace {
-            tracer: t.tracer.clone(),
-            capture_content: t.policy.capture_content,
-            operation,
-            request: cx.clone(),
+        let mut attrs = Attributes::default();
+        attrs.set(Key::OperationName, operation);
+        attrs.set(Key::Api, api);
+        let start = Start {
+            kind: Kind::Server,
+            name: Name {
+                operation,
+                model: None,
+            },
+            fixed: None,
+            attrs,
         };
-        Some(cx.with_value(trace))
+        Some(RequestTrace {
+            span: Span::request(&t.queue, caller.as_ref(), trace_id, sampled, start),
+            capture: t.policy.capture_content,
+            operation,
+        })
     }
-}
-
-/// A span's first attributes, in a vector with room for the ones set later (the
-/// answer's facts, the outcome): the span grows it in place, not two or three times.
-fn attributes<const N: usize>(first: [KeyValue; N]) -> Vec<KeyValue> {
-    let mut attrs = Vec::with_capacity(16);
-    attrs.extend(first);
-    attrs
-}
-
-/// GenAI's span name, `{operation} {model}`, in one allocation of its exact size
-/// (`format!` guesses and grows).
-fn span_name(operation: &str, model: &str) -> String {
-    let mut name = String::with_capacity(operation.len() + 1 + model.len());
-    name.push_str(operation);
-    name.push(' ');
-    name.push_str(model);
-    name
 }
 
 /// GenAI's `gen_ai.operation.name` for a front door.
@@ -166,69 +167,82 @@ fn operation(api: &'static str) -> &'static str {
     }
 }
 
-/// What the attempt code needs from the request's trace.
+/// A traced client request: its span, and what its attempts need.
 #[derive(Clone)]
-struct Trace {
-    tracer: SdkTracer,
-    capture_content: bool,
+pub struct RequestTrace {
+    span: Span,
+    capture: bool,
     operation: &'static str,
-    /// The request span (in a context of its own): every attempt's context inherits
-    /// this value, so an attempt, and a streamed answer until its end, reach and keep
-    /// the request span without a context value of their own.
-    request: Context,
 }
 
-/// Whether prompts and answers may go into spans for the current request.
-pub fn capture_content() -> bool {
-    capture_content_in(&Context::current())
+tokio::task_local! {
+    /// The request whose front door is running: its attempts' spans go under it.
+    static CURRENT: RequestTrace;
 }
 
-/// Whether prompts and answers may go into the spans of `cx`.
-pub fn capture_content_in(cx: &Context) -> bool {
-    cx.get::<Trace>().is_some_and(|t| t.capture_content)
+impl RequestTrace {
+    /// Runs a request's front door with this as its current trace.
+    pub fn around<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self.clone(), work)
+    }
+
+    /// Ends the request span's story: the status the client got and how many
+    /// upstream requests it took.
+    pub fn answered(&self, status: http::StatusCode, attempts: Option<u32>) {
+        self.span.update(|s| {
+            s.attrs.set(Key::StatusCode, i64::from(status.as_u16()));
+            if let Some(n) = attempts {
+                s.attrs.set(Key::Attempts, i64::from(n));
+                s.attrs.set(Key::Failover, n > 1);
+            }
+            if status.is_client_error() || status.is_server_error() {
+                s.attrs.set(Key::ErrorType, status.as_str().to_string());
+            }
+            if status.is_server_error() {
+                s.error = Some(format!("answered {status}"));
+            }
+        });
+    }
 }
 
 /// Names the current request span by its model and route once the front door has
 /// read the body.
 pub fn routed(model: &str, route: &str, input: impl FnOnce() -> Option<String>) {
-    let cx = Context::current();
-    let Some(trace) = cx.get::<Trace>() else {
-        return;
-    };
-    let span = cx.span();
-    span.update_name(span_name(trace.operation, model));
-    let input = trace
-        .capture_content
-        .then(input)
-        .flatten()
-        .map(|messages| KeyValue::new("gen_ai.input.messages", messages));
-    span.set_attributes(
-        [
-            KeyValue::new("gen_ai.request.model", model.to_string()),
-            KeyValue::new("understudy.route", route.to_string()),
-        ]
-        .into_iter()
-        .chain(input),
-    );
+    let _ = CURRENT.try_with(|trace| {
+        let input = trace.capture.then(input).flatten();
+        trace.span.update(|s| {
+            let model: Arc<str> = model.into();
+            s.name.model = Some(model.clone());
+            s.attrs.set(Key::RequestModel, model);
+            s.attrs.set(Key::Route, route.to_string());
+            if let Some(messages) = input {
+                s.attrs.set(Key::InputMessages, messages);
+            }
+        });
+    });
 }
 
-/// Ends the request span's story: the status the client got and how many upstream
-/// requests it took.
-pub fn answered(cx: &Context, status: http::StatusCode, attempts: Option<u32>) {
-    let span = cx.span();
-    let code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
-    let tries = attempts.into_iter().flat_map(|n| {
-        [
-            KeyValue::new("understudy.attempts", i64::from(n)),
-            KeyValue::new("understudy.failover", n > 1),
-        ]
-    });
-    let error = (status.is_client_error() || status.is_server_error())
-        .then(|| KeyValue::new("error.type", status.as_str().to_string()));
-    // One call: each takes the span's lock.
-    span.set_attributes(std::iter::once(code).chain(tries).chain(error));
-    if status.is_server_error() {
-        span.set_status(Status::error(format!("answered {status}")));
+/// One upstream attempt's trace: its span and its request's.
+#[derive(Clone)]
+pub struct AttemptTrace {
+    span: Span,
+    request: Span,
+    capture: bool,
+}
+
+impl AttemptTrace {
+    /// Whether prompts and answers may go into its spans.
+    pub fn capture_content(&self) -> bool {
+        self.capture
+    }
+
+    /// A failed attempt: its outcome on the attempt span.
+    pub fn failed(&self, outcome: &'static str, error_type: String, message: String) {
+        self.span.update(|s| {
+            s.attrs.set(Key::Outcome, outcome);
+            s.attrs.set(Key::ErrorType, error_type);
+            s.error = Some(message);
+        });
     }
 }
 
@@ -238,62 +252,69 @@ pub fn attempt<B>(
     target: &Target,
     number: u32,
     upstream: &mut http::Request<B>,
-) -> Option<Context> {
-    let parent = Context::current();
-    let trace = parent.get::<Trace>()?.clone();
-    let mut attrs = attributes([
-        KeyValue::new("gen_ai.operation.name", trace.operation),
-        KeyValue::new("understudy.attempt", i64::from(number)),
-        KeyValue::new("understudy.failover", number > 1),
-    ]);
-    let fixed = target
-        .trace
-        .0
-        .get_or_init(|| fixed_attributes(target, upstream.uri()));
-    attrs.extend(fixed.iter().cloned());
-    let span = trace
-        .tracer
-        .span_builder(span_name(trace.operation, &target.model))
-        .with_kind(SpanKind::Client)
-        .with_attributes(attrs)
-        .start_with_context(&trace.tracer, &parent);
-    traceparent::inject(span.span_context(), upstream.headers_mut());
-    Some(parent.with_span(span))
+) -> Option<AttemptTrace> {
+    CURRENT
+        .try_with(|trace| {
+            let fixed = target
+                .trace
+                .0
+                .get_or_init(|| TargetFixed::new(target, upstream.uri()));
+            let mut attrs = Attributes::default();
+            attrs.set(Key::OperationName, trace.operation);
+            attrs.set(Key::Attempt, i64::from(number));
+            attrs.set(Key::Failover, number > 1);
+            let span = trace.span.child(Start {
+                kind: Kind::Client,
+                name: Name {
+                    operation: trace.operation,
+                    model: Some(fixed.model.clone()),
+                },
+                fixed: Some(fixed.encoded.clone()),
+                attrs,
+            });
+            traceparent::inject(span.context(), upstream.headers_mut());
+            AttemptTrace {
+                span,
+                request: trace.span.clone(),
+                capture: trace.capture,
+            }
+        })
+        .ok()
 }
 
 /// A target's attempt attributes that do not change from one attempt to the next,
-/// made on its first traced attempt: later attempts share their strings (`Arc<str>`)
-/// instead of copying model, provider, target and host again.
+/// encoded on its first traced attempt and copied into each attempt span as bytes.
 #[derive(Debug, Default)]
-pub struct TargetAttributes(std::sync::OnceLock<Box<[KeyValue]>>);
+pub struct TargetAttributes(OnceLock<TargetFixed>);
 
-fn fixed_attributes(target: &Target, uri: &http::Uri) -> Box<[KeyValue]> {
-    let shared = |s: &str| -> Arc<str> { s.into() };
-    let provider = &target.provider;
-    let mut attrs = vec![
-        KeyValue::new("gen_ai.system", facts::system(provider.kind)),
-        KeyValue::new("gen_ai.request.model", shared(&target.model)),
-        KeyValue::new("understudy.provider", shared(&provider.name)),
-        KeyValue::new("understudy.target", shared(&target.label)),
-    ];
-    // The base URL's host: the same for every attempt at this target.
-    if let Some(host) = uri.host() {
-        attrs.push(KeyValue::new("server.address", shared(host)));
-    }
-    if let Some(port) = uri.port_u16() {
-        attrs.push(KeyValue::new("server.port", i64::from(port)));
-    }
-    attrs.into_boxed_slice()
+#[derive(Debug)]
+struct TargetFixed {
+    /// For the span's name.
+    model: Arc<str>,
+    encoded: Arc<[u8]>,
 }
 
-/// A failed attempt: its outcome on the attempt span.
-pub fn attempt_failed(cx: &Context, outcome: &'static str, error_type: String, message: &str) {
-    let span = cx.span();
-    span.set_attributes([
-        KeyValue::new("understudy.outcome", outcome),
-        KeyValue::new("error.type", error_type),
-    ]);
-    span.set_status(Status::error(message.to_string()));
+impl TargetFixed {
+    fn new(target: &Target, uri: &http::Uri) -> TargetFixed {
+        let provider = &target.provider;
+        let mut attrs = vec![
+            ("gen_ai.system", Value::Static(facts::system(provider.kind))),
+            ("gen_ai.request.model", Value::Text(target.model.clone())),
+            ("understudy.provider", Value::Text(provider.name.clone())),
+            ("understudy.target", Value::Text(target.label.clone())),
+        ];
+        // The base URL's host: the same for every attempt at this target.
+        if let Some(host) = uri.host() {
+            attrs.push(("server.address", Value::Text(host.to_string())));
+        }
+        if let Some(port) = uri.port_u16() {
+            attrs.push(("server.port", Value::Int(i64::from(port))));
+        }
+        TargetFixed {
+            model: target.model.as_str().into(),
+            encoded: otlp::fixed_attributes(attrs).into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +337,5 @@ mod tests {
             crate::providers::testing::target(crate::providers::Kind::Openai, "http://127.0.0.1:9");
         assert!(attempt(&target, 1, &mut upstream).is_none());
         assert!(upstream.headers().is_empty());
-        assert!(!capture_content());
     }
 }

@@ -1,46 +1,47 @@
-//! Finished spans → the body of an OTLP/HTTP `ExportTraceServiceRequest` (protobuf),
-//! written straight from the SDK's [`SpanData`].
+//! Finished spans → the body of an OTLP/HTTP `ExportTraceServiceRequest` (protobuf).
 //!
 //! Why not `opentelemetry-otlp`'s own path: it converts every span into the
 //! `opentelemetry-proto` message tree (a `String` per attribute key and value), which
 //! prost then encodes; measured, ~24k instructions a span, more than the request it
-//! traced. Here a batch is written in one pass into one buffer. The field numbers are
-//! those of opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto;
-//! the unit test decodes our bytes with `opentelemetry-proto` and compares them with
-//! that crate's own conversion of the same spans.
+//! traced. Here a span is written in one pass, when it ends, into the batch's one
+//! buffer. The field numbers are those of
+//! opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto; the unit
+//! test decodes our bytes with `opentelemetry-proto` and compares them with that
+//! crate's own conversion of the same spans.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanId, SpanKind, Status, TraceState};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::trace::TraceState;
 use opentelemetry_sdk::Resource;
 
+use super::attrs::Value;
 use super::protobuf::{varint_len, Writer};
+use super::span::{Kind, Open, Record};
 
 /// The OTLP `SpanFlags` bit saying whether the parent's remoteness is known, and the
 /// bit saying it is remote.
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
+/// The `Span.attributes` field.
+const ATTRIBUTES: u32 = 9;
 
 /// One finished span, appended to `batch` as a `ScopeSpans.spans` entry: spans are
 /// written when they end, while their data is still in cache, and a batch waits as
-/// bytes (about half a KiB a span) rather than as the SDK's scattered `SpanData`.
-pub(super) fn append_span(batch: &mut Vec<u8>, data: &SpanData) {
+/// bytes (about half a KiB a span).
+pub(super) fn append_span(batch: &mut Vec<u8>, record: &Record, open: &Open, end: SystemTime) {
     let mut w = Writer::append_to(std::mem::take(batch));
     // Span { ... } = 2 in ScopeSpans
-    w.message(2, 2, |s| span(s, data));
+    w.message(2, 2, |s| span(s, record, open, end));
     *batch = w.into_bytes();
 }
 
 /// The request body for `spans` (entries written by [`append_span`]), all of one
-/// instrumentation scope — the one tracer understudy makes. `resource` and `scope`
-/// are [`resource`]'s and [`scope`]'s encodings, made once.
+/// instrumentation scope — understudy's. `resource` and `scope` are [`resource`]'s
+/// and [`scope`]'s encodings, made once.
 pub(super) fn request(
     resource: &[u8],
     resource_schema: &str,
     scope: &[u8],
-    scope_schema: &str,
     spans: &[u8],
 ) -> Vec<u8> {
     let mut out = Writer::with_capacity(resource.len() + scope.len() + spans.len() + 64);
@@ -52,79 +53,87 @@ pub(super) fn request(
         rs.message(2, 3, |ss| {
             ss.encoded(1, scope);
             ss.raw(spans);
-            ss.string(3, scope_schema);
         });
         rs.string(3, resource_schema);
     });
     out.into_bytes()
 }
 
-/// An `InstrumentationScope` message { name = 1; version = 2; attributes = 3 }.
-pub(super) fn scope(scope: &InstrumentationScope) -> Vec<u8> {
+/// An `InstrumentationScope` message { name = 1; version = 2; attributes = 3 } of a
+/// scope with a name only.
+pub(super) fn scope(name: &str) -> Vec<u8> {
     let mut s = Writer::with_capacity(64);
-    s.string(1, scope.name());
-    s.string(2, scope.version().unwrap_or_default());
-    attributes(&mut s, 3, scope.attributes());
+    s.string(1, name);
     s.into_bytes()
 }
 
 /// A `Resource` message: the resource's attributes.
 pub(super) fn resource(resource: &Resource) -> Vec<u8> {
+    use opentelemetry::{Array, Value as Otel};
     let mut out = Writer::with_capacity(256);
     for (k, v) in resource.iter() {
-        key_value(&mut out, 1, k.as_str(), v);
+        let value = match v {
+            Otel::Bool(b) => Value::Bool(*b),
+            Otel::I64(i) => Value::Int(*i),
+            Otel::F64(f) => Value::Float(*f),
+            Otel::Array(Array::String(list)) => {
+                Value::Strings(list.iter().map(|s| s.as_str().into()).collect())
+            }
+            // Strings, and the rare array of another kind as its text.
+            other => Value::Text(other.as_str().into_owned()),
+        };
+        attribute(&mut out, 1, k.as_str(), &value);
     }
     out.into_bytes()
 }
 
-fn span(s: &mut Writer, span: &SpanData) {
-    let cx = &span.span_context;
+/// Attributes encoded once and written into spans as they are (`fixed`).
+pub(super) fn fixed_attributes<'a>(attrs: impl IntoIterator<Item = (&'a str, Value)>) -> Vec<u8> {
+    let mut out = Writer::with_capacity(256);
+    for (key, value) in attrs {
+        attribute(&mut out, ATTRIBUTES, key, &value);
+    }
+    out.into_bytes()
+}
+
+fn span(s: &mut Writer, record: &Record, open: &Open, end: SystemTime) {
+    let cx = &record.cx;
     s.bytes(1, &cx.trace_id().to_bytes());
     s.bytes(2, &cx.span_id().to_bytes());
     trace_state(s, 3, cx.trace_state());
-    if span.parent_span_id != SpanId::INVALID {
-        s.bytes(4, &span.parent_span_id.to_bytes());
-    }
-    s.fixed32(
-        16,
-        flags(cx.trace_flags().to_u8(), span.parent_span_is_remote),
-    );
-    s.string(5, &span.name);
-    s.uint(6, kind(&span.span_kind));
-    s.fixed64(7, nanos(span.start_time));
-    s.fixed64(8, nanos(span.end_time));
-    attributes(s, 9, &span.attributes);
-    s.uint(10, u64::from(span.dropped_attributes_count));
-    for event in &span.events.events {
-        s.message(11, 1, |m| {
-            m.fixed64(1, nanos(event.timestamp));
-            m.string(2, &event.name);
-            attributes(m, 3, &event.attributes);
-            m.uint(4, u64::from(event.dropped_attributes_count));
-        });
-    }
-    s.uint(12, u64::from(span.events.dropped_count));
-    for link in &span.links.links {
-        let lcx = &link.span_context;
-        s.message(13, 1, |m| {
-            m.bytes(1, &lcx.trace_id().to_bytes());
-            m.bytes(2, &lcx.span_id().to_bytes());
-            trace_state(m, 3, lcx.trace_state());
-            attributes(m, 4, &link.attributes);
-            m.uint(5, u64::from(link.dropped_attributes_count));
-            m.fixed32(6, flags(lcx.trace_flags().to_u8(), lcx.is_remote()));
-        });
-    }
-    s.uint(14, u64::from(span.links.dropped_count));
-    let (code, text) = match &span.status {
-        Status::Unset => (0, ""),
-        Status::Ok => (1, ""),
-        Status::Error { description } => (2, description.as_ref()),
+    let remote = match record.parent {
+        Some((id, remote)) => {
+            s.bytes(4, &id.to_bytes());
+            remote
+        }
+        None => false,
     };
-    // Status { message = 2; code = 3 }
+    s.fixed32(16, flags(cx.trace_flags().to_u8(), remote));
+    let name = &open.name;
+    match &name.model {
+        Some(model) => {
+            s.delimited(5, name.operation.len() + 1 + model.len());
+            s.raw(name.operation.as_bytes());
+            s.raw(b" ");
+            s.raw(model.as_bytes());
+        }
+        None => s.string(5, name.operation),
+    }
+    s.uint(6, kind(record.kind));
+    s.fixed64(7, nanos(record.start));
+    s.fixed64(8, nanos(end));
+    if let Some(fixed) = &record.fixed {
+        s.raw(fixed);
+    }
+    for (key, value) in open.attrs.iter() {
+        attribute(s, ATTRIBUTES, key.name(), value);
+    }
+    // Status { message = 2; code = 3 }: unset (empty) or an error (code 2).
     s.message(15, 1, |m| {
-        m.string(2, text);
-        m.uint(3, code);
+        if let Some(text) = &open.error {
+            m.string(2, text);
+            m.uint(3, 2);
+        }
     });
 }
 
@@ -140,13 +149,10 @@ fn trace_state(s: &mut Writer, field: u32, state: &TraceState) {
 }
 
 /// OTLP's `Span.SpanKind` numbers.
-fn kind(kind: &SpanKind) -> u64 {
+fn kind(kind: Kind) -> u64 {
     match kind {
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
+        Kind::Server => 2,
+        Kind::Client => 3,
     }
 }
 
@@ -155,27 +161,9 @@ fn nanos(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn attributes<'a>(s: &mut Writer, field: u32, attrs: impl IntoIterator<Item = &'a KeyValue>) {
-    for kv in attrs {
-        key_value(s, field, kv.key.as_str(), &kv.value);
-    }
-}
-
-/// KeyValue { key = 1; AnyValue value = 2 }
-fn key_value(s: &mut Writer, field: u32, key: &str, value: &Value) {
-    // A scalar's size is known: its lengths are written directly, no guessing.
-    let any_len = match value {
-        Value::String(text) => delimited_len(text.as_str().len()),
-        Value::Bool(_) => 2,
-        Value::I64(i) => 1 + varint_len(*i as u64),
-        Value::F64(_) => 9,
-        _ => {
-            return s.message(field, 1, |m| {
-                m.string(1, key);
-                m.message(2, 1, |v| any(v, value));
-            })
-        }
-    };
+/// KeyValue { key = 1; AnyValue value = 2 }, its lengths computed, not guessed.
+fn attribute(s: &mut Writer, field: u32, key: &str, value: &Value) {
+    let any_len = any_len(value);
     let key_len = if key.is_empty() {
         0
     } else {
@@ -192,164 +180,231 @@ fn delimited_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
+/// The size of `value`'s `AnyValue` message.
+fn any_len(value: &Value) -> usize {
+    match value {
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(*i as u64),
+        Value::Float(_) => 9,
+        // ArrayValue { repeated AnyValue values = 1 }, each a string.
+        Value::Strings(list) => delimited_len(
+            list.iter()
+                .map(|t| delimited_len(delimited_len(t.len())))
+                .sum(),
+        ),
+        text => delimited_len(text.as_str().map_or(0, str::len)),
+    }
+}
+
 /// AnyValue { oneof { string_value = 1; bool_value = 2; int_value = 3;
 /// double_value = 4; ArrayValue array_value = 5 } } — a oneof: written even when it
-/// holds a default. ArrayValue { repeated AnyValue values = 1 }.
+/// holds a default.
 fn any(s: &mut Writer, value: &Value) {
     match value {
-        Value::String(text) => s.string_always(1, text.as_str()),
         Value::Bool(b) => s.uint_always(2, u64::from(*b)),
-        Value::I64(i) => s.uint_always(3, *i as u64),
-        Value::F64(f) => s.fixed64_always(4, f.to_bits()),
-        Value::Array(array) => s.message(5, 1, |a| match array {
-            Array::Bool(v) => v
+        Value::Int(i) => s.uint_always(3, *i as u64),
+        Value::Float(f) => s.fixed64_always(4, f.to_bits()),
+        Value::Strings(list) => {
+            let inner: usize = list
                 .iter()
-                .for_each(|b| a.message(1, 1, |m| m.uint_always(2, u64::from(*b)))),
-            Array::I64(v) => v
-                .iter()
-                .for_each(|i| a.message(1, 1, |m| m.uint_always(3, *i as u64))),
-            Array::F64(v) => v
-                .iter()
-                .for_each(|f| a.message(1, 1, |m| m.fixed64_always(4, f.to_bits()))),
-            Array::String(v) => v
-                .iter()
-                .for_each(|t| a.message(1, 1, |m| m.string_always(1, t.as_str()))),
-            // No other kind exists in this SDK version; a newer one is sent empty
-            // rather than stop the export.
-            _ => {}
-        }),
-        _ => {}
+                .map(|t| delimited_len(delimited_len(t.len())))
+                .sum();
+            s.delimited(5, inner);
+            for t in list.iter() {
+                s.delimited(1, delimited_len(t.len()));
+                s.string_always(1, t);
+            }
+        }
+        text => s.string_always(1, text.as_str().unwrap_or_default()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId};
-    use opentelemetry::StringValue;
+    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
+    use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use opentelemetry_sdk::trace::SpanData;
     use prost::Message;
 
+    use super::super::attrs::{Attributes, Key};
+    use super::super::span::Name;
     use super::*;
 
-    fn every_kind_of_value() -> Vec<KeyValue> {
-        vec![
-            KeyValue::new("gen_ai.system", "openai"),
-            KeyValue::new("empty", ""),
-            KeyValue::new("understudy.failover", false),
-            KeyValue::new("understudy.attempt", 2_i64),
-            KeyValue::new("negative", -7_i64),
-            KeyValue::new("zero", 0_i64),
-            KeyValue::new("ratio", 0.25_f64),
-            KeyValue::new("long", "é".repeat(200)),
-            KeyValue::new(
-                "gen_ai.response.finish_reasons",
-                Value::Array(Array::String(vec![
-                    StringValue::from("stop"),
-                    StringValue::from(""),
-                ])),
-            ),
-            KeyValue::new("bools", Value::Array(Array::Bool(vec![true, false]))),
-            KeyValue::new("ints", Value::Array(Array::I64(vec![1, -1, i64::MAX]))),
-            KeyValue::new("floats", Value::Array(Array::F64(vec![1.5, 0.0]))),
-            KeyValue::new("none", Value::Array(Array::I64(vec![]))),
-        ]
+    fn every_kind_of_value() -> Attributes {
+        let mut a = Attributes::default();
+        a.set(Key::System, "openai");
+        a.set(Key::Api, "");
+        a.set(Key::Failover, false);
+        a.set(Key::Attempt, 2_i64);
+        a.set(Key::InputTokens, -7_i64);
+        a.set(Key::OutputTokens, 0_i64);
+        a.set(Key::OutputMessages, "é".repeat(200));
+        a.set(Key::ResponseModel, Arc::<str>::from("gpt-4o"));
+        a.set(
+            Key::FinishReasons,
+            Value::Strings(vec![Arc::from("stop"), Arc::from("")].into()),
+        );
+        a.set(Key::Route, Value::Strings(Vec::new().into()));
+        a
     }
 
-    fn context(trace: u128, span: u64, remote: bool, state: TraceState) -> SpanContext {
+    fn context(trace: u128, span: u64, state: TraceState) -> SpanContext {
         SpanContext::new(
             TraceId::from(trace),
             SpanId::from(span),
             TraceFlags::SAMPLED,
-            remote,
+            false,
             state,
         )
     }
 
-    fn spans() -> Vec<SpanData> {
+    fn fixed() -> Vec<(&'static str, Value)> {
+        vec![
+            ("understudy.provider", Value::Text("a".into())),
+            ("server.port", Value::Int(8080)),
+            ("ratio", Value::Float(0.25)),
+        ]
+    }
+
+    /// Our spans, and what the SDK would have made of the same.
+    fn spans() -> Vec<(Record, Open, SystemTime, SpanData)> {
         let t0 = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
-        // One scope: a batch is all one tracer's.
-        let scope = InstrumentationScope::builder("understudy")
-            .with_version("1.2")
-            .with_attributes([KeyValue::new("k", "v")])
-            .build();
+        let t1 = t0 + Duration::from_millis(12);
         let state = TraceState::from_key_value([("vendor", "x1")]).unwrap();
-        let mut events = SpanEvents::default();
-        events.events = vec![Event::new("retry", t0, vec![KeyValue::new("n", 1_i64)], 1)];
-        events.dropped_count = 2;
-        let mut links = SpanLinks::default();
-        links.links = vec![Link::new(
-            context(0xdef, 0x5, true, state.clone()),
-            vec![KeyValue::new("why", "hedge")],
-            4,
-        )];
-        links.dropped_count = 1;
-        let server = SpanData {
-            span_context: context(0xabc, 0x1, false, state),
-            parent_span_id: SpanId::from(0x99),
-            parent_span_is_remote: true,
-            span_kind: SpanKind::Server,
-            name: Cow::Borrowed("chat default"),
-            start_time: t0,
-            end_time: t0 + Duration::from_millis(12),
-            attributes: every_kind_of_value(),
-            dropped_attributes_count: 3,
-            events: events.clone(),
-            links: links.clone(),
-            status: Status::error("answered 502 Bad Gateway"),
-            instrumentation_scope: scope.clone(),
-        };
-        let attempt = SpanData {
-            span_context: context(0xabc, 0x2, false, TraceState::NONE),
-            parent_span_id: SpanId::from(0x1),
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Client,
-            name: Cow::Owned("chat gpt-4o".into()),
-            attributes: vec![KeyValue::new("understudy.outcome", "ok")],
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Ok,
-            ..server.clone()
-        };
-        let root = SpanData {
-            span_context: context(0xfff, 0x3, false, TraceState::NONE),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: Cow::Borrowed(""),
-            start_time: UNIX_EPOCH,
-            status: Status::Unset,
-            ..attempt.clone()
-        };
-        vec![server, attempt.clone(), root, attempt]
+        let cases = [
+            (
+                context(0xabc, 0x1, state),
+                Some((SpanId::from(0x99), true)),
+                Kind::Server,
+                Name {
+                    operation: "chat",
+                    model: Some("default".into()),
+                },
+                None,
+                every_kind_of_value(),
+                Some("answered 502 Bad Gateway".to_string()),
+            ),
+            (
+                context(0xabc, 0x2, TraceState::NONE),
+                Some((SpanId::from(0x1), false)),
+                Kind::Client,
+                Name {
+                    operation: "chat",
+                    model: Some("gpt-4o".into()),
+                },
+                Some(fixed()),
+                {
+                    let mut a = Attributes::default();
+                    a.set(Key::Outcome, "ok");
+                    a
+                },
+                None,
+            ),
+            (
+                context(0xfff, 0x3, TraceState::NONE),
+                None,
+                Kind::Server,
+                Name {
+                    operation: "embeddings",
+                    model: None,
+                },
+                None,
+                Attributes::default(),
+                Some(String::new()),
+            ),
+        ];
+        let scope = InstrumentationScope::builder("understudy").build();
+        cases
+            .into_iter()
+            .map(|(cx, parent, kind, name, fixed, attrs, error)| {
+                let mut attributes: Vec<KeyValue> = fixed
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| KeyValue::new(*k, otel(v)))
+                    .collect();
+                attributes.extend(attrs.iter().map(|(k, v)| KeyValue::new(k.name(), otel(v))));
+                let data = SpanData {
+                    span_context: cx.clone(),
+                    parent_span_id: parent.map_or(SpanId::INVALID, |(id, _)| id),
+                    parent_span_is_remote: parent.is_some_and(|(_, r)| r),
+                    span_kind: match kind {
+                        Kind::Server => SpanKind::Server,
+                        Kind::Client => SpanKind::Client,
+                    },
+                    name: Cow::Owned(match &name.model {
+                        Some(m) => format!("{} {m}", name.operation),
+                        None => name.operation.to_string(),
+                    }),
+                    start_time: t0,
+                    end_time: t1,
+                    attributes,
+                    dropped_attributes_count: 0,
+                    events: Default::default(),
+                    links: Default::default(),
+                    status: match &error {
+                        Some(text) => Status::error(text.clone()),
+                        None => Status::Unset,
+                    },
+                    instrumentation_scope: scope.clone(),
+                };
+                let record = Record {
+                    cx,
+                    parent,
+                    kind,
+                    start: t0,
+                    fixed: fixed
+                        .map(|f| fixed_attributes(f.iter().map(|(k, v)| (*k, v.clone()))).into()),
+                };
+                let open = Open { name, attrs, error };
+                (record, open, t1, data)
+            })
+            .collect()
+    }
+
+    fn otel(v: &Value) -> opentelemetry::Value {
+        use opentelemetry::Value as O;
+        match v {
+            Value::Bool(b) => O::Bool(*b),
+            Value::Int(i) => O::I64(*i),
+            Value::Float(f) => O::F64(*f),
+            Value::Strings(list) => O::Array(Array::String(
+                list.iter()
+                    .map(|s| StringValue::from(s.to_string()))
+                    .collect(),
+            )),
+            text => O::String(text.as_str().unwrap().to_string().into()),
+        }
     }
 
     #[test]
-    fn a_batch_decodes_to_what_opentelemetry_proto_makes_of_it() {
+    fn a_batch_decodes_to_what_opentelemetry_proto_makes_of_the_same_spans() {
         let resource = Resource::builder()
             .with_service_name("understudy-test")
             .with_attribute(KeyValue::new("deployment.environment", "test"))
+            .with_attribute(KeyValue::new("replica", 3_i64))
             .build();
-        let batch = spans();
-        let mut spans = Vec::new();
-        for data in &batch {
-            append_span(&mut spans, data);
+        let cases = spans();
+        let mut bytes = Vec::new();
+        for (record, open, end, _) in &cases {
+            append_span(&mut bytes, record, open, *end);
         }
-        let scope = &batch[0].instrumentation_scope;
         let ours = request(
             &super::resource(&resource),
             "",
-            &super::scope(scope),
-            scope.schema_url().unwrap_or_default(),
-            &spans,
+            &scope("understudy"),
+            &bytes,
         );
         let theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(batch, &(&resource).into()),
+            resource_spans: group_spans_by_resource_and_scope(
+                cases.into_iter().map(|c| c.3).collect(),
+                &(&resource).into(),
+            ),
         };
         let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
         assert_eq!(decoded, theirs);

@@ -1,0 +1,178 @@
+//! A span being recorded, shared by whoever still works under it, and written to the
+//! export queue as OTLP bytes when the last of them lets go: a streamed answer's
+//! spans end with its stream.
+//!
+//! Why not the SDK's spans: measured, its tracer, span builder, `SpanData` and
+//! `Context` (a map of values, cloned per span) cost about as many instructions per
+//! request as encoding and exporting both spans. Here a span is one allocation with
+//! its attributes inside, its identity fixed at the start, and ending is a write
+//! into the queue without a lock on the span (nobody else holds it by then).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+use super::attrs::Attributes;
+use super::export::Queue;
+use super::otlp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Server,
+    Client,
+}
+
+/// `{operation} {model}`, GenAI's span name, kept in its parts and joined only in
+/// the encoding (no string built per span).
+#[derive(Debug)]
+pub(super) struct Name {
+    pub operation: &'static str,
+    pub model: Option<Arc<str>>,
+}
+
+/// What changes while a span is open.
+#[derive(Debug)]
+pub(super) struct Open {
+    pub name: Name,
+    pub attrs: Attributes,
+    /// An error status and its description; unset otherwise.
+    pub error: Option<String>,
+}
+
+/// What is fixed when a span starts.
+#[derive(Debug)]
+pub(super) struct Record {
+    pub cx: SpanContext,
+    /// The parent's id, and whether it is remote (the caller's).
+    pub parent: Option<(SpanId, bool)>,
+    pub kind: Kind,
+    pub start: SystemTime,
+    /// Attributes already encoded (an attempt's target's, the same every attempt).
+    pub fixed: Option<Arc<[u8]>>,
+}
+
+/// A recording span. Clones share it; the last one dropped ends it.
+#[derive(Clone, Debug)]
+pub(super) struct Span(Arc<Live>);
+
+#[derive(Debug)]
+struct Live {
+    /// Where it goes when it ends; `None` when its trace is not sampled: it is only
+    /// propagated, never recorded.
+    queue: Option<Arc<Queue>>,
+    record: Record,
+    open: Mutex<Open>,
+}
+
+/// A new span: what it is and what it starts with.
+pub(super) struct Start {
+    pub kind: Kind,
+    pub name: Name,
+    /// Attributes already encoded.
+    pub fixed: Option<Arc<[u8]>>,
+    pub attrs: Attributes,
+}
+
+impl Span {
+    /// A request's span: under the caller's span when it sent one (then in its trace,
+    /// with its flags and state), else the root of a new trace `trace_id`; recorded
+    /// only if `sampled`.
+    pub(super) fn request(
+        queue: &Arc<Queue>,
+        caller: Option<&SpanContext>,
+        trace_id: TraceId,
+        sampled: bool,
+        start: Start,
+    ) -> Span {
+        let (flags, state, parent) = match caller {
+            Some(p) => (
+                p.trace_flags(),
+                p.trace_state().clone(),
+                Some((p.span_id(), p.is_remote())),
+            ),
+            None => (TraceFlags::default(), TraceState::NONE, None),
+        };
+        let cx = SpanContext::new(
+            trace_id,
+            new_span_id(),
+            flags.with_sampled(sampled),
+            false,
+            state,
+        );
+        Span::open(sampled.then(|| queue.clone()), cx, parent, start)
+    }
+
+    /// A span under this one, sampled as this one is.
+    pub(super) fn child(&self, start: Start) -> Span {
+        let parent = &self.0.record.cx;
+        let cx = SpanContext::new(
+            parent.trace_id(),
+            new_span_id(),
+            parent.trace_flags(),
+            false,
+            parent.trace_state().clone(),
+        );
+        let parent = Some((parent.span_id(), false));
+        Span::open(self.0.queue.clone(), cx, parent, start)
+    }
+
+    fn open(
+        queue: Option<Arc<Queue>>,
+        cx: SpanContext,
+        parent: Option<(SpanId, bool)>,
+        start: Start,
+    ) -> Span {
+        let record = Record {
+            cx,
+            parent,
+            kind: start.kind,
+            start: SystemTime::now(),
+            fixed: start.fixed,
+        };
+        let open = Open {
+            name: start.name,
+            attrs: start.attrs,
+            error: None,
+        };
+        Span(Arc::new(Live {
+            queue,
+            record,
+            open: Mutex::new(open),
+        }))
+    }
+
+    /// Its identity, for children and for the `traceparent` sent upstream.
+    pub(super) fn context(&self) -> &SpanContext {
+        &self.0.record.cx
+    }
+
+    /// Changes what is recorded; not at all when the span is not sampled.
+    pub(super) fn update(&self, f: impl FnOnce(&mut Open)) {
+        if self.0.queue.is_some() {
+            // A panic while a span was updated leaves it as it was then: still worth
+            // sending.
+            f(&mut self.0.open.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let open = self.open.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let end = SystemTime::now();
+        queue.push(|batch| otlp::append_span(batch, &self.record, open, end));
+    }
+}
+
+/// A random, valid (non-zero) trace id.
+pub(super) fn new_trace_id() -> TraceId {
+    TraceId::from(fastrand::u128(1..))
+}
+
+fn new_span_id() -> SpanId {
+    SpanId::from(fastrand::u64(1..))
+}
