@@ -149,6 +149,25 @@ impl Queue {
     }
 }
 
+#[cfg(test)]
+impl Queue {
+    /// A queue no task exports from: tests take what was written.
+    pub(super) fn unstarted(capacity: usize, dropped: Counter) -> Queue {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+            capacity,
+            closed: AtomicBool::new(false),
+        });
+        Queue { shared, dropped }
+    }
+
+    /// The spans written so far (`ScopeSpans.spans` entries), taken.
+    pub(super) fn take_bytes(&self) -> Vec<u8> {
+        self.shared.take().bytes
+    }
+}
+
 impl Drop for Queue {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
@@ -226,17 +245,7 @@ mod tests {
 
     fn processor(capacity: usize) -> (Queue, Counter) {
         let dropped = Counter::default();
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending::default()),
-            wake: Notify::new(),
-            capacity,
-            closed: AtomicBool::new(false),
-        });
-        let p = Queue {
-            shared,
-            dropped: dropped.clone(),
-        };
-        (p, dropped)
+        (Queue::unstarted(capacity, dropped.clone()), dropped)
     }
 
     /// A span's entry as the encoder writes it: key, length, body.

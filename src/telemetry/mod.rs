@@ -64,28 +64,34 @@ impl Telemetry {
             .build();
         let collector = collector::Collector::new(policy.endpoint.clone(), &resource, SCOPE)?;
         let queue = export::Queue::start(collector, policy.queue_size, dropped, failed);
-        let keep_below = (policy.sample_ratio < 1.0)
-            .then(|| (policy.sample_ratio.max(0.0) * (1_u64 << 63) as f64) as u64);
         Ok(Telemetry {
             policy: policy.clone(),
             queue: Arc::new(queue),
-            keep_below,
+            keep_below: keep_below(policy.sample_ratio),
         })
     }
 
     /// Whether a trace is recorded: the caller's sampled flag decides for its own
     /// trace (the SDK default's parent-based rule), the ratio for a new one.
     fn sampled(&self, caller: Option<&SpanContext>, trace_id: TraceId) -> bool {
-        match (caller, self.keep_below) {
-            (Some(caller), _) => caller.is_sampled(),
-            (None, None) => true,
-            (None, Some(bound)) => {
-                let low =
-                    u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or_default());
-                (low >> 1) < bound
-            }
+        match caller {
+            Some(caller) => caller.is_sampled(),
+            None => keeps(self.keep_below, trace_id),
         }
     }
+}
+
+/// The SDK's `TraceIdRatioBased` bound for `ratio`: `None` keeps every trace.
+fn keep_below(ratio: f64) -> Option<u64> {
+    (ratio < 1.0).then(|| (ratio.max(0.0) * (1_u64 << 63) as f64) as u64)
+}
+
+/// Whether a new trace is kept: its id's low 63 bits under the bound.
+fn keeps(keep_below: Option<u64>, trace_id: TraceId) -> bool {
+    keep_below.is_none_or(|bound| {
+        let low = u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or_default());
+        (low >> 1) < bound
+    })
 }
 
 /// The exporter in force, swapped on reload.
@@ -328,6 +334,29 @@ mod tests {
         assert_eq!(operation("messages"), "chat");
         assert_eq!(operation("embeddings"), "embeddings");
         assert_eq!(operation("count_tokens"), "count_tokens");
+    }
+
+    #[test]
+    fn new_traces_are_kept_as_the_sdks_ratio_sampler_keeps_them() {
+        use opentelemetry::trace::SpanKind;
+        use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+        for ratio in [0.0, 1e-12, 0.1, 0.5, 0.999, 1.0, 2.0] {
+            let sdk = Sampler::TraceIdRatioBased(ratio);
+            let bound = keep_below(ratio);
+            let mut kept = 0;
+            for i in 0..2000_u128 {
+                let id = TraceId::from(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+                let theirs = sdk
+                    .should_sample(None, id, "chat", &SpanKind::Server, &[], &[])
+                    .decision
+                    == SamplingDecision::RecordAndSample;
+                assert_eq!(keeps(bound, id), theirs, "ratio {ratio}, trace {id}");
+                kept += usize::from(theirs);
+            }
+            if ratio == 0.5 {
+                assert!((800..1200).contains(&kept), "{kept} of 2000 at 0.5");
+            }
+        }
     }
 
     #[test]

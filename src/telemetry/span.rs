@@ -176,3 +176,91 @@ pub(super) fn new_trace_id() -> TraceId {
 fn new_span_id() -> SpanId {
     SpanId::from(fastrand::u64(1..))
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceFlags;
+    use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+    use prometheus_client::metrics::counter::Counter;
+    use prost::Message;
+
+    use super::super::attrs::Key;
+    use super::*;
+
+    fn start(kind: Kind) -> Start {
+        let mut attrs = Attributes::default();
+        attrs.set(Key::Api, "chat");
+        Start {
+            kind,
+            name: Name {
+                operation: "chat",
+                model: None,
+            },
+            fixed: None,
+            attrs,
+        }
+    }
+
+    fn exported(queue: &Queue) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        ScopeSpans::decode(queue.take_bytes().as_slice())
+            .unwrap()
+            .spans
+    }
+
+    #[test]
+    fn a_span_ends_when_its_last_handle_goes_and_its_child_is_in_its_trace() {
+        let queue = Arc::new(Queue::unstarted(16, Counter::default()));
+        let caller = SpanContext::new(
+            TraceId::from(7_u128),
+            SpanId::from(9_u64),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_key_value([("v", "1")]).unwrap(),
+        );
+        let request = Span::request(
+            &queue,
+            Some(&caller),
+            caller.trace_id(),
+            true,
+            start(Kind::Server),
+        );
+        let attempt = request.child(start(Kind::Client));
+        let held = attempt.clone();
+        drop(attempt);
+        assert!(exported(&queue).is_empty(), "a clone still holds it");
+        drop(held);
+        let spans = exported(&queue);
+        assert_eq!(spans.len(), 1);
+        let child = &spans[0];
+        let parent = request.context();
+        assert_eq!(child.trace_id, 7_u128.to_be_bytes());
+        assert_eq!(child.parent_span_id, parent.span_id().to_bytes());
+        assert_eq!(child.trace_state, "v=1");
+        assert_eq!(child.kind, 3);
+        // Sampled, parent known and local.
+        assert_eq!(child.flags, 0x101);
+        assert_ne!(parent.span_id(), SpanId::INVALID);
+        drop(request);
+        let spans = exported(&queue);
+        assert_eq!(spans[0].parent_span_id, 9_u64.to_be_bytes());
+        assert_eq!(spans[0].flags, 0x301, "its parent is the caller's: remote");
+        assert!(spans[0].end_time_unix_nano >= spans[0].start_time_unix_nano);
+    }
+
+    #[test]
+    fn an_unsampled_trace_is_propagated_but_never_recorded() {
+        let queue = Arc::new(Queue::unstarted(16, Counter::default()));
+        let request = Span::request(&queue, None, new_trace_id(), false, start(Kind::Server));
+        let attempt = request.child(start(Kind::Client));
+        let mut called = false;
+        attempt.update(|_| called = true);
+        assert!(!called, "nothing recorded for a span nobody keeps");
+        let (r, a) = (request.context().clone(), attempt.context().clone());
+        assert!(r.is_valid() && a.is_valid());
+        assert!(!a.is_sampled());
+        assert_eq!(a.trace_id(), r.trace_id());
+        assert_ne!(a.span_id(), r.span_id());
+        drop((request, attempt));
+        assert!(exported(&queue).is_empty());
+    }
+}
