@@ -30,7 +30,7 @@ pub(super) enum Key {
     Outcome,
 }
 
-const KEYS: usize = Key::Outcome as usize + 1;
+pub(super) const KEYS: usize = Key::Outcome as usize + 1;
 
 impl Key {
     pub(super) const fn name(self) -> &'static str {
@@ -139,7 +139,7 @@ impl Attributes {
     }
 }
 
-const ALL: [Key; KEYS] = [
+pub(super) const ALL: [Key; KEYS] = [
     Key::OperationName,
     Key::System,
     Key::RequestModel,

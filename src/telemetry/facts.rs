@@ -1,9 +1,9 @@
 //! What an answer tells a span: the model that answered, token usage, why it
 //! finished, and (only with `capture_content`) the answer itself.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use super::attrs::{Key, Value};
+use super::attrs::{Attributes, Key, Value};
 use super::AttemptTrace;
 use crate::canonical::{ChatChunk, ChatResponse, Usage};
 use crate::providers::Kind;
@@ -42,7 +42,7 @@ impl Facts {
             finish_reasons: answer
                 .choices
                 .iter()
-                .filter_map(|c| Some(c.finish_reason.as_deref()?.into()))
+                .filter_map(|c| Some(finish_reason(c.finish_reason.as_deref()?)))
                 .collect(),
             ..Facts::default()
         };
@@ -65,48 +65,50 @@ impl Facts {
         }
     }
 
-    /// The facts as span attributes, made once for the two spans they go on: the
-    /// strings are shared, not copied again.
-    fn values(&self) -> Vec<(Key, Value)> {
-        let mut values = Vec::with_capacity(5);
-        if let Some(m) = &self.response_model {
-            values.push((Key::ResponseModel, Value::Shared(m.clone())));
-        }
-        if let Some(n) = self.input_tokens {
-            values.push((Key::InputTokens, n.into()));
-        }
-        if let Some(n) = self.output_tokens {
-            values.push((Key::OutputTokens, n.into()));
-        }
-        if !self.finish_reasons.is_empty() {
-            let reasons: Arc<[Arc<str>]> = self.finish_reasons.iter().cloned().collect();
-            values.push((Key::FinishReasons, Value::Strings(reasons)));
-        }
-        if let Some(text) = &self.output {
-            // Up to 64 KiB, not copied twice.
-            values.push((Key::OutputMessages, Value::Shared(text.as_str().into())));
-        }
-        values
-    }
-
     /// On the attempt span of `trace` (with `outcome` when it is known) and on its
-    /// request's span.
+    /// request's span: the strings are shared by both, not copied again.
     fn record_both(&self, trace: &AttemptTrace, outcome: Option<&'static str>) {
-        let values = self.values();
-        trace.request.update(|s| {
-            for (key, value) in &values {
-                s.attrs.set(*key, value.clone());
+        let reasons: Option<Arc<[Arc<str>]>> = (!self.finish_reasons.is_empty())
+            .then(|| self.finish_reasons.iter().cloned().collect());
+        // Up to 64 KiB of answer: one copy for both spans.
+        let output: Option<Arc<str>> = self.output.as_deref().map(Arc::from);
+        let set = |a: &mut Attributes| {
+            if let Some(m) = &self.response_model {
+                a.set(Key::ResponseModel, m.clone());
             }
-        });
+            if let Some(n) = self.input_tokens {
+                a.set(Key::InputTokens, n);
+            }
+            if let Some(n) = self.output_tokens {
+                a.set(Key::OutputTokens, n);
+            }
+            if let Some(r) = &reasons {
+                a.set(Key::FinishReasons, Value::Strings(r.clone()));
+            }
+            if let Some(text) = &output {
+                a.set(Key::OutputMessages, text.clone());
+            }
+        };
+        trace.request.update(|s| set(&mut s.attrs));
         trace.span.update(|s| {
-            for (key, value) in values {
-                s.attrs.set(key, value);
-            }
+            set(&mut s.attrs);
             if let Some(outcome) = outcome {
                 s.attrs.set(Key::Outcome, outcome);
             }
         });
     }
+}
+
+/// An answer's finish reason, shared: the common ones are made once, so most answers
+/// cost a reference count here, not an allocation.
+fn finish_reason(reason: &str) -> Arc<str> {
+    static COMMON: LazyLock<[Arc<str>; 4]> =
+        LazyLock::new(|| ["stop", "length", "tool_calls", "content_filter"].map(Arc::from));
+    COMMON
+        .iter()
+        .find(|common| ***common == *reason)
+        .cloned()
+        .unwrap_or_else(|| reason.into())
 }
 
 /// A good answer: on the attempt span and on its request span.
@@ -144,7 +146,7 @@ impl StreamTrace {
         }
         for choice in &chunk.choices {
             if let Some(r) = &choice.finish_reason {
-                self.facts.finish_reasons.push(r.as_str().into());
+                self.facts.finish_reasons.push(finish_reason(r));
             }
             if let (Some(out), Some(text)) = (&mut self.facts.output, &choice.delta.content) {
                 if out.len() + text.len() <= OUTPUT_LIMIT {

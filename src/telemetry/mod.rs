@@ -144,9 +144,6 @@ impl TelemetrySlot {
             .map_or_else(span::new_trace_id, SpanContext::trace_id);
         let sampled = t.sampled(caller.as_ref(), trace_id);
         let operation = operation(api);
-        let mut attrs = Attributes::default();
-        attrs.set(Key::OperationName, operation);
-        attrs.set(Key::Api, api);
         let start = Start {
             kind: Kind::Server,
             name: Name {
@@ -154,7 +151,10 @@ impl TelemetrySlot {
                 model: None,
             },
             fixed: None,
-            attrs,
+            attrs: |a: &mut Attributes| {
+                a.set(Key::OperationName, operation);
+                a.set(Key::Api, api);
+            },
         };
         Some(RequestTrace {
             span: Span::request(&t.queue, caller.as_ref(), trace_id, sampled, start),
@@ -218,9 +218,15 @@ pub fn routed(model: &str, route: &str, input: impl FnOnce() -> Option<String>) 
         let input = trace.capture.then(input).flatten();
         trace.span.update(|s| {
             let model: Arc<str> = model.into();
+            // A route is most often named by the model asked for: one string for both.
+            let route: Arc<str> = if route == &*model {
+                model.clone()
+            } else {
+                route.into()
+            };
             s.name.model = Some(model.clone());
             s.attrs.set(Key::RequestModel, model);
-            s.attrs.set(Key::Route, route.to_string());
+            s.attrs.set(Key::Route, route);
             if let Some(messages) = input {
                 s.attrs.set(Key::InputMessages, messages);
             }
@@ -265,10 +271,6 @@ pub fn attempt<B>(
                 .trace
                 .0
                 .get_or_init(|| TargetFixed::new(target, upstream.uri()));
-            let mut attrs = Attributes::default();
-            attrs.set(Key::OperationName, trace.operation);
-            attrs.set(Key::Attempt, i64::from(number));
-            attrs.set(Key::Failover, number > 1);
             let span = trace.span.child(Start {
                 kind: Kind::Client,
                 name: Name {
@@ -276,7 +278,11 @@ pub fn attempt<B>(
                     model: Some(fixed.model.clone()),
                 },
                 fixed: Some(fixed.encoded.clone()),
-                attrs,
+                attrs: |a: &mut Attributes| {
+                    a.set(Key::OperationName, trace.operation);
+                    a.set(Key::Attempt, i64::from(number));
+                    a.set(Key::Failover, number > 1);
+                },
             });
             traceparent::inject(span.context(), upstream.headers_mut());
             AttemptTrace {

@@ -34,8 +34,17 @@ impl Writer {
         self.0.extend_from_slice(fields);
     }
 
+    /// `bytes` as they are, with the one at `at` replaced by `byte`: a prefix made
+    /// once, with a one-byte length filled in.
     #[inline]
-    fn varint(&mut self, v: u64) {
+    pub(super) fn raw_patched(&mut self, bytes: &[u8], at: usize, byte: u8) {
+        let start = self.0.len();
+        self.0.extend_from_slice(bytes);
+        self.0[start + at] = byte;
+    }
+
+    #[inline]
+    pub(super) fn varint(&mut self, v: u64) {
         put_varint(&mut self.0, v);
     }
 

@@ -66,12 +66,14 @@ struct Live {
 }
 
 /// A new span: what it is and what it starts with.
-pub(super) struct Start {
+pub(super) struct Start<F> {
     pub kind: Kind,
     pub name: Name,
     /// Attributes already encoded.
     pub fixed: Option<Arc<[u8]>>,
-    pub attrs: Attributes,
+    /// Sets its first attributes (in place: the attribute slots are half a KiB, not
+    /// worth moving from call to call).
+    pub attrs: F,
 }
 
 impl Span {
@@ -83,7 +85,7 @@ impl Span {
         caller: Option<&SpanContext>,
         trace_id: TraceId,
         sampled: bool,
-        start: Start,
+        start: Start<impl FnOnce(&mut Attributes)>,
     ) -> Span {
         let (flags, state, parent) = match caller {
             Some(p) => (
@@ -104,7 +106,7 @@ impl Span {
     }
 
     /// A span under this one, sampled as this one is.
-    pub(super) fn child(&self, start: Start) -> Span {
+    pub(super) fn child(&self, start: Start<impl FnOnce(&mut Attributes)>) -> Span {
         let parent = &self.0.record.cx;
         let cx = SpanContext::new(
             parent.trace_id(),
@@ -121,7 +123,7 @@ impl Span {
         queue: Option<Arc<Queue>>,
         cx: SpanContext,
         parent: Option<(SpanId, bool)>,
-        start: Start,
+        start: Start<impl FnOnce(&mut Attributes)>,
     ) -> Span {
         let record = Record {
             cx,
@@ -130,16 +132,20 @@ impl Span {
             start: SystemTime::now(),
             fixed: start.fixed,
         };
-        let open = Open {
-            name: start.name,
-            attrs: start.attrs,
-            error: None,
-        };
-        Span(Arc::new(Live {
+        let mut live = Live {
             queue,
             record,
-            open: Mutex::new(open),
-        }))
+            open: Mutex::new(Open {
+                name: start.name,
+                attrs: Attributes::default(),
+                error: None,
+            }),
+        };
+        if live.queue.is_some() {
+            let open = live.open.get_mut().unwrap_or_else(PoisonError::into_inner);
+            (start.attrs)(&mut open.attrs);
+        }
+        Span(Arc::new(live))
     }
 
     /// Its identity, for children and for the `traceparent` sent upstream.
@@ -187,9 +193,7 @@ mod tests {
     use super::super::attrs::Key;
     use super::*;
 
-    fn start(kind: Kind) -> Start {
-        let mut attrs = Attributes::default();
-        attrs.set(Key::Api, "chat");
+    fn start(kind: Kind) -> Start<impl FnOnce(&mut Attributes)> {
         Start {
             kind,
             name: Name {
@@ -197,7 +201,7 @@ mod tests {
                 model: None,
             },
             fixed: None,
-            attrs,
+            attrs: |a: &mut Attributes| a.set(Key::Api, "chat"),
         }
     }
 
