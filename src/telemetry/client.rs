@@ -1,6 +1,7 @@
 //! The exporter's HTTP client: hyper, like every other outbound call of the proxy
 //! (no second HTTP stack), with the platform's web roots for an https collector.
 
+use bytes::buf::Chain;
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -10,12 +11,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+/// An export request's body: its head and the batch's spans, not copied together.
+pub(super) type Body = Chain<Bytes, Bytes>;
+
 /// A collector's answer is a small status message; more is not a collector.
 const ANSWER_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub(super) struct ExportClient {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Body>>,
 }
 
 impl ExportClient {
@@ -47,7 +51,7 @@ impl ExportClient {
         &self,
         uri: &Uri,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Body,
     ) -> Result<(StatusCode, Option<Duration>), String> {
         let mut request = Request::post(uri.clone())
             .body(Full::new(body))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, StatusCode, Uri};
 use opentelemetry_sdk::Resource;
@@ -58,18 +58,22 @@ impl Collector {
 
     /// Sends one batch (spans as [`otlp::append_span`] wrote them); `Err` says why it
     /// was lost.
-    pub(super) async fn export(&self, spans: &[u8]) -> Result<(), String> {
-        let body = Bytes::from(otlp::request(
+    pub(super) async fn export(&self, spans: Bytes) -> Result<(), String> {
+        let head = Bytes::from(otlp::request_head(
             &self.resource,
             &self.resource_schema,
             &self.scope,
-            spans,
+            spans.len(),
         ));
         let mut backoff = FIRST_BACKOFF;
         for retry in 0..=RETRIES {
             let failure = match self
                 .client
-                .post(&self.endpoint, &self.headers, body.clone())
+                .post(
+                    &self.endpoint,
+                    &self.headers,
+                    head.clone().chain(spans.clone()),
+                )
                 .await
             {
                 Ok((status, _)) if status.is_success() => return Ok(()),

@@ -200,8 +200,11 @@ async fn export_loop(collector: Collector, shared: Arc<Shared>, failed: Counter)
             }
         }
         let taken = shared.take();
-        for (range, n) in taken.requests() {
-            send(&collector, &taken.bytes[range], n, &failed).await;
+        let requests = taken.requests();
+        // Sent in slices of the batch's buffer, no copy.
+        let bytes = bytes::Bytes::from(taken.bytes);
+        for (range, n) in requests {
+            send(&collector, bytes.slice(range), n, &failed).await;
         }
     }
 }
@@ -224,7 +227,7 @@ impl Taken {
     }
 }
 
-async fn send(collector: &Collector, spans: &[u8], n: usize, failed: &Counter) {
+async fn send(collector: &Collector, spans: bytes::Bytes, n: usize, failed: &Counter) {
     let n = n as u64;
     match tokio::time::timeout(EXPORT_TIMEOUT, collector.export(spans)).await {
         Ok(Ok(())) => {}

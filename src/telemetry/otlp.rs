@@ -36,27 +36,34 @@ pub(super) fn append_span(batch: &mut Vec<u8>, record: &Record, open: &Open, end
     *batch = w.into_bytes();
 }
 
-/// The request body for `spans` (entries written by [`append_span`]), all of one
-/// instrumentation scope — understudy's. `resource` and `scope` are [`resource`]'s
-/// and [`scope`]'s encodings, made once.
-pub(super) fn request(
+/// The start of the request body for `spans_len` bytes of spans (entries written by
+/// [`append_span`]), all of one instrumentation scope — understudy's: the body is this
+/// and then the spans, sent as they are (a batch is not copied into a body). `resource`
+/// and `scope` are [`resource`]'s and [`scope`]'s encodings, made once.
+pub(super) fn request_head(
     resource: &[u8],
     resource_schema: &str,
     scope: &[u8],
-    spans: &[u8],
+    spans_len: usize,
 ) -> Vec<u8> {
-    let mut out = Writer::with_capacity(resource.len() + scope.len() + spans.len() + 64);
+    // ScopeSpans { scope = 1; repeated Span spans = 2; schema_url = 3 }
+    let scope_spans = delimited_len(scope.len()) + spans_len;
+    // ResourceSpans { resource = 1; repeated ScopeSpans scope_spans = 2; schema_url = 3 },
+    // the schema first: protobuf fields may come in any order, and the spans must be
+    // last.
+    let schema = if resource_schema.is_empty() {
+        0
+    } else {
+        delimited_len(resource_schema.len())
+    };
+    let resource_spans = delimited_len(resource.len()) + schema + delimited_len(scope_spans);
+    let mut out = Writer::with_capacity(resource.len() + scope.len() + 32);
     // ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 }
-    out.message(1, 3, |rs| {
-        // ResourceSpans { resource = 1; repeated ScopeSpans scope_spans = 2; schema_url = 3 }
-        rs.encoded(1, resource);
-        // ScopeSpans { scope = 1; repeated Span spans = 2; schema_url = 3 }
-        rs.message(2, 3, |ss| {
-            ss.encoded(1, scope);
-            ss.raw(spans);
-        });
-        rs.string(3, resource_schema);
-    });
+    out.delimited(1, resource_spans);
+    out.encoded(1, resource);
+    out.string(3, resource_schema);
+    out.delimited(2, scope_spans);
+    out.encoded(1, scope);
     out.into_bytes()
 }
 
@@ -429,21 +436,32 @@ mod tests {
         for (record, open, end, _) in &cases {
             append_span(&mut bytes, record, open, *end);
         }
-        let ours = request(
-            &super::resource(&resource),
-            "",
-            &scope("understudy"),
-            &bytes,
-        );
-        let theirs = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(
-                cases.into_iter().map(|c| c.3).collect(),
-                &(&resource).into(),
-            ),
-        };
-        let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
-        assert_eq!(decoded, theirs);
-        // Same fields, and no more bytes than prost itself writes.
-        assert_eq!(ours.len(), theirs.encoded_len());
+        for schema in ["", "https://opentelemetry.io/schemas/1.30.0"] {
+            let resource = Resource::builder_empty()
+                .with_schema_url(
+                    resource
+                        .iter()
+                        .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+                    schema,
+                )
+                .build();
+            let mut ours = request_head(
+                &super::resource(&resource),
+                schema,
+                &scope("understudy"),
+                bytes.len(),
+            );
+            ours.extend_from_slice(&bytes);
+            let theirs = ExportTraceServiceRequest {
+                resource_spans: group_spans_by_resource_and_scope(
+                    cases.iter().map(|c| c.3.clone()).collect(),
+                    &(&resource).into(),
+                ),
+            };
+            let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
+            assert_eq!(decoded, theirs, "schema {schema:?}");
+            // Same fields, and no more bytes than prost itself writes.
+            assert_eq!(ours.len(), theirs.encoded_len());
+        }
     }
 }
