@@ -13,13 +13,14 @@ mod client;
 mod collector;
 mod export;
 mod facts;
+mod fixed;
 mod otlp;
 mod protobuf;
 mod span;
 mod traceparent;
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use opentelemetry::propagation::TextMapPropagator;
@@ -31,10 +32,11 @@ use prometheus_client::metrics::counter::Counter;
 use crate::config::TelemetryPolicy;
 use crate::providers::Target;
 
-use attrs::{Attributes, Key, Value};
+use attrs::{Attributes, Key};
 use span::{Kind, Name, Span, Start};
 
 pub use facts::{attempt_answered, Facts, StreamTrace};
+pub use fixed::TargetAttributes;
 
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 /// The instrumentation scope every span is exported under.
@@ -144,22 +146,27 @@ impl TelemetrySlot {
             .map_or_else(span::new_trace_id, SpanContext::trace_id);
         let sampled = t.sampled(caller.as_ref(), trace_id);
         let operation = operation(api);
+        let door = fixed::door(api);
         let start = Start {
             kind: Kind::Server,
             name: Name {
                 operation,
                 model: None,
             },
-            fixed: None,
+            fixed: door.map_or(&[], |d| &d.request),
+            target: None,
             attrs: |a: &mut Attributes| {
-                a.set(Key::OperationName, operation);
-                a.set(Key::Api, api);
+                if door.is_none() {
+                    a.set(Key::OperationName, operation);
+                    a.set(Key::Api, api);
+                }
             },
         };
         Some(RequestTrace {
             span: Span::request(&t.queue, caller.as_ref(), trace_id, sampled, start),
             capture: t.policy.capture_content,
             operation,
+            door,
         })
     }
 }
@@ -179,6 +186,7 @@ pub struct RequestTrace {
     span: Span,
     capture: bool,
     operation: &'static str,
+    door: Option<&'static fixed::Door>,
 }
 
 tokio::task_local! {
@@ -267,19 +275,19 @@ pub fn attempt<B>(
 ) -> Option<AttemptTrace> {
     CURRENT
         .try_with(|trace| {
-            let fixed = target
-                .trace
-                .0
-                .get_or_init(|| TargetFixed::new(target, upstream.uri()));
+            let fixed = target.trace.get(target, upstream.uri());
             let span = trace.span.child(Start {
                 kind: Kind::Client,
                 name: Name {
                     operation: trace.operation,
                     model: Some(fixed.model.clone()),
                 },
-                fixed: Some(fixed.encoded.clone()),
+                fixed: trace.door.map_or(&[], |d| &d.attempt),
+                target: Some(fixed.encoded.clone()),
                 attrs: |a: &mut Attributes| {
-                    a.set(Key::OperationName, trace.operation);
+                    if trace.door.is_none() {
+                        a.set(Key::OperationName, trace.operation);
+                    }
                     a.set(Key::Attempt, i64::from(number));
                     a.set(Key::Failover, number > 1);
                 },
@@ -292,41 +300,6 @@ pub fn attempt<B>(
             }
         })
         .ok()
-}
-
-/// A target's attempt attributes that do not change from one attempt to the next,
-/// encoded on its first traced attempt and copied into each attempt span as bytes.
-#[derive(Debug, Default)]
-pub struct TargetAttributes(OnceLock<TargetFixed>);
-
-#[derive(Debug)]
-struct TargetFixed {
-    /// For the span's name.
-    model: Arc<str>,
-    encoded: Arc<[u8]>,
-}
-
-impl TargetFixed {
-    fn new(target: &Target, uri: &http::Uri) -> TargetFixed {
-        let provider = &target.provider;
-        let mut attrs = vec![
-            ("gen_ai.system", Value::Static(facts::system(provider.kind))),
-            ("gen_ai.request.model", Value::Text(target.model.clone())),
-            ("understudy.provider", Value::Text(provider.name.clone())),
-            ("understudy.target", Value::Text(target.label.clone())),
-        ];
-        // The base URL's host: the same for every attempt at this target.
-        if let Some(host) = uri.host() {
-            attrs.push(("server.address", Value::Text(host.to_string())));
-        }
-        if let Some(port) = uri.port_u16() {
-            attrs.push(("server.port", Value::Int(i64::from(port))));
-        }
-        TargetFixed {
-            model: target.model.as_str().into(),
-            encoded: otlp::fixed_attributes(attrs).into(),
-        }
-    }
 }
 
 #[cfg(test)]

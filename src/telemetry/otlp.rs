@@ -130,8 +130,9 @@ fn span(s: &mut Writer, record: &Record, open: &Open, end: SystemTime) {
     s.uint(6, kind(record.kind));
     s.fixed64(7, nanos(record.start));
     s.fixed64(8, nanos(end));
-    if let Some(fixed) = &record.fixed {
-        s.raw(fixed);
+    s.raw(record.fixed);
+    if let Some(target) = &record.target {
+        s.raw(target);
     }
     for (key, value) in open.attrs.iter() {
         key_attribute(s, key, value);
@@ -400,7 +401,8 @@ mod tests {
                     parent,
                     kind,
                     start: t0,
-                    fixed: fixed
+                    fixed: &[],
+                    target: fixed
                         .map(|f| fixed_attributes(f.iter().map(|(k, v)| (*k, v.clone()))).into()),
                 };
                 let open = Open { name, attrs, error };

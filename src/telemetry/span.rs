@@ -48,8 +48,9 @@ pub(super) struct Record {
     pub parent: Option<(SpanId, bool)>,
     pub kind: Kind,
     pub start: SystemTime,
-    /// Attributes already encoded (an attempt's target's, the same every attempt).
-    pub fixed: Option<Arc<[u8]>>,
+    /// Attributes already encoded: its front door's, and an attempt's target's.
+    pub fixed: &'static [u8],
+    pub target: Option<Arc<[u8]>>,
 }
 
 /// A recording span. Clones share it; the last one dropped ends it.
@@ -70,7 +71,8 @@ pub(super) struct Start<F> {
     pub kind: Kind,
     pub name: Name,
     /// Attributes already encoded.
-    pub fixed: Option<Arc<[u8]>>,
+    pub fixed: &'static [u8],
+    pub target: Option<Arc<[u8]>>,
     /// Sets its first attributes (in place: the attribute slots are half a KiB, not
     /// worth moving from call to call).
     pub attrs: F,
@@ -131,6 +133,7 @@ impl Span {
             kind: start.kind,
             start: SystemTime::now(),
             fixed: start.fixed,
+            target: start.target,
         };
         let mut live = Live {
             queue,
@@ -200,7 +203,8 @@ mod tests {
                 operation: "chat",
                 model: None,
             },
-            fixed: None,
+            fixed: &[],
+            target: None,
             attrs: |a: &mut Attributes| a.set(Key::Api, "chat"),
         }
     }

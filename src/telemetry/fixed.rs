@@ -1,0 +1,106 @@
+//! Attributes that are the same on every span of a kind, encoded once and copied into
+//! each span as bytes: a front door's operation and API, an attempt's target
+//! (provider, model, host). Measured, an attribute encoded per span costs about as
+//! much as a short `memcpy` costs per span for all of them.
+
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use super::attrs::{Key, Value};
+use super::{facts, operation, otlp};
+use crate::providers::Target;
+
+/// A front door's fixed attributes: on its request spans, and on their attempts'.
+pub(super) struct Door {
+    api: &'static str,
+    pub request: Vec<u8>,
+    pub attempt: Vec<u8>,
+}
+
+/// Every front door's `api()`; an API not listed here gets the same attributes set
+/// one by one.
+const APIS: [&str; 5] = [
+    "chat",
+    "responses",
+    "messages",
+    "count_tokens",
+    "embeddings",
+];
+
+static DOORS: LazyLock<Vec<Door>> = LazyLock::new(|| {
+    APIS.iter()
+        .map(|&api| {
+            let op = (Key::OperationName.name(), Value::Static(operation(api)));
+            Door {
+                api,
+                request: otlp::fixed_attributes([
+                    op.clone(),
+                    (Key::Api.name(), Value::Static(api)),
+                ]),
+                attempt: otlp::fixed_attributes([op]),
+            }
+        })
+        .collect()
+});
+
+pub(super) fn door(api: &str) -> Option<&'static Door> {
+    DOORS.iter().find(|d| d.api == api)
+}
+
+/// A target's attempt attributes that do not change from one attempt to the next,
+/// encoded on its first traced attempt.
+#[derive(Debug, Default)]
+pub struct TargetAttributes(OnceLock<TargetFixed>);
+
+#[derive(Debug)]
+pub(super) struct TargetFixed {
+    /// For the span's name.
+    pub model: Arc<str>,
+    pub encoded: Arc<[u8]>,
+}
+
+impl TargetAttributes {
+    /// `uri`: the attempt's upstream URL (its host is the base URL's: the same for
+    /// every attempt at this target).
+    pub(super) fn get(&self, target: &Target, uri: &http::Uri) -> &TargetFixed {
+        self.0.get_or_init(|| {
+            let provider = &target.provider;
+            let mut attrs = vec![
+                (
+                    Key::System.name(),
+                    Value::Static(facts::system(provider.kind)),
+                ),
+                (Key::RequestModel.name(), Value::Text(target.model.clone())),
+                ("understudy.provider", Value::Text(provider.name.clone())),
+                ("understudy.target", Value::Text(target.label.clone())),
+            ];
+            if let Some(host) = uri.host() {
+                attrs.push(("server.address", Value::Text(host.to_string())));
+            }
+            if let Some(port) = uri.port_u16() {
+                attrs.push(("server.port", Value::Int(i64::from(port))));
+            }
+            TargetFixed {
+                model: target.model.as_str().into(),
+                encoded: otlp::fixed_attributes(attrs).into(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontdoor::chat::CHAT;
+    use crate::frontdoor::messages::{COUNT_TOKENS, MESSAGES};
+    use crate::frontdoor::responses::RESPONSES;
+    use crate::frontdoor::Dialect;
+
+    #[test]
+    fn every_front_door_has_its_attributes_encoded_once() {
+        let doors: [&dyn Dialect; 4] = [&CHAT, &RESPONSES, &MESSAGES, &COUNT_TOKENS];
+        for api in doors.iter().map(|d| d.api()).chain(["embeddings"]) {
+            assert!(door(api).is_some(), "{api}");
+        }
+        assert!(door("unknown").is_none());
+    }
+}
