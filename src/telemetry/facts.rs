@@ -68,8 +68,7 @@ impl Facts {
     /// On the attempt span of `trace` (with `outcome` when it is known) and on its
     /// request's span: the strings are shared by both, not copied again.
     fn record_both(&self, trace: &AttemptTrace, outcome: Option<&'static str>) {
-        let reasons: Option<Arc<[Arc<str>]>> = (!self.finish_reasons.is_empty())
-            .then(|| self.finish_reasons.iter().cloned().collect());
+        let reasons = (!self.finish_reasons.is_empty()).then(|| reasons(&self.finish_reasons));
         // Up to 64 KiB of answer: one copy for both spans.
         let output: Option<Arc<str>> = self.output.as_deref().map(Arc::from);
         let set = |a: &mut Attributes| {
@@ -99,16 +98,43 @@ impl Facts {
     }
 }
 
-/// An answer's finish reason, shared: the common ones are made once, so most answers
-/// cost a reference count here, not an allocation.
+/// The finish reasons nearly every answer gives, made once.
+const COMMON: [&str; 4] = ["stop", "length", "tool_calls", "content_filter"];
+
+struct Common {
+    reasons: [Arc<str>; 4],
+    /// Each as a list of one: an answer's usual `gen_ai.response.finish_reasons`.
+    lists: [Arc<[Arc<str>]>; 4],
+}
+
+static SHARED: LazyLock<Common> = LazyLock::new(|| {
+    let reasons = COMMON.map(Arc::from);
+    Common {
+        lists: reasons.clone().map(|r| Arc::from([r])),
+        reasons,
+    }
+});
+
+/// An answer's finish reason, shared: most answers cost a reference count here, not
+/// an allocation.
 fn finish_reason(reason: &str) -> Arc<str> {
-    static COMMON: LazyLock<[Arc<str>; 4]> =
-        LazyLock::new(|| ["stop", "length", "tool_calls", "content_filter"].map(Arc::from));
-    COMMON
+    SHARED
+        .reasons
         .iter()
         .find(|common| ***common == *reason)
         .cloned()
         .unwrap_or_else(|| reason.into())
+}
+
+/// The reasons as one list for both spans; a common one alone is shared, not made.
+fn reasons(list: &[Arc<str>]) -> Arc<[Arc<str>]> {
+    if let [one] = list {
+        let common = SHARED.reasons.iter().position(|r| Arc::ptr_eq(r, one));
+        if let Some(i) = common {
+            return SHARED.lists[i].clone();
+        }
+    }
+    list.iter().cloned().collect()
 }
 
 /// A good answer: on the attempt span and on its request span.
@@ -195,6 +221,17 @@ impl Drop for StreamTrace {
 mod tests {
     use super::*;
     use crate::canonical::{Choice, ResponseMessage};
+
+    #[test]
+    fn a_common_reason_is_shared_and_any_other_kept_as_given() {
+        let stop = reasons(&[finish_reason("stop")]);
+        assert!(Arc::ptr_eq(&stop, &reasons(&[finish_reason("stop")])));
+        assert_eq!(&*stop, [Arc::from("stop")]);
+        let odd = reasons(&[finish_reason("pause_turn")]);
+        assert_eq!(&*odd, [Arc::from("pause_turn")]);
+        let two = reasons(&[finish_reason("stop"), finish_reason("length")]);
+        assert_eq!(&*two, [Arc::from("stop"), Arc::from("length")]);
+    }
 
     #[test]
     fn kinds_map_to_genai_systems() {

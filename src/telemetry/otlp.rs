@@ -9,7 +9,7 @@
 //! test decodes our bytes with `opentelemetry-proto` and compares them with that
 //! crate's own conversion of the same spans.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::TraceState;
@@ -223,18 +223,16 @@ fn delimited_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-/// The size of `value`'s `AnyValue` message.
+/// The size of `value`'s `AnyValue` message. Inlined, as [`any`] is, into every
+/// attribute's writing (measured: the calls cost a tenth of a span's encoding); the
+/// rare array is written out of line.
+#[inline(always)]
 fn any_len(value: &Value) -> usize {
     match value {
         Value::Bool(_) => 2,
         Value::Int(i) => 1 + varint_len(*i as u64),
         Value::Float(_) => 9,
-        // ArrayValue { repeated AnyValue values = 1 }, each a string.
-        Value::Strings(list) => delimited_len(
-            list.iter()
-                .map(|t| delimited_len(delimited_len(t.len())))
-                .sum(),
-        ),
+        Value::Strings(list) => delimited_len(strings_len(list)),
         text => delimited_len(text.as_str().map_or(0, str::len)),
     }
 }
@@ -242,30 +240,37 @@ fn any_len(value: &Value) -> usize {
 /// AnyValue { oneof { string_value = 1; bool_value = 2; int_value = 3;
 /// double_value = 4; ArrayValue array_value = 5 } } — a oneof: written even when it
 /// holds a default.
+#[inline(always)]
 fn any(s: &mut Writer, value: &Value) {
     match value {
         Value::Bool(b) => s.uint_always(2, u64::from(*b)),
         Value::Int(i) => s.uint_always(3, *i as u64),
         Value::Float(f) => s.fixed64_always(4, f.to_bits()),
-        Value::Strings(list) => {
-            let inner: usize = list
-                .iter()
-                .map(|t| delimited_len(delimited_len(t.len())))
-                .sum();
-            s.delimited(5, inner);
-            for t in list.iter() {
-                s.delimited(1, delimited_len(t.len()));
-                s.string_always(1, t);
-            }
-        }
+        Value::Strings(list) => strings(s, list),
         text => s.string_always(1, text.as_str().unwrap_or_default()),
+    }
+}
+
+/// ArrayValue { repeated AnyValue values = 1 }, each a string: its size.
+#[inline(never)]
+fn strings_len(list: &[Arc<str>]) -> usize {
+    list.iter()
+        .map(|t| delimited_len(delimited_len(t.len())))
+        .sum()
+}
+
+#[inline(never)]
+fn strings(s: &mut Writer, list: &[Arc<str>]) {
+    s.delimited(5, strings_len(list));
+    for t in list {
+        s.delimited(1, delimited_len(t.len()));
+        s.string_always(1, t);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
-    use std::sync::Arc;
     use std::time::Duration;
 
     use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
