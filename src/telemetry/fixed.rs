@@ -69,12 +69,21 @@ impl TargetAttributes {
                     Key::System.name(),
                     Value::Static(facts::system(provider.kind)),
                 ),
-                (Key::RequestModel.name(), Value::Text(target.model.clone())),
-                ("understudy.provider", Value::Text(provider.name.clone())),
-                ("understudy.target", Value::Text(target.label.clone())),
+                (
+                    Key::RequestModel.name(),
+                    Value::Text(target.model.as_str().into()),
+                ),
+                (
+                    "understudy.provider",
+                    Value::Text(provider.name.as_str().into()),
+                ),
+                (
+                    "understudy.target",
+                    Value::Text(target.label.as_str().into()),
+                ),
             ];
             if let Some(host) = uri.host() {
-                attrs.push(("server.address", Value::Text(host.to_string())));
+                attrs.push(("server.address", Value::Text(host.into())));
             }
             if let Some(port) = uri.port_u16() {
                 attrs.push(("server.port", Value::Int(i64::from(port))));

@@ -88,7 +88,7 @@ pub(super) fn resource(resource: &Resource) -> Vec<u8> {
                 Value::Strings(list.iter().map(|s| s.as_str().into()).collect())
             }
             // Strings, and the rare array of another kind as its text.
-            other => Value::Text(other.as_str().into_owned()),
+            other => Value::Text(other.as_str().into()),
         };
         attribute(&mut out, 1, k.as_str(), &value);
     }
