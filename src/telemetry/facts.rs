@@ -68,6 +68,11 @@ impl Facts {
     /// On the attempt span of `trace` (with `outcome` when it is known) and on its
     /// request's span: the strings are shared by both, not copied again.
     fn record_both(&self, trace: &AttemptTrace, outcome: Option<&'static str>) {
+        self.record(trace, outcome, true);
+    }
+
+    /// On the attempt span, and on the request span too when `on_request`.
+    fn record(&self, trace: &AttemptTrace, outcome: Option<&'static str>, on_request: bool) {
         let reasons = (!self.finish_reasons.is_empty()).then(|| reasons(&self.finish_reasons));
         // Up to 64 KiB of answer: one copy for both spans.
         let output: Option<Arc<str>> = self.output.as_deref().map(Arc::from);
@@ -88,7 +93,9 @@ impl Facts {
                 a.set(Key::OutputMessages, text.clone());
             }
         };
-        trace.request.update(|s| set(&mut s.attrs));
+        if on_request {
+            trace.request.update(|s| set(&mut s.attrs));
+        }
         trace.span.update(|s| {
             set(&mut s.attrs);
             if let Some(outcome) = outcome {
@@ -208,11 +215,12 @@ impl StreamTrace {
     }
 }
 
-/// A client that leaves mid-stream drops the body: the spans end, marked so.
+/// A client that leaves mid-stream drops the body: the spans end, the attempt's
+/// marked so with what had arrived (the request span tells only what the client got).
 impl Drop for StreamTrace {
     fn drop(&mut self) {
         if !self.ended {
-            self.facts.record_both(&self.trace, Some("cancelled"));
+            self.facts.record(&self.trace, Some("cancelled"), false);
         }
     }
 }
@@ -231,6 +239,59 @@ mod tests {
         assert_eq!(&*odd, [Arc::from("pause_turn")]);
         let two = reasons(&[finish_reason("stop"), finish_reason("length")]);
         assert_eq!(&*two, [Arc::from("stop"), Arc::from("length")]);
+    }
+
+    #[test]
+    fn a_stream_the_client_left_marks_its_attempt_cancelled_and_tells_the_request_nothing() {
+        use super::super::span::testing::{exported, queue, start};
+        use super::super::span::{Kind, Span};
+
+        let queue = queue();
+        let request = Span::request(
+            &queue,
+            None,
+            super::super::span::new_trace_id(),
+            true,
+            start(Kind::Server),
+        );
+        let trace = AttemptTrace {
+            span: request.child(start(Kind::Client)),
+            request,
+            capture: false,
+        };
+        let mut stream = StreamTrace::of(&trace);
+        let chunk: ChatChunk = serde_json::from_value(serde_json::json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"content": "secret"}}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8}
+        }))
+        .unwrap();
+        stream.chunk(&chunk);
+        drop((stream, trace));
+        let spans = exported(&queue);
+        let attr = |s: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
+            s.attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .map(|kv| format!("{:?}", kv.value))
+        };
+        let (attempt, request) = (&spans[0], &spans[1]);
+        assert_eq!(attempt.kind, 3, "the attempt ends first");
+        assert!(attr(attempt, "understudy.outcome")
+            .unwrap()
+            .contains("cancelled"));
+        assert!(attr(attempt, "gen_ai.usage.input_tokens")
+            .unwrap()
+            .contains('7'));
+        assert_eq!(attr(request, "gen_ai.usage.input_tokens"), None);
+        assert_eq!(attr(request, "understudy.outcome"), None);
+        for s in &spans {
+            assert_eq!(
+                attr(s, "gen_ai.output.messages"),
+                None,
+                "no content without capture"
+            );
+        }
     }
 
     #[test]

@@ -223,7 +223,10 @@ impl RequestTrace {
 /// read the body.
 pub fn routed(model: &str, route: &str, input: impl FnOnce() -> Option<String>) {
     let _ = CURRENT.try_with(|trace| {
-        let input = trace.capture.then(input).flatten();
+        // The prompt as JSON only for a span that keeps it.
+        let input = (trace.capture && trace.span.is_recording())
+            .then(input)
+            .flatten();
         trace.span.update(|s| {
             let model: Arc<str> = model.into();
             // A route is most often named by the model asked for: one string for both.

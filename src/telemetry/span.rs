@@ -159,9 +159,14 @@ impl Span {
         &self.0.record.cx
     }
 
+    /// Whether it is sampled: recorded and exported.
+    pub(super) fn is_recording(&self) -> bool {
+        self.0.queue.is_some()
+    }
+
     /// Changes what is recorded; not at all when the span is not sampled.
     pub(super) fn update(&self, f: impl FnOnce(&mut Open)) {
-        if self.0.queue.is_some() {
+        if self.is_recording() {
             // A panic while a span was updated leaves it as it was then: still worth
             // sending.
             f(&mut self.0.open.lock().unwrap_or_else(PoisonError::into_inner));
@@ -189,17 +194,21 @@ fn new_span_id() -> SpanId {
     SpanId::from(fastrand::u64(1..))
 }
 
+/// Spans without an export task, for the telemetry module's tests.
 #[cfg(test)]
-mod tests {
-    use opentelemetry::trace::TraceFlags;
-    use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
+pub(super) mod testing {
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span as Exported};
     use prometheus_client::metrics::counter::Counter;
     use prost::Message;
 
     use super::super::attrs::Key;
     use super::*;
 
-    fn start(kind: Kind) -> Start<impl FnOnce(&mut Attributes)> {
+    pub fn queue() -> Arc<Queue> {
+        Arc::new(Queue::unstarted(16, Counter::default()))
+    }
+
+    pub fn start(kind: Kind) -> Start<impl FnOnce(&mut Attributes)> {
         Start {
             kind,
             name: Name {
@@ -212,15 +221,24 @@ mod tests {
         }
     }
 
-    fn exported(queue: &Queue) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    /// The spans that ended, as a collector decodes them.
+    pub fn exported(queue: &Queue) -> Vec<Exported> {
         ScopeSpans::decode(queue.take_bytes().as_slice())
             .unwrap()
             .spans
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceFlags;
+
+    use super::testing::{exported, queue, start};
+    use super::*;
 
     #[test]
     fn a_span_ends_when_its_last_handle_goes_and_its_child_is_in_its_trace() {
-        let queue = Arc::new(Queue::unstarted(16, Counter::default()));
+        let queue = queue();
         let caller = SpanContext::new(
             TraceId::from(7_u128),
             SpanId::from(9_u64),
@@ -260,12 +278,13 @@ mod tests {
 
     #[test]
     fn an_unsampled_trace_is_propagated_but_never_recorded() {
-        let queue = Arc::new(Queue::unstarted(16, Counter::default()));
+        let queue = queue();
         let request = Span::request(&queue, None, new_trace_id(), false, start(Kind::Server));
         let attempt = request.child(start(Kind::Client));
         let mut called = false;
         attempt.update(|_| called = true);
         assert!(!called, "nothing recorded for a span nobody keeps");
+        assert!(!request.is_recording() && !attempt.is_recording());
         let (r, a) = (request.context().clone(), attempt.context().clone());
         assert!(r.is_valid() && a.is_valid());
         assert!(!a.is_sampled());
