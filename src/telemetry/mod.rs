@@ -153,14 +153,9 @@ impl TelemetrySlot {
                 operation,
                 model: None,
             },
-            fixed: door.map_or(&[], |d| &d.request),
+            fixed: &door.request,
             target: None,
-            attrs: |a: &mut Attributes| {
-                if door.is_none() {
-                    a.set(Key::OperationName, operation);
-                    a.set(Key::Api, api);
-                }
-            },
+            attrs: |_: &mut Attributes| {},
         };
         Some(RequestTrace {
             span: Span::request(&t.queue, caller.as_ref(), trace_id, sampled, start),
@@ -186,7 +181,7 @@ pub struct RequestTrace {
     span: Span,
     capture: bool,
     operation: &'static str,
-    door: Option<&'static fixed::Door>,
+    door: &'static fixed::Door,
 }
 
 tokio::task_local! {
@@ -285,12 +280,9 @@ pub fn attempt<B>(
                     operation: trace.operation,
                     model: Some(fixed.model.clone()),
                 },
-                fixed: trace.door.map_or(&[], |d| &d.attempt),
+                fixed: &trace.door.attempt,
                 target: Some(fixed.encoded.clone()),
                 attrs: |a: &mut Attributes| {
-                    if trace.door.is_none() {
-                        a.set(Key::OperationName, trace.operation);
-                    }
                     a.set(Key::Attempt, i64::from(number));
                     a.set(Key::Failover, number > 1);
                 },
